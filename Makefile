@@ -1,0 +1,77 @@
+# mmcourse: two commands for a newcomer, `make lab` and `make test`; the rest are for maintainers.
+# VENV=/path/to/env points every target at an existing environment instead of ./.venv.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.mmcourse-installed
+NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.py))
+# Offline and CPU: no hub downloads, two threads like the course machines.
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export PYTHONHASHSEED := 0
+export MPLBACKEND := Agg
+
+.PHONY: help setup lab sync sync-check execute student weights bench test test-fast test-notebooks test-browser clean
+
+help:
+	@echo "make lab         set up if needed, then open JupyterLab on notebooks/"
+	@echo "make test        set up if needed, then run every check (unit, sync, notebooks, student, browser)"
+	@echo "make test-fast   unit tests only"
+	@echo "make sync        pair notebooks/NN_topic.py with NN_topic.ipynb (jupytext)"
+	@echo "make execute     re-run every notebook and store its outputs in the .ipynb"
+	@echo "make student     write student notebooks (solutions stripped) to build/student/"
+	@echo "make weights     retrain the shipped checkpoints and update the sha256 registry"
+	@echo "make bench       speed and quality tables"
+	@echo "make clean       remove build/ and caches (keeps the venv)"
+
+$(PY):
+	python3 -m venv $(VENV)
+
+# Installs once, again when the dependency files change. constraints.txt pins the CPU torch wheel.
+$(STAMP): pyproject.toml constraints.txt | $(PY)
+	$(PY) -m pip install --upgrade pip
+	$(PY) -m pip install -c constraints.txt -e ".[lab,test]"
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+sync: setup
+	$(VENV)/bin/jupytext --sync $(NOTEBOOKS)
+
+# Fails when a .py and its .ipynb disagree (tracked files only: run after committing).
+sync-check: setup
+	$(VENV)/bin/jupytext --sync $(NOTEBOOKS)
+	@git diff --exit-code -- notebooks/ || (echo "notebook pairs out of sync: run 'make sync' (or 'make execute') and commit" && exit 1)
+
+lab: sync
+	$(VENV)/bin/jupyter lab notebooks/
+
+execute: setup
+	$(PY) -m mmcourse.tools.execute $(NOTEBOOKS)
+
+student: setup
+	$(PY) -m mmcourse.tools.student $(NOTEBOOKS) --out build/student
+
+weights: setup
+	$(PY) -m mmcourse.weights.build all
+
+bench: setup
+	$(PY) -m bench
+
+test-fast: setup
+	$(PY) -m pytest -q -m "not browser and not slow" tests
+
+test-notebooks: setup
+	$(PY) -m pytest -q -p no:cacheprovider --nbval-lax --nbval-current-env \
+		--nbval-sanitize-with tests/nbval_sanitize.cfg notebooks/
+
+test-browser: setup
+	$(PY) -m pytest -q -m browser tests
+
+test: setup sync-check
+	$(PY) -m pytest -q -m "not browser" tests
+	$(MAKE) --no-print-directory test-notebooks
+	$(MAKE) --no-print-directory test-browser
+
+clean:
+	rm -rf build .pytest_cache
+	find . -name __pycache__ -not -path "./$(VENV)/*" -prune -exec rm -rf {} +

@@ -1,0 +1,119 @@
+"""The engine behind every ``check_<name>``: run cases, compare, explain the first difference."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+
+
+@dataclass
+class Case:
+    """One input to try: positional ``args`` and a short human description of them."""
+
+    args: tuple
+    description: str
+
+
+def describe(x: Any, limit: int = 6) -> str:
+    """A short description of a value for feedback: shape and dtype, and the values if few."""
+    if isinstance(x, torch.Tensor):
+        if x.numel() <= limit:
+            return f"tensor {x.tolist()} (dtype {x.dtype})"
+        return f"tensor of shape {tuple(x.shape)}, dtype {x.dtype}"
+    if isinstance(x, np.ndarray):
+        return f"array of shape {x.shape}, dtype {x.dtype}"
+    if isinstance(x, (tuple, list)):
+        return f"{type(x).__name__} of {len(x)}: (" + ", ".join(describe(v, limit) for v in x) + ")"
+    return repr(x)
+
+
+def _compare(got: Any, want: Any, atol: float, rtol: float, path: str = "the result") -> str | None:
+    """None if ``got`` matches ``want``; otherwise a sentence saying how it differs."""
+    if isinstance(want, (tuple, list)):
+        if not isinstance(got, (tuple, list)) or len(got) != len(want):
+            return f"{path} should be a {type(want).__name__} of {len(want)} values, got {describe(got)}"
+        for i, (g, w) in enumerate(zip(got, want)):
+            msg = _compare(g, w, atol, rtol, f"{path}[{i}]")
+            if msg:
+                return msg
+        return None
+    if isinstance(want, torch.Tensor):
+        if not isinstance(got, torch.Tensor):
+            return f"{path} should be a torch.Tensor, got {type(got).__name__}"
+        if got.shape != want.shape:
+            return f"{path} should have shape {tuple(want.shape)}, got shape {tuple(got.shape)}"
+        if want.dtype == torch.bool or not want.is_floating_point():
+            if not torch.equal(got.to(want.dtype), want):
+                bad = (got.to(want.dtype) != want).nonzero()[0].tolist()
+                return f"{path} differs at index {bad}: expected {want[tuple(bad)].item()}, got {got[tuple(bad)].item()}"
+            return None
+        got_f = got.detach().to(want.dtype)
+        if not torch.isfinite(got_f).all():
+            return f"{path} contains NaN or inf"
+        err = (got_f - want).abs()
+        tol = atol + rtol * want.abs()
+        if (err > tol).any():
+            i = int((err > tol).flatten().nonzero()[0])  # the first differing element
+            idx = tuple(int(v) for v in np.unravel_index(i, tuple(want.shape))) if want.ndim else ()
+            return (f"{path} differs at index {list(idx)}: expected {want[idx].item():.6g}, "
+                    f"got {got_f[idx].item():.6g} (max abs error {err.max().item():.3g})")
+        return None
+    if isinstance(want, float):
+        if not isinstance(got, (float, int)) or abs(got - want) > atol + rtol * abs(want):
+            return f"{path} should be {want:.6g}, got {describe(got)}"
+        return None
+    if got != want:
+        return f"{path} should be {describe(want)}, got {describe(got)}"
+    return None
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, torch.Tensor):
+        return isinstance(b, torch.Tensor) and a.shape == b.shape and torch.equal(a, b)
+    if isinstance(a, (tuple, list)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    return True
+
+
+def check(
+    name: str,
+    fn: Callable,
+    reference: Callable,
+    cases: Sequence[Case],
+    atol: float = 1e-5,
+    rtol: float = 1e-4,
+    quiet: bool = False,
+) -> bool:
+    """Run ``fn`` and ``reference`` on every case; print the verdict; return True if all match.
+
+    The learner's function gets its own copy of each input, and is told if it modifies its inputs
+    in place (a common, silent bug).
+    """
+    if not callable(fn):
+        raise TypeError(f"{name}: pass your function itself (e.g. {name}(my_function)), got {type(fn).__name__}")
+    for i, case in enumerate(cases, start=1):
+        want = reference(*copy.deepcopy(case.args))
+        args = copy.deepcopy(case.args)
+        where = f"case {i} of {len(cases)} ({case.description})"
+        try:
+            got = fn(*args)
+        except NotImplementedError:
+            print(f"✗ {name}: not implemented yet. Replace the `raise NotImplementedError` line with your code.")
+            raise
+        except Exception as err:  # report the learner's error with the input that caused it
+            print(f"✗ {name}: {where}: your function raised {type(err).__name__}: {err}")
+            return False
+        if not _same(args, case.args):
+            print(f"✗ {name}: {where}: your function changed its input in place; work on a copy instead.")
+            return False
+        msg = _compare(got, want, atol, rtol)
+        if msg:
+            print(f"✗ {name}: {where}: {msg}.")
+            return False
+    if not quiet:
+        print(f"✓ {name}: all {len(cases)} cases match the reference.")
+    return True

@@ -1,0 +1,1 @@
+"""Maintenance commands behind the Makefile (execute notebooks, build student versions)."""

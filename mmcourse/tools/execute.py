@@ -1,0 +1,59 @@
+"""Re-run notebooks and store their outputs: ``python -m mmcourse.tools.execute notebooks/NN_*.py``.
+
+Inputs come from the ``.py`` source (the source of truth); the executed notebook, with outputs
+and widget state, is written to the paired ``.ipynb``. Prints each notebook's wall time and size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+BUDGET_S = 60.0
+MAX_BYTES = 3 * 1024 * 1024
+
+
+def execute(src: Path, timeout: int = 600) -> tuple[float, int]:
+    """Execute ``src`` (a .py percent notebook) and write its .ipynb; return (seconds, bytes)."""
+    import jupytext
+    from nbclient import NotebookClient
+
+    nb = jupytext.read(src)
+    client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
+                            resources={"metadata": {"path": str(src.parent)}})
+    t0 = time.perf_counter()
+    client.execute()
+    seconds = time.perf_counter() - t0
+    dest = src.with_suffix(".ipynb")
+    jupytext.write(nb, dest, fmt="ipynb")
+    return seconds, dest.stat().st_size
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("sources", nargs="+", type=Path)
+    args = p.parse_args(argv)
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    rows, bad = [], []
+    for src in args.sources:
+        if src.suffix != ".py":
+            p.error(f"expected a notebook source NN_topic.py, got {src}")
+        seconds, size = execute(src)
+        rows.append((src.stem, seconds, size))
+        print(f"{src.stem}: {seconds:.1f} s, {size / 1024:.0f} KiB", flush=True)
+        if seconds > BUDGET_S or size > MAX_BYTES:
+            bad.append(src.stem)
+    print("\n| notebook | wall time (s) | size (KiB) |\n|---|---:|---:|")
+    for name, s, b in rows:
+        print(f"| {name} | {s:.1f} | {b / 1024:.0f} |")
+    if bad:
+        print(f"over budget ({BUDGET_S:.0f} s or 3 MB): {', '.join(bad)}")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

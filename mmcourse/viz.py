@@ -1,0 +1,250 @@
+"""Plotting helpers and widget builders.
+
+Every widget here follows one rule: the work a control triggers is a plain function of the
+control values (``scene_view`` for the ShapesWorld explorer) that is unit-tested without a
+browser; the widget builder only wires controls to it. The rendering itself is tested in
+JupyterLab with Chromium (tests/test_browser.py).
+"""
+
+from __future__ import annotations
+
+import html
+import io
+from dataclasses import dataclass
+from typing import Sequence
+
+import matplotlib
+
+import numpy as np
+import torch
+
+# Modest resolution keeps committed notebooks small (each .ipynb stays under 3 MB).
+FIG_DPI = 72
+
+
+def setup_matplotlib() -> None:
+    """Course-wide matplotlib defaults: small figures at modest dpi, no top/right spines."""
+    import matplotlib.pyplot as plt
+
+    plt.rcParams.update({
+        "figure.dpi": FIG_DPI, "savefig.dpi": FIG_DPI, "figure.figsize": (6, 3.5),
+        "axes.spines.top": False, "axes.spines.right": False, "image.interpolation": "nearest",
+    })
+
+
+def _to_hwc(img: torch.Tensor | np.ndarray) -> np.ndarray:
+    """(C, H, W) or (H, W) tensor/array in [0, 1] -> (H, W, C) or (H, W) numpy for imshow."""
+    a = img.detach().cpu().numpy() if isinstance(img, torch.Tensor) else np.asarray(img)
+    if a.ndim == 3 and a.shape[0] in (1, 3):
+        a = a.transpose(1, 2, 0)
+    if a.ndim == 3 and a.shape[2] == 1:
+        a = a[..., 0]
+    return np.clip(a, 0, 1)
+
+
+def show_images(
+    images: torch.Tensor, titles: Sequence[str] | None = None, ncols: int = 8, scale: float = 1.2,
+    cmap: str = "gray", suptitle: str | None = None,
+):
+    """A grid of images (N, C, H, W) in [0, 1]; returns the matplotlib figure."""
+    import matplotlib.pyplot as plt
+
+    n = len(images)
+    ncols = max(1, min(ncols, n))
+    nrows = -(-n // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(scale * ncols, scale * nrows + (0.3 if titles else 0)), squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i < n:
+            ax.imshow(_to_hwc(images[i]), cmap=cmap, vmin=0, vmax=1)
+            if titles is not None:
+                ax.set_title(titles[i], fontsize=7)
+    if suptitle:
+        fig.suptitle(suptitle, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+# Distinct outline colours for instance overlays (tab10 without the greys).
+_OVERLAY = np.array(matplotlib.colormaps["tab10"].colors)[[0, 1, 2, 3, 4, 5, 6, 8, 9]]
+
+
+def overlay_masks(image: torch.Tensor, masks: torch.Tensor, alpha: float = 0.45) -> np.ndarray:
+    """Blend instance masks (K, H, W) bool over an image (3, H, W) in [0, 1]: (H, W, 3) array."""
+    out = _to_hwc(image).copy()
+    for k, m in enumerate(masks.cpu().numpy().astype(bool)):
+        out[m] = (1 - alpha) * out[m] + alpha * _OVERLAY[k % len(_OVERLAY)]
+    return out
+
+
+def draw_boxes(ax, boxes: torch.Tensor, labels: Sequence[str] | None = None, fontsize: int = 7) -> None:
+    """Draw xyxy pixel boxes (K, 4) on a matplotlib axis (pixel centres at integer coordinates)."""
+    from matplotlib.patches import Rectangle
+
+    for k, (x0, y0, x1, y1) in enumerate(boxes.tolist()):
+        c = _OVERLAY[k % len(_OVERLAY)]
+        # A box [x0, x1) covers pixels x0..x1-1, whose outer edges are at x0-0.5 and x1-0.5.
+        ax.add_patch(Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False, lw=1.5, ec=c))
+        if labels is not None:
+            ax.text(x0 - 0.5, y0 - 1, labels[k], color=c, fontsize=fontsize, va="bottom")
+
+
+def plot_curves(curves: dict[str, Sequence[float]], xlabel: str = "step", ylabel: str = "loss",
+                logy: bool = False, title: str | None = None, ax=None):
+    """Plot named curves (e.g. a loss history) on one axis; returns the axis."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5, 3))
+    for name, ys in curves.items():
+        ax.plot(np.arange(len(ys)), ys, label=name, lw=1.2)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if logy:
+        ax.set_yscale("log")
+    if title:
+        ax.set_title(title)
+    if len(curves) > 1:
+        ax.legend(fontsize=8)
+    return ax
+
+
+def plot_history(history, title: str = "training loss", window: int = 20, ax=None):
+    """Raw and smoothed loss of a :class:`mmcourse.train.History`."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5, 3))
+    ax.plot(history.loss, lw=0.6, alpha=0.35, label="per step")
+    ax.plot(history.smoothed(window), lw=1.5, label=f"mean of {window}")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    return ax
+
+
+def figure_png(fig, dpi: int = FIG_DPI) -> bytes:
+    """Render a matplotlib figure to PNG bytes and close it (for ipywidgets.Image)."""
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+# ---------------------------------------------------------------------------------------------
+# ShapesWorld explorer: the callback is `scene_view`, a plain function of the control values.
+# ---------------------------------------------------------------------------------------------
+
+ANY = "any"
+
+
+@dataclass
+class SceneView:
+    """What the explorer shows for one set of control values."""
+
+    png: bytes
+    caption: str
+    caption_html: str
+    scene: object  # mmcourse.data.shapes.Scene
+
+
+def scene_view(
+    seed: int = 0, n_objects: int = 1, shape: str = ANY, colour: str = ANY, colour_mode: str = "named",
+    image_size: int = 32, show_masks: bool = True, show_boxes: bool = True,
+) -> SceneView:
+    """Build the ShapesWorld explorer's picture and caption for one set of control values.
+
+    With ``shape`` and ``colour`` both ``"any"`` the scene is ``ShapesWorld.sample``'s scene number
+    ``seed``. Picking a shape or colour renders a scene whose first object has it (the others, and
+    size and position, still follow the seed).
+    """
+    import matplotlib.pyplot as plt
+
+    from .data.shapes import ShapesWorld
+
+    world = ShapesWorld(image_size=image_size, min_objects=n_objects, max_objects=n_objects, colour_mode=colour_mode)
+    scene = world.sample(1, seed=seed, split="all")[0]
+    if shape != ANY or colour != ANY:
+        objs = [dict(shape=o["shape"], colour=o["colour"], size=o["size"], position=o["position"]) for o in scene.objects]
+        if shape != ANY:
+            objs[0]["shape"] = shape
+        if colour != ANY:
+            objs[0]["colour"] = colour
+        scene = world.render(objs, seed=seed)
+
+    fig, axes = plt.subplots(1, 2, figsize=(5.2, 2.7))
+    axes[0].imshow(_to_hwc(scene.image))
+    axes[0].set_title("image", fontsize=8)
+    shown = overlay_masks(scene.image, scene.masks[scene.valid]) if show_masks else _to_hwc(scene.image)
+    axes[1].imshow(shown)
+    if show_boxes:
+        draw_boxes(axes[1], scene.boxes[scene.valid], labels=[o["shape"] for o in scene.objects])
+    axes[1].set_title("masks and boxes", fontsize=8)
+    for ax in axes:
+        ax.axis("off")
+    fig.tight_layout()
+    png = figure_png(fig)
+    return SceneView(png=png, caption=scene.caption, caption_html=caption_html(scene), scene=scene)
+
+
+def caption_html(scene) -> str:
+    """The caption with each object's phrase highlighted by its character span (in its mask colour)."""
+    text = scene.caption
+    parts, last = [], 0
+    for k, o in enumerate(scene.objects):
+        s, e = o["span"]
+        r, g, b = (_OVERLAY[k % len(_OVERLAY)] * 255).astype(int)
+        parts.append(html.escape(text[last:s]))
+        parts.append(f'<span style="border-bottom:3px solid rgb({r},{g},{b})">{html.escape(text[s:e])}</span>')
+        last = e
+    parts.append(html.escape(text[last:]))
+    return f'<div style="font-size:15px">{"".join(parts)}</div>'
+
+
+def shapes_explorer():
+    """ShapesWorld explorer widget: seed, objects, shape and colour pickers -> scene, masks, boxes, caption.
+
+    CSS classes ``mmcourse-seed``, ``mmcourse-scene`` and ``mmcourse-caption`` let the browser
+    test find the parts.
+    """
+    import ipywidgets as W
+
+    from .data.shapes import COLOUR_NAMES, SHAPES
+
+    seed = W.IntSlider(value=0, min=0, max=999, description="seed", continuous_update=False)
+    seed.add_class("mmcourse-seed")
+    n_objects = W.IntSlider(value=2, min=1, max=4, description="objects", continuous_update=False)
+    shape = W.Dropdown(options=[ANY, *SHAPES], value=ANY, description="shape")
+    colour = W.Dropdown(options=[ANY, *COLOUR_NAMES], value=ANY, description="colour")
+    mode = W.ToggleButtons(options=["named", "jitter", "random"], value="named", description="colours",
+                           style={"button_width": "70px"})
+    image = W.Image(format="png", layout=W.Layout(width="420px"))
+    image.add_class("mmcourse-scene")
+    caption = W.HTML()
+    caption.add_class("mmcourse-caption")
+
+    def update(_=None) -> None:
+        v = scene_view(seed.value, n_objects.value, shape.value, colour.value, mode.value)
+        image.value = v.png
+        caption.value = v.caption_html
+
+    for w in (seed, n_objects, shape, colour, mode):
+        w.observe(update, names="value")
+    update()
+    controls = W.VBox([seed, n_objects, shape, colour, mode])
+    return W.VBox([W.HBox([controls, image]), caption])
+
+
+def show_source(obj) -> None:
+    """Display an object's source as a highlighted code block (works in static notebook viewers too).
+
+    In JupyterLab, ``obj??`` shows the same source in a pager.
+    """
+    import inspect
+
+    from IPython.display import Markdown, display
+
+    display(Markdown(f"```python\n{inspect.getsource(obj).rstrip()}\n```"))

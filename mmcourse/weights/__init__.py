@@ -1,0 +1,114 @@
+"""The checkpoint registry: tiny models trained by this repo's own code, shipped as safetensors.
+
+``registry.json`` (next to this file) lists every checkpoint with its sha256, the config needed to
+rebuild the model, the command that produced it and the metric it reached. ``load(name)`` checks
+the hash before reading the tensors. safetensors holds only tensors, so loading a checkpoint can
+never run code (unlike ``torch.load`` on a pickle).
+
+Rebuild every checkpoint with ``make weights`` (``python -m mmcourse.weights.build all``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+WEIGHTS_DIR = Path(__file__).resolve().parent
+REGISTRY = WEIGHTS_DIR / "registry.json"
+REBUILD_HINT = "rebuild it with `make weights` (python -m mmcourse.weights.build {name})"
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint is unknown, missing or does not match its registered hash."""
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One registry row."""
+
+    name: str
+    file: str
+    sha256: str
+    config: dict[str, Any]
+    command: str
+    metrics: dict[str, float]
+
+
+def sha256_of(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def read_registry(registry: Path = REGISTRY) -> dict[str, Entry]:
+    """All registry entries by name (an empty dict if the registry file does not exist yet)."""
+    if not registry.exists():
+        return {}
+    raw = json.loads(registry.read_text())
+    return {name: Entry(name=name, **row) for name, row in raw.items()}
+
+
+def available(registry: Path = REGISTRY) -> list[str]:
+    """Names of the registered checkpoints."""
+    return sorted(read_registry(registry))
+
+
+def entry(name: str, registry: Path = REGISTRY) -> Entry:
+    """The registry row for ``name``; raises :class:`CheckpointError` listing the known names."""
+    rows = read_registry(registry)
+    if name not in rows:
+        known = ", ".join(sorted(rows)) or "(none registered yet)"
+        raise CheckpointError(f"unknown checkpoint name {name!r}; known checkpoints: {known}")
+    return rows[name]
+
+
+def load(name: str, registry: Path = REGISTRY) -> tuple[dict[str, torch.Tensor], Entry]:
+    """Verify and load checkpoint ``name``: returns (state_dict, registry entry).
+
+    Raises :class:`CheckpointError` naming the file and how to rebuild it when the file is
+    missing or its sha256 differs from the registry (a truncated or edited file).
+    """
+    e = entry(name, registry)
+    path = registry.parent / e.file
+    hint = REBUILD_HINT.format(name=name)
+    if not path.exists():
+        raise CheckpointError(f"checkpoint file {path} for {name!r} is missing; {hint}")
+    digest = sha256_of(path)
+    if digest != e.sha256:
+        raise CheckpointError(
+            f"checkpoint file {path} for {name!r} is corrupted: sha256 {digest[:12]}... "
+            f"does not match the registry's {e.sha256[:12]}...; {hint}"
+        )
+    return load_file(str(path)), e
+
+
+def save(
+    name: str,
+    state_dict: dict[str, torch.Tensor],
+    config: dict[str, Any],
+    command: str,
+    metrics: dict[str, float],
+    registry: Path = REGISTRY,
+) -> Entry:
+    """Write ``<name>.safetensors`` beside the registry and record its hash, config and metrics."""
+    path = registry.parent / f"{name}.safetensors"
+    tensors = {k: v.detach().cpu().contiguous() for k, v in state_dict.items()}
+    save_file(tensors, str(path), metadata={"name": name, "command": command})
+    rows = json.loads(registry.read_text()) if registry.exists() else {}
+    rows[name] = {
+        "file": path.name,
+        "sha256": sha256_of(path),
+        "config": config,
+        "command": command,
+        "metrics": {k: round(float(v), 4) for k, v in metrics.items()},
+    }
+    registry.write_text(json.dumps(dict(sorted(rows.items())), indent=2) + "\n")
+    return Entry(name=name, **rows[name])

@@ -1,0 +1,72 @@
+import pytest
+import torch
+
+from mmcourse.checks import Case, check, check_box_from_mask
+from mmcourse.checks.basics import box_from_mask_reference
+
+
+def test_checker_accepts_the_reference(capsys):
+    assert check_box_from_mask(box_from_mask_reference) is True
+    assert "✓ check_box_from_mask: all 7 cases" in capsys.readouterr().out
+
+
+def test_checker_rejects_an_off_by_one_and_says_where(capsys):
+    def inclusive(mask):  # a classic mistake: x1, y1 inclusive instead of exclusive
+        b = box_from_mask_reference(mask)
+        return b - torch.tensor([0.0, 0.0, 1.0, 1.0]) * (b.sum() > 0)
+
+    assert check_box_from_mask(inclusive) is False
+    out = capsys.readouterr().out
+    assert "case 1 of 7 (an 8x8 mask with the single pixel (row 3, column 5))" in out
+    assert "index [2]: expected 6, got 5" in out
+
+
+def test_checker_rejects_swapped_axes_on_a_non_square_mask(capsys):
+    def swapped(mask):
+        return box_from_mask_reference(mask.T)
+
+    assert check_box_from_mask(swapped) is False
+    assert "case 1 of 7" in capsys.readouterr().out
+
+
+def test_checker_reports_wrong_shape_and_type(capsys):
+    assert check_box_from_mask(lambda m: torch.zeros(2, 2)) is False
+    assert "should have shape (4,), got shape (2, 2)" in capsys.readouterr().out
+    assert check_box_from_mask(lambda m: [0, 0, 0, 0]) is False
+    assert "should be a torch.Tensor, got list" in capsys.readouterr().out
+
+
+def test_checker_reports_a_learner_exception_with_the_input(capsys):
+    assert check_box_from_mask(lambda m: m.nonzero()[0][5]) is False
+    assert "your function raised IndexError" in capsys.readouterr().out
+
+
+def test_not_implemented_propagates_with_a_hint(capsys):
+    def todo(mask):
+        raise NotImplementedError("exercise: box_from_mask")
+
+    with pytest.raises(NotImplementedError):
+        check_box_from_mask(todo)
+    assert "not implemented yet" in capsys.readouterr().out
+
+
+def test_in_place_modification_is_reported(capsys):
+    def sneaky(x):
+        x.mul_(2)
+        return x
+
+    assert check("check_double", sneaky, lambda x: x * 2, [Case((torch.ones(3),), "ones")]) is False
+    assert "changed its input in place" in capsys.readouterr().out
+
+
+def test_nan_and_tolerance(capsys):
+    ref = lambda x: x + 1  # noqa: E731
+    cases = [Case((torch.zeros(3),), "zeros")]
+    assert check("c", lambda x: x + 1 + 1e-7, ref, cases) is True
+    assert check("c", lambda x: x * float("nan"), ref, cases) is False
+    assert "NaN" in capsys.readouterr().out
+
+
+def test_passing_something_that_is_not_a_function():
+    with pytest.raises(TypeError, match="pass your function itself"):
+        check_box_from_mask(torch.zeros(4))

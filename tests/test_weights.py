@@ -1,0 +1,75 @@
+import json
+
+import pytest
+import torch
+
+from mmcourse import weights
+from mmcourse.weights import CheckpointError
+
+
+@pytest.fixture()
+def registry(tmp_path):
+    reg = tmp_path / "registry.json"
+    weights.save("tiny", {"w": torch.arange(6.0).reshape(2, 3)}, {"dim": 3}, "python make_tiny.py", {"acc": 0.5}, registry=reg)
+    return reg
+
+
+def test_save_then_load_round_trips_and_records_the_hash(registry):
+    state, e = weights.load("tiny", registry=registry)
+    torch.testing.assert_close(state["w"], torch.arange(6.0).reshape(2, 3))
+    assert e.config == {"dim": 3} and e.metrics == {"acc": 0.5} and e.command == "python make_tiny.py"
+    assert e.sha256 == weights.sha256_of(registry.parent / "tiny.safetensors")
+
+
+def test_unknown_name_lists_the_known_ones(registry):
+    with pytest.raises(CheckpointError, match=r"unknown checkpoint name 'nope'.*tiny"):
+        weights.load("nope", registry=registry)
+
+
+def test_missing_file_names_the_file_and_make_weights(registry):
+    (registry.parent / "tiny.safetensors").unlink()
+    with pytest.raises(CheckpointError, match=r"tiny\.safetensors.*missing.*make weights"):
+        weights.load("tiny", registry=registry)
+
+
+def test_corrupted_file_is_caught_by_the_hash(registry):
+    path = registry.parent / "tiny.safetensors"
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match=r"tiny\.safetensors.*corrupted.*make weights"):
+        weights.load("tiny", registry=registry)
+
+
+def test_shipped_checkpoints_verify_and_are_safetensors_not_pickles():
+    names = weights.available()
+    assert "digits_classifier" in names
+    for name in names:
+        e = weights.entry(name)
+        path = weights.WEIGHTS_DIR / e.file
+        assert path.suffix == ".safetensors"
+        # A safetensors file starts with an 8-byte little-endian header length, then JSON.
+        head = path.read_bytes()[:8 + 2]
+        assert head[8:9] == b"{", f"{path} is not a safetensors file"
+        state, _ = weights.load(name)
+        assert state and all(isinstance(v, torch.Tensor) for v in state.values())
+        assert e.metrics, f"{name} has no recorded metric"
+
+
+def test_shipped_digits_classifier_reaches_its_target():
+    from mmcourse.data.digits import load_digits
+    from mmcourse.evaluate import load_digits_classifier
+
+    x, y = load_digits("test")
+    with torch.no_grad():
+        acc = (load_digits_classifier()(x).argmax(1) == y).float().mean().item()
+    assert acc >= 0.97
+    assert abs(acc - weights.entry("digits_classifier").metrics["test_accuracy"]) < 1e-3
+
+
+def test_registry_file_is_sorted_json_with_required_fields():
+    raw = json.loads(weights.REGISTRY.read_text())
+    assert list(raw) == sorted(raw)
+    for row in raw.values():
+        assert set(row) == {"file", "sha256", "config", "command", "metrics"}
+        assert len(row["sha256"]) == 64
