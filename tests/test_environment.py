@@ -13,7 +13,7 @@ from packaging.version import Version
 
 ROOT = Path(__file__).resolve().parents[1]
 # conda-forge names that differ from PyPI's.
-CONDA_NAME = {"torch": "pytorch-cpu", "open-clip-torch": "open-clip-torch"}
+CONDA_NAME = {"torch": "pytorch-cpu"}
 CONDA_ONLY = {"python", "pip"}
 
 

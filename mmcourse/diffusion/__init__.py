@@ -1,0 +1,28 @@
+"""Denoising diffusion (DDPM / DDIM) from its parts.
+
+- :mod:`.schedule`: :class:`NoiseSchedule`, the betas and the forward process (``add_noise``).
+- :mod:`.losses`: :func:`eps_loss`, the noise-prediction objective.
+- :mod:`.models`: noise predictors, from the study notes' :class:`SimpleDenoiseNet` to a :class:`UNet`.
+- :mod:`.samplers`: :func:`ddpm_step`, :func:`ddim_step` and the :func:`sample` loop.
+
+Time steps are 0-based, t in [0, T), as in diffusers; the step functions match diffusers'
+``DDPMScheduler.step`` / ``DDIMScheduler.step`` (tested in ``tests/test_diffusion.py``).
+"""
+
+from .losses import eps_loss
+from .models import SimpleDenoiseNet, TimeMLP, UNet
+from .samplers import StepOutput, ddim_step, ddpm_step, sample, timesteps
+from .schedule import NoiseSchedule
+
+__all__ = [
+    "NoiseSchedule",
+    "eps_loss",
+    "SimpleDenoiseNet",
+    "TimeMLP",
+    "UNet",
+    "StepOutput",
+    "ddpm_step",
+    "ddim_step",
+    "sample",
+    "timesteps",
+]
