@@ -6,7 +6,7 @@ from mmcourse.checks.basics import box_from_mask_reference
 
 
 def test_checker_accepts_the_reference(capsys):
-    assert check_box_from_mask(box_from_mask_reference) is True
+    assert check_box_from_mask(box_from_mask_reference)
     assert "✓ check_box_from_mask: all 7 cases" in capsys.readouterr().out
 
 
@@ -15,7 +15,7 @@ def test_checker_rejects_an_off_by_one_and_says_where(capsys):
         b = box_from_mask_reference(mask)
         return b - torch.tensor([0.0, 0.0, 1.0, 1.0]) * (b.sum() > 0)
 
-    assert check_box_from_mask(inclusive) is False
+    assert not check_box_from_mask(inclusive)
     out = capsys.readouterr().out
     assert "case 1 of 7 (an 8x8 mask with the single pixel (row 3, column 5))" in out
     assert "index [2]: expected 6, got 5" in out
@@ -25,19 +25,19 @@ def test_checker_rejects_swapped_axes_on_a_non_square_mask(capsys):
     def swapped(mask):
         return box_from_mask_reference(mask.T)
 
-    assert check_box_from_mask(swapped) is False
+    assert not check_box_from_mask(swapped)
     assert "case 1 of 7" in capsys.readouterr().out
 
 
 def test_checker_reports_wrong_shape_and_type(capsys):
-    assert check_box_from_mask(lambda m: torch.zeros(2, 2)) is False
+    assert not check_box_from_mask(lambda m: torch.zeros(2, 2))
     assert "should have shape (4,), got shape (2, 2)" in capsys.readouterr().out
-    assert check_box_from_mask(lambda m: [0, 0, 0, 0]) is False
+    assert not check_box_from_mask(lambda m: [0, 0, 0, 0])
     assert "should be a torch.Tensor, got list" in capsys.readouterr().out
 
 
 def test_checker_reports_a_learner_exception_with_the_input(capsys):
-    assert check_box_from_mask(lambda m: m.nonzero()[0][5]) is False
+    assert not check_box_from_mask(lambda m: m.nonzero()[0][5])
     assert "your function raised IndexError" in capsys.readouterr().out
 
 
@@ -55,15 +55,15 @@ def test_in_place_modification_is_reported(capsys):
         x.mul_(2)
         return x
 
-    assert check("check_double", sneaky, lambda x: x * 2, [Case((torch.ones(3),), "ones")]) is False
+    assert not check("check_double", sneaky, lambda x: x * 2, [Case((torch.ones(3),), "ones")])
     assert "changed its input in place" in capsys.readouterr().out
 
 
 def test_nan_and_tolerance(capsys):
     ref = lambda x: x + 1  # noqa: E731
     cases = [Case((torch.zeros(3),), "zeros")]
-    assert check("c", lambda x: x + 1 + 1e-7, ref, cases) is True
-    assert check("c", lambda x: x * float("nan"), ref, cases) is False
+    assert check("c", lambda x: x + 1 + 1e-7, ref, cases)
+    assert not check("c", lambda x: x * float("nan"), ref, cases)
     assert "NaN" in capsys.readouterr().out
 
 

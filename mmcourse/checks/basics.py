@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from .core import Case, check
+from .core import Case, Verdict, check
 
 
 def box_from_mask_reference(mask: torch.Tensor) -> torch.Tensor:
@@ -34,6 +34,6 @@ def _cases(seed: int = 0) -> list[Case]:
     return cases
 
 
-def check_box_from_mask(fn) -> bool:
+def check_box_from_mask(fn) -> Verdict:
     """Check ``fn(mask (H, W) bool) -> (4,) float xyxy`` against the reference."""
     return check("check_box_from_mask", fn, box_from_mask_reference, _cases())

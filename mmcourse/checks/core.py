@@ -71,6 +71,24 @@ def _compare(got: Any, want: Any, atol: float, rtol: float, path: str = "the res
     return None
 
 
+class Verdict:
+    """A checker's result: truthy when every case matched. Shows nothing extra in a notebook,
+    since the checker has already printed its message."""
+
+    def __init__(self, passed: bool, message: str) -> None:
+        self.passed = passed
+        self.message = message
+
+    def __bool__(self) -> bool:
+        return self.passed
+
+    def __repr__(self) -> str:
+        return f"Verdict(passed={self.passed})"
+
+    def _ipython_display_(self) -> None:
+        pass
+
+
 def _same(a: Any, b: Any) -> bool:
     if isinstance(a, torch.Tensor):
         return isinstance(b, torch.Tensor) and a.shape == b.shape and torch.equal(a, b)
@@ -87,8 +105,9 @@ def check(
     atol: float = 1e-5,
     rtol: float = 1e-4,
     quiet: bool = False,
-) -> bool:
-    """Run ``fn`` and ``reference`` on every case; print the verdict; return True if all match.
+) -> Verdict:
+    """Run ``fn`` and ``reference`` on every case; print the verdict; return a :class:`Verdict`
+    that is truthy if all match.
 
     The learner's function gets its own copy of each input, and is told if it modifies its inputs
     in place (a common, silent bug).
@@ -105,15 +124,18 @@ def check(
             print(f"✗ {name}: not implemented yet. Replace the `raise NotImplementedError` line with your code.")
             raise
         except Exception as err:  # report the learner's error with the input that caused it
-            print(f"✗ {name}: {where}: your function raised {type(err).__name__}: {err}")
-            return False
+            return _fail(f"✗ {name}: {where}: your function raised {type(err).__name__}: {err}")
         if not _same(args, case.args):
-            print(f"✗ {name}: {where}: your function changed its input in place; work on a copy instead.")
-            return False
+            return _fail(f"✗ {name}: {where}: your function changed its input in place; work on a copy instead.")
         msg = _compare(got, want, atol, rtol)
         if msg:
-            print(f"✗ {name}: {where}: {msg}.")
-            return False
+            return _fail(f"✗ {name}: {where}: {msg}.")
+    message = f"✓ {name}: all {len(cases)} cases match the reference."
     if not quiet:
-        print(f"✓ {name}: all {len(cases)} cases match the reference.")
-    return True
+        print(message)
+    return Verdict(True, message)
+
+
+def _fail(message: str) -> Verdict:
+    print(message)
+    return Verdict(False, message)

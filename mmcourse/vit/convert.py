@@ -1,0 +1,151 @@
+"""Load weights trained elsewhere into :class:`mmcourse.vit.VisionTransformer`.
+
+The pattern is nanoGPT's ``from_pretrained``: read the architecture off the reference weights,
+build our model from scratch, rename the reference keys to ours, then insist that both sides have
+exactly the same keys and shapes before copying anything. A mismatch fails loudly with the
+offending names instead of leaving some weights at their random initial values.
+
+- ``from_timm``: timm's names are ours, so this only infers the config.
+- ``from_hf_vit``: transformers' ``ViTForImageClassification`` / ``ViTModel``. In transformers 5
+  the attention has separate ``q_proj``, ``k_proj``, ``v_proj`` that we stack into one ``qkv``;
+  checkpoint files saved with transformers 4 (``encoder.layer.i.attention.attention.query`` ...)
+  are accepted too.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+import torch
+
+from .model import ViTConfig, VisionTransformer
+
+# Real ViTs use 64 channels per head (ViT-Ti 192/3, -S 384/6, -B 768/12, -L 1024/16); shapes
+# alone cannot tell the number of heads, so this is the fallback when none is given.
+DEFAULT_HEAD_DIM = 64
+
+
+def config_from_state_dict(
+    sd: dict[str, torch.Tensor], num_heads: int | None = None, norm_eps: float = 1e-6
+) -> ViTConfig:
+    """Infer a :class:`ViTConfig` from a state dict with timm (= our) names."""
+    for key in ("patch_embed.proj.weight", "pos_embed", "cls_token"):
+        if key not in sd:
+            raise KeyError(f"state dict has no {key!r}: not a timm-style ViT (first keys: {list(sd)[:5]})")
+    D, C, P, _ = sd["patch_embed.proj.weight"].shape
+    n_patches = sd["pos_embed"].shape[1] - 1
+    side = math.isqrt(n_patches)
+    if side * side != n_patches:
+        raise ValueError(f"pos_embed has {n_patches} patch positions, not a square grid")
+    depth = len({int(m.group(1)) for k in sd if (m := re.match(r"blocks\.(\d+)\.", k))})
+    if "head.weight" in sd:
+        num_classes = sd["head.weight"].shape[0]
+    else:
+        num_classes = 0
+    hidden = sd["blocks.0.mlp.fc1.weight"].shape[0]
+    if num_heads is None:
+        num_heads = max(1, D // DEFAULT_HEAD_DIM)
+    return ViTConfig(img_size=side * P, patch_size=P, in_chans=C, num_classes=num_classes, embed_dim=D,
+                     depth=depth, num_heads=num_heads, mlp_ratio=hidden / D,
+                     qkv_bias="blocks.0.attn.qkv.bias" in sd, norm_eps=norm_eps)
+
+
+def load_checked(model: VisionTransformer, sd: dict[str, torch.Tensor], source: str) -> VisionTransformer:
+    """Copy ``sd`` into ``model`` after checking that both have the same keys and shapes."""
+    ours = model.state_dict()
+    missing, extra = sorted(set(ours) - set(sd)), sorted(set(sd) - set(ours))
+    if missing or extra:
+        raise ValueError(f"{source} weights do not fit mmcourse.vit: missing {missing[:6]}, unexpected {extra[:6]}")
+    assert len(ours) == len(sd)
+    for k, v in ours.items():
+        if sd[k].shape != v.shape:
+            raise ValueError(f"{source} weight {k!r} has shape {tuple(sd[k].shape)}, ours {tuple(v.shape)}")
+    with torch.no_grad():
+        for k, v in ours.items():
+            v.copy_(sd[k])
+    return model.eval()
+
+
+def from_timm(sd: dict[str, torch.Tensor], num_heads: int | None = None) -> VisionTransformer:
+    """Build a ViT from a timm ``VisionTransformer`` state dict (default options: class token,
+    'token' pooling, no registers). ``num_heads`` cannot be read off the shapes: give it, or the
+    real-model rule of 64 channels per head is used."""
+    cfg = config_from_state_dict(sd, num_heads=num_heads)
+    return load_checked(VisionTransformer(cfg), dict(sd), "timm")
+
+
+# transformers 4 names -> transformers 5 names (both appear in checkpoint files in the wild).
+_HF_V4_TO_V5 = [
+    (r"encoder\.layer\.(\d+)\.attention\.attention\.query\.", r"layers.\1.attention.q_proj."),
+    (r"encoder\.layer\.(\d+)\.attention\.attention\.key\.", r"layers.\1.attention.k_proj."),
+    (r"encoder\.layer\.(\d+)\.attention\.attention\.value\.", r"layers.\1.attention.v_proj."),
+    (r"encoder\.layer\.(\d+)\.attention\.output\.dense\.", r"layers.\1.attention.o_proj."),
+    (r"encoder\.layer\.(\d+)\.intermediate\.dense\.", r"layers.\1.mlp.fc1."),
+    (r"encoder\.layer\.(\d+)\.output\.dense\.", r"layers.\1.mlp.fc2."),
+    (r"encoder\.layer\.(\d+)\.", r"layers.\1."),
+]
+
+# transformers 5 names (after the "vit." prefix) -> timm names, per block and outside the blocks.
+_HF_BLOCK = {
+    "layernorm_before": "norm1", "layernorm_after": "norm2",
+    "attention.o_proj": "attn.proj", "mlp.fc1": "mlp.fc1", "mlp.fc2": "mlp.fc2",
+}
+_HF_TOP = {
+    "embeddings.cls_token": "cls_token", "embeddings.position_embeddings": "pos_embed",
+    "embeddings.patch_embeddings.projection.weight": "patch_embed.proj.weight",
+    "embeddings.patch_embeddings.projection.bias": "patch_embed.proj.bias",
+    "layernorm.weight": "norm.weight", "layernorm.bias": "norm.bias",
+    "classifier.weight": "head.weight", "classifier.bias": "head.bias",
+}
+
+
+def hf_vit_to_timm(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Rename a transformers ViT state dict to timm's names, stacking q, k, v into ``qkv``.
+
+    Keys outside the ViT proper (``vit.pooler.*``, the masked-image-modelling ``mask_token``) are
+    dropped; anything else unknown raises ValueError.
+    """
+    out: dict[str, torch.Tensor] = {}
+    qkv: dict[tuple[str, str], dict[str, torch.Tensor]] = {}
+    for key, value in sd.items():
+        k = key.removeprefix("vit.")
+        for pattern, repl in _HF_V4_TO_V5:
+            k = re.sub(pattern, repl, k)
+        if k.startswith("pooler.") or k == "embeddings.mask_token":
+            continue  # not part of the classifier path (pooler: tanh layer of ViTModel)
+        if k in _HF_TOP:
+            out[_HF_TOP[k]] = value
+            continue
+        m = re.fullmatch(r"layers\.(\d+)\.(.+)\.(weight|bias)", k)
+        if m is None:
+            raise ValueError(f"unexpected key {key!r} in a transformers ViT state dict")
+        i, name, kind = m.groups()
+        if name in ("attention.q_proj", "attention.k_proj", "attention.v_proj"):
+            qkv.setdefault((i, kind), {})[name[-6]] = value
+        elif name in _HF_BLOCK:
+            out[f"blocks.{i}.{_HF_BLOCK[name]}.{kind}"] = value
+        else:
+            raise ValueError(f"unexpected key {key!r} in a transformers ViT state dict")
+    for (i, kind), parts in qkv.items():
+        if set(parts) != {"q", "k", "v"}:
+            raise ValueError(f"layer {i}: found only {sorted(parts)} of the q, k, v projection {kind}s")
+        # timm's fused layout: rows [0, D) are q, [D, 2D) k, [2D, 3D) v; heads split inside each.
+        out[f"blocks.{i}.attn.qkv.{kind}"] = torch.cat([parts["q"], parts["k"], parts["v"]], dim=0)
+    return out
+
+
+def from_hf_vit(
+    sd: dict[str, torch.Tensor], num_heads: int | None = None, layer_norm_eps: float = 1e-12
+) -> VisionTransformer:
+    """Build a ViT from a transformers ``ViTForImageClassification`` (or ``ViTModel``) state dict.
+
+    Args:
+        sd: the state dict (transformers 5 or 4 key names).
+        num_heads: ``config.num_attention_heads``; None means 64 channels per head.
+        layer_norm_eps: ``config.layer_norm_eps``. transformers defaults to 1e-12 where timm uses
+            1e-6; on tiny random models that alone changes logits by ~1e-4, so pass the config's.
+    """
+    timm_sd = hf_vit_to_timm(sd)
+    cfg = config_from_state_dict(timm_sd, num_heads=num_heads, norm_eps=layer_norm_eps)
+    return load_checked(VisionTransformer(cfg), timm_sd, "transformers")

@@ -1,0 +1,304 @@
+# ---
+# jupyter:
+#   jupytext:
+#     cell_metadata_filter: -all
+#     formats: ipynb,py:percent
+#     notebook_metadata_filter: kernelspec,jupytext,-jupytext.text_representation.jupytext_version
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 00 · Welcome to mmcourse
+#
+# This course takes apart the ideas behind today's generative and multimodal models:
+# **diffusion** (扩散模型), the **Vision Transformer** (ViT), **CLIP** (contrastive image–text
+# training, 对比学习), **BLIP**, **SAM** (promptable segmentation, 分割) and **GLIP** (detection as
+# phrase grounding, 定位). Every idea comes with an experiment you can run on a laptop CPU,
+# offline, in about a minute per notebook.
+#
+# This first notebook shows how the course works:
+#
+# 1. how to use the notebooks (run order, widgets, exercises, reading the code behind them);
+# 2. a check that your environment is ready;
+# 3. a tour of **ShapesWorld**, the small synthetic world every later topic trains on, and of
+#    the real 8×8 handwritten digits that ship with scikit-learn;
+# 4. the training loop every notebook uses;
+# 5. a warm-up exercise and a glossary.
+
+# %% [markdown]
+# ## 1. How to use the course
+#
+# - **Run order.** Run each notebook top to bottom (*Run › Run All Cells*, or Shift+Enter cell by
+#   cell). The notebooks are numbered in the order of the course: 01–02 diffusion, 03 ViT, 04 CLIP,
+#   then BLIP, SAM and GLIP. Each one starts from a fresh kernel and takes under a minute.
+# - **Widgets.** Sliders, drop-downs and clickable images let you change an input and see the
+#   effect at once. They need a live kernel: in a static viewer you see the picture they had when
+#   the notebook was executed.
+# - **Exercises.** Cells marked *Exercise* ask you to write a short function. In the teacher
+#   version the solution sits between `### BEGIN SOLUTION` and `### END SOLUTION`; the student
+#   version (made by `make student`) has `raise NotImplementedError` there instead. A checker
+#   from `mmcourse.checks` runs your function next to the reference on several inputs and tells
+#   you exactly which input differed and how.
+# - **Kernels.** The models and algorithms live in the `mmcourse` package as small, documented
+#   functions with the tensor shapes in their docstrings. The notebooks import them and show
+#   their code: type `name??` in a cell (for example `fit??`) to read any of them, or use
+#   `show_source(name)` as this notebook does. The names follow the reference libraries
+#   (diffusers, timm, open_clip, segment-anything, GLIP), so what you read here carries over.
+
+# %%
+import os
+import platform
+import sys
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+import mmcourse
+from mmcourse.viz import setup_matplotlib, show_source
+
+setup_matplotlib()
+# %matplotlib inline
+
+# %% [markdown]
+# ## 2. Environment check
+#
+# The course needs no GPU and no network. The cell below prints what you are running on. The
+# offline switches are set by `make lab`; loading anything from a model hub would fail with them
+# on, and nothing in the course tries.
+
+# %%
+print(f"python      {platform.python_version()}  ({sys.executable})")
+print(f"torch       {torch.__version__}  threads: {torch.get_num_threads()}  cuda available: {torch.cuda.is_available()}")
+print(f"numpy       {np.__version__}")
+print(f"mmcourse    {mmcourse.__version__}")
+try:
+    import ipywidgets
+
+    print(f"ipywidgets  {ipywidgets.__version__}")
+except ImportError:
+    print("ipywidgets  missing: the widgets in this course will not show (run `make lab`)")
+print("offline     HF_HUB_OFFLINE =", os.environ.get("HF_HUB_OFFLINE", "(not set)"))
+
+# %%
+# NBVAL_CHECK_OUTPUT
+# Kernels run on CUDA when present, but nothing needs it: every notebook is timed on a 2-core CPU.
+x = torch.randn(256, 256, generator=torch.Generator().manual_seed(0))
+print("matmul on cpu works:", torch.allclose(x @ x.T, (x @ x.T).T, atol=1e-4))
+print("float32 default:", torch.get_default_dtype() == torch.float32)
+
+# %% [markdown]
+# ## 3. ShapesWorld
+#
+# Real image data sets are large, slow to train on and hard to reason about. ShapesWorld is a
+# tiny world we control completely: coloured shapes on a tinted background, each scene with
+#
+# - an **image** (3×32×32 by default, values in [0, 1]),
+# - a **caption** from several templates (for CLIP and BLIP),
+# - per-object **instance masks** (for SAM) and **boxes** (for detection),
+# - each object's **phrase** and its character **span** in the caption (for GLIP's phrase grounding),
+# - the **labels**: shape, colour, size and position on a 3×3 grid (for ViT classification).
+#
+# Because we know the true answer for every pixel and every word, we can measure exactly what a
+# model learned. Some colour–shape combinations are **held out** of the training split, so later
+# notebooks can ask whether a model recognises a *yellow triangle* it never saw (zero-shot, 零样本).
+
+# %%
+from mmcourse.data.shapes import COLOUR_NAMES, HELDOUT_COMBOS, POSITIONS, SHAPES, SIZES, ShapesWorld
+
+world = ShapesWorld(image_size=32, min_objects=1, max_objects=3)
+batch = world.sample(16, seed=0, split="train")
+
+# %%
+# NBVAL_CHECK_OUTPUT
+print("shapes   ", SHAPES)
+print("colours  ", COLOUR_NAMES)
+print("sizes    ", SIZES)
+print("positions", POSITIONS)
+print("held out ", HELDOUT_COMBOS)
+print("images", tuple(batch.images.shape), batch.images.dtype, "masks", tuple(batch.masks.shape), "boxes", tuple(batch.boxes.shape))
+
+# %%
+from mmcourse.viz import show_images
+
+fig = show_images(batch.images, titles=[c if len(c) < 34 else c[:32] + "…" for c in batch.captions], ncols=4, scale=2.0)
+plt.show()
+
+# %% [markdown]
+# One scene in detail: its masks follow the occlusion (a shape painted later hides part of the
+# one below, and the lower shape's mask loses those pixels), and the boxes are tight around what
+# is visible. The phrase spans point into the caption: `caption[start:end]` is the phrase.
+
+# %%
+from mmcourse.viz import draw_boxes, overlay_masks
+
+scene = batch[3]
+fig, axes = plt.subplots(1, 2, figsize=(6, 3))
+axes[0].imshow(scene.image.permute(1, 2, 0))
+axes[0].set_title("image", fontsize=9)
+axes[1].imshow(overlay_masks(scene.image, scene.masks[scene.valid]))
+draw_boxes(axes[1], scene.boxes[scene.valid], labels=[o["shape"] for o in scene.objects])
+axes[1].set_title("instance masks and boxes", fontsize=9)
+for ax in axes:
+    ax.axis("off")
+plt.show()
+
+# %%
+# NBVAL_CHECK_OUTPUT
+print("caption:", scene.caption)
+for o in scene.objects:
+    s, e = o["span"]
+    print(f"  span ({s:2d}, {e:2d}) -> {scene.caption[s:e]!r:28} box {[round(v) for v in o['box']]}")
+
+# %% [markdown]
+# ### Explore it yourself
+#
+# Move the **seed** slider to see other scenes, change the number of **objects**, force the first
+# object's **shape** or **colour**, and switch the **colour mode**: `named` uses the six palette
+# colours exactly, `jitter` varies them a little, and `random` paints objects in any colour (the
+# caption then names the nearest palette colour). That last mode matters in the CLIP notebook:
+# broad training data is what makes zero-shot recognition work.
+
+# %%
+from mmcourse.viz import shapes_explorer
+
+shapes_explorer()
+
+# %% [markdown]
+# The widget only wires controls to a plain function, `scene_view`, which builds the picture and
+# the caption. Because it is an ordinary function, it is unit-tested without a browser; every
+# widget in the course follows that pattern.
+
+# %%
+from mmcourse.viz import scene_view
+
+show_source(scene_view)
+
+# %% [markdown]
+# ### Real data: 8×8 handwritten digits
+#
+# scikit-learn ships 1,797 real handwritten digits of 8×8 pixels, so they work offline. The
+# diffusion notebooks learn to generate them; the ViT notebook classifies them. `load_digits`
+# scales them to [-1, 1] and fixes one train/test split.
+
+# %%
+from mmcourse.data.digits import load_digits, to_unit
+
+digits, labels = load_digits("train")
+fig = show_images(to_unit(digits[:16]), titles=[str(int(y)) for y in labels[:16]], ncols=8, scale=0.9)
+plt.show()
+
+# %%
+# NBVAL_CHECK_OUTPUT
+test_digits, test_labels = load_digits("test")
+print("train", tuple(digits.shape), "test", tuple(test_digits.shape))
+print("range", digits.min().item(), "to", digits.max().item())
+
+# %% [markdown]
+# ## 4. The training loop
+#
+# Every model in the course trains with one small loop, `mmcourse.train.fit`. You give it a model
+# and a function that draws a batch and returns the loss; it seeds everything, shows a progress
+# bar and returns the loss history for plotting. Here it trains the simplest possible digit
+# classifier, a single linear layer, for a few hundred steps.
+
+# %%
+from mmcourse.train import fit
+
+show_source(fit)
+
+# %%
+import torch.nn.functional as F
+from torch import nn
+
+torch.manual_seed(0)
+linear = nn.Sequential(nn.Flatten(), nn.Linear(64, 10))
+
+
+def classification_loss(model, g):
+    idx = torch.randint(0, len(digits), (64,), generator=g)
+    return F.cross_entropy(model(digits[idx]), labels[idx])
+
+
+history = fit(linear, classification_loss, steps=400, lr=1e-2, seed=0, desc="linear classifier")
+with torch.no_grad():
+    accuracy = (linear(test_digits).argmax(1) == test_labels).float().mean().item()
+
+# %%
+from mmcourse.viz import plot_history
+
+plot_history(history, title="linear digit classifier")
+plt.show()
+
+# %%
+# NBVAL_CHECK_OUTPUT
+print(f"test accuracy >= 0.90: {accuracy >= 0.90}")
+
+# %% [markdown]
+# ## 5. Warm-up exercise: a box from a mask
+#
+# Detection models predict **boxes**, segmentation models predict **masks**. Write
+# `box_from_mask(mask)`: given a boolean mask of shape (H, W), return the tight box around its
+# True pixels as a float tensor `[x0, y0, x1, y1]`, where the box covers columns `x0 … x1-1` and
+# rows `y0 … y1-1` (so `x1 - x0` is the width in pixels). For an empty mask return four zeros.
+# `torch.nonzero(mask, as_tuple=True)` gives the row and column indices of the True pixels.
+
+# %%
+import torch
+
+from mmcourse.checks import check_box_from_mask
+
+
+def box_from_mask(mask: torch.Tensor) -> torch.Tensor:
+    ### BEGIN SOLUTION
+    rows, cols = torch.nonzero(mask, as_tuple=True)
+    if len(rows) == 0:
+        return torch.zeros(4)
+    return torch.tensor([cols.min(), rows.min(), cols.max() + 1, rows.max() + 1], dtype=torch.float32)
+    ### END SOLUTION
+
+
+check_box_from_mask(box_from_mask)
+
+# %% [markdown]
+# Your function should also agree with ShapesWorld's own boxes:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+agree = all(
+    torch.equal(box_from_mask(scene.masks[k]), scene.boxes[k])
+    for scene in (batch[i] for i in range(len(batch)))
+    for k in range(int(scene.valid.sum()))
+)
+print("matches every ShapesWorld box in the batch:", agree)
+
+# %% [markdown]
+# ## 6. Glossary · 术语表
+#
+# | English | 中文 | where it comes up |
+# |---|---|---|
+# | forward diffusion | 正向扩散 | 01: adding noise step by step until only noise is left |
+# | reverse process, denoising | 反向过程, 去噪 | 02: a network removes the noise one step at a time |
+# | noise schedule (β_t) | 噪声调度 | 01: how much noise each step adds |
+# | Markov chain | 马尔可夫链 | 01: the next state depends only on the current one |
+# | patch, patch embedding | 图像块, 块嵌入 | 03: ViT cuts an image into squares and embeds each |
+# | attention | 注意力 | 03: every token mixes in the others, weighted by similarity |
+# | class token | 分类标记 | 03: the extra token whose output is classified |
+# | contrastive learning | 对比学习 | 04: pull matching pairs together, push others apart |
+# | positive / negative sample | 正样本 / 负样本 | 04: a matching / non-matching image–text pair |
+# | in-batch negatives | 批内负样本 | 04: the other pairs of the batch serve as negatives |
+# | zero-shot | 零样本 | 04: recognising classes never trained on as labels |
+# | retrieval | 检索 | 04: find the best-matching text for an image, or the reverse |
+# | segmentation, mask | 分割, 掩码 | SAM: which pixels belong to the object |
+# | prompt (point, box, mask) | 提示 | SAM: how the user says which object they mean |
+# | detection, bounding box | 检测, 边界框 | GLIP: where the objects are |
+# | phrase grounding | 短语定位 | GLIP: link a phrase of the caption to a region |
+#
+# Next: **01 · Forward diffusion**.
