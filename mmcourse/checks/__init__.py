@@ -10,5 +10,6 @@ a wrong answer: the checker prints a hint and lets the error stop the notebook t
 
 from .core import Case, Verdict, check
 from .basics import check_box_from_mask
+from .diffusion import check_add_noise, check_ddpm_step, check_diffusion_loss  # noqa: F401
 
 __all__ = ["Case", "Verdict", "check", "check_box_from_mask"]

@@ -128,3 +128,37 @@ def load_digits_unet() -> tuple[UNet, NoiseSchedule]:
 
 def config_dict(cfg: DigitsUNetConfig) -> dict:
     return asdict(cfg)
+
+
+def train_2d(
+    name: str = "moons",
+    steps: int = 1500,
+    batch_size: int = 512,
+    lr: float = 3e-3,
+    seed: int = 0,
+    progress: bool = True,
+) -> tuple[nn.Module, NoiseSchedule, History, torch.Tensor]:
+    """Notebook 02's 2-D recipe: a :class:`TimeMLP` on two moons (or a spiral), cosine schedule, T = 100.
+
+    The cosine schedule reaches pure noise in 100 steps and spends more of them at low noise,
+    where the thin moons are shaped: in our runs a linear schedule over 100 steps (betas
+    1e-3 to 0.2) ended about 1.6x the data-vs-data sliced Wasserstein distance, cosine about 1.1x.
+    Training draws batches from 20,000 fixed points.
+
+    Returns:
+        (EMA model in eval mode, schedule, loss history, the 20,000 training points (20000, 2)).
+    """
+    from .data2d import make_2d
+    from .models import TimeMLP
+
+    data = make_2d(name, 20_000, seed=seed)
+    schedule = NoiseSchedule.make(100, "squaredcos_cap_v2")
+    seed_everything(seed)
+    model = TimeMLP(dim=2, hidden=128, depth=3)
+
+    def batch(g: torch.Generator) -> torch.Tensor:
+        return data[torch.randint(0, len(data), (batch_size,), generator=g)]
+
+    ema, hist = train_eps_model(model, schedule, batch, steps, lr=lr, seed=seed, ema_decay=0.99,
+                                progress=progress, desc=f"{name} (2-D)")
+    return ema, schedule, hist, data

@@ -1,0 +1,508 @@
+"""Drive JupyterLab in headless Chromium: run a notebook top to bottom, then move its widgets.
+
+This is the one test that checks what a student actually sees. It catches failures that the
+kernel-only tests (nbval, unit tests) cannot: widget JavaScript that does not load ("Error
+displaying widget"), widgets that render but never talk to the kernel, and tracebacks that only
+show up when the notebook runs in the Lab front end.
+
+Run it with::
+
+    .venv/bin/python -m pytest -m browser tests/test_browser.py
+
+It needs Debian's Chromium (``apt-get update && apt-get install -y chromium``); Playwright's own
+browser download is not used. Without /usr/bin/chromium the test is skipped locally and fails
+when the ``CI`` environment variable is set, so CI can never skip it silently.
+
+How it works:
+
+- Each notebook in ``NOTEBOOKS`` is copied (the .ipynb only, not its jupytext .py twin) into a
+  temporary directory that JupyterLab serves. That keeps the repository untouched and avoids
+  jupytext's "notebook is more recent than its paired .py" refusal (HTTP 400). The kernel still
+  imports ``mmcourse`` because the package is installed (editable) in this venv.
+- Jupyter's config, data, runtime and IPython dirs, Lab's workspaces and user settings all live
+  in the temporary directory too, so no personal state leaks into the run.
+- Artifacts: ``build/browser-<notebook stem>.png`` on success and ``build/browser-failure.png``
+  on failure (full-page screenshots).
+
+To add a notebook: append it to ``NOTEBOOKS`` and write a test that calls
+``run_notebook_in_lab(page, lab, name)`` and then pokes at that notebook's widgets.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+REPO = Path(__file__).resolve().parents[1]
+# The directory the notebooks are copied from; overridable to try the test on a scratch notebook.
+NOTEBOOK_DIR = Path(os.environ.get("MMCOURSE_BROWSER_NOTEBOOK_DIR", REPO / "notebooks"))
+WELCOME = "00_welcome.ipynb"
+NOTEBOOKS = (WELCOME,)  # every notebook any test here opens
+CHROMIUM = Path(os.environ.get("MMCOURSE_CHROMIUM", "/usr/bin/chromium"))
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-dev-shm-usage"]
+BUILD = REPO / "build"
+FAILURE_SCREENSHOT = BUILD / "browser-failure.png"
+
+SERVER_TIMEOUT_S = 60  # JupyterLab answering /api/status
+KERNEL_TIMEOUT_S = 60  # the notebook's kernel started and idle
+RUN_ALL_TIMEOUT_S = 120  # Run All Cells finished
+WIDGET_TIMEOUT_MS = 30_000  # a widget reacting to a change (one kernel round trip)
+
+# Lab user settings for the run: no news or update checks (the network is closed) and no toasts
+# drawn over the screenshots.
+LAB_SETTINGS = {
+    "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {
+        "fetchNews": "false",
+        "checkForUpdates": False,
+        "doNotDisturbMode": True,
+    },
+}
+
+
+# --------------------------------------------------------------------------------------------
+# Environment: Chromium and Playwright must exist, or the test skips (locally) / fails (CI).
+
+
+def _missing(what: str) -> None:
+    if os.environ.get("CI"):
+        pytest.fail(f"CI must run the browser test, but {what}", pytrace=False)
+    pytest.skip(what)
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Path:
+    if not CHROMIUM.exists():
+        _missing(f"{CHROMIUM} is missing: install it with `apt-get update && apt-get install -y chromium`")
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        _missing("the Python package playwright is missing: `pip install -e '.[test]'`")
+    return CHROMIUM
+
+
+# --------------------------------------------------------------------------------------------
+# JupyterLab server
+
+
+@dataclass
+class Lab:
+    url: str
+    token: str
+    root: Path  # the directory JupyterLab serves
+    log: Path
+    proc: subprocess.Popen = field(repr=False)
+
+    def api(self, path: str, method: str = "GET", timeout: float = 5.0):
+        req = urllib.request.Request(
+            f"{self.url}{path}", method=method, headers={"Authorization": f"token {self.token}"}
+        )
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            body = r.read()
+        return json.loads(body) if body else None
+
+    def log_tail(self, n: int = 40) -> str:
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-n:])
+        except OSError:
+            return "(no server log)"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _pids_mentioning(text: str) -> list[int]:
+    """Processes whose command line contains ``text`` (our unique temp dir: kernels we started)."""
+    pids = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                if text in (d / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace"):
+                    pids.append(int(d.name))
+            except OSError:
+                pass
+    return pids
+
+
+@pytest.fixture(scope="module")
+def lab(chromium, tmp_path_factory) -> Lab:
+    base = tmp_path_factory.mktemp("jupyterlab")
+    served = base / "notebooks"
+    served.mkdir()
+    for name in NOTEBOOKS:
+        shutil.copyfile(NOTEBOOK_DIR / name, served / name)
+    for rel, settings in LAB_SETTINGS.items():
+        f = base / "settings" / rel
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.write_text(json.dumps(settings))
+    runtime = base / "runtime"
+
+    env = dict(
+        os.environ,
+        JUPYTER_CONFIG_DIR=str(base / "config"),
+        JUPYTER_DATA_DIR=str(base / "data"),
+        JUPYTER_RUNTIME_DIR=str(runtime),
+        IPYTHONDIR=str(base / "ipython"),
+        HF_HUB_OFFLINE="1",
+        TRANSFORMERS_OFFLINE="1",
+    )
+    env.pop("JUPYTER_TOKEN", None)
+    port, token = _free_port(), secrets.token_hex(16)
+    cmd = [
+        sys.executable, "-m", "jupyterlab",
+        "--no-browser", "--allow-root",
+        "--ip=127.0.0.1", f"--port={port}", "--ServerApp.port_retries=0",
+        f"--IdentityProvider.token={token}",
+        f"--ServerApp.root_dir={served}",
+        "--ServerApp.terminals_enabled=False",
+        "--LabApp.expose_app_in_browser=True",
+        f"--LabApp.workspaces_dir={base / 'workspaces'}",
+        f"--LabApp.user_settings_dir={base / 'settings'}",
+    ]  # fmt: skip
+    log = base / "lab.log"
+    with open(log, "wb") as logf:
+        proc = subprocess.Popen(
+            cmd, cwd=served, env=env, stdout=logf, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    server = Lab(url=f"http://127.0.0.1:{port}", token=token, root=served, log=log, proc=proc)
+    try:
+        deadline = time.monotonic() + SERVER_TIMEOUT_S
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"JupyterLab exited with code {proc.returncode}:\n{server.log_tail()}", pytrace=False)
+            try:
+                server.api("/api/status", timeout=2)
+                break
+            except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"JupyterLab did not answer within {SERVER_TIMEOUT_S} s:\n{server.log_tail()}", pytrace=False)
+            time.sleep(0.25)
+        yield server
+    finally:
+        _stop_lab(server, runtime)
+
+
+def _stop_lab(server: Lab, runtime: Path) -> None:
+    proc = server.proc
+    if proc.poll() is None:
+        try:  # a clean shutdown also shuts the kernels down
+            server.api("/api/shutdown", method="POST", timeout=5)
+        except Exception:
+            pass
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            pass
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(proc.pid, sig)  # the server and anything left in its process group
+        except ProcessLookupError:
+            break
+        try:
+            proc.wait(timeout=10)
+            break
+        except subprocess.TimeoutExpired:
+            continue
+    # Kernels run in their own session (jupyter_client's start_new_session); any survivor still
+    # names its connection file in our private runtime dir.
+    for pid in _pids_mentioning(str(runtime)):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+# --------------------------------------------------------------------------------------------
+# Browser
+
+
+@pytest.fixture(scope="module")
+def browser(chromium):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(chromium), headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    pg = context.new_page()
+    pg.set_default_timeout(30_000)
+    pg.console_log = []  # browser console errors and uncaught exceptions, shown on failure
+    pg.on("console", lambda m: m.type in ("error", "warning") and pg.console_log.append(f"[{m.type}] {m.text}"))
+    pg.on("pageerror", lambda e: pg.console_log.append(f"[pageerror] {e}"))
+    try:
+        yield pg
+    finally:
+        context.close()
+
+
+@contextmanager
+def screenshot_on_failure(page, lab: Lab):
+    """Save build/browser-failure.png and print the browser console and server log on failure."""
+    try:
+        yield
+    except BaseException:
+        BUILD.mkdir(exist_ok=True)
+        try:
+            page.screenshot(path=str(FAILURE_SCREENSHOT), full_page=True, timeout=10_000)
+            print(f"screenshot of the failure: {FAILURE_SCREENSHOT}")
+        except Exception as e:  # the page may be gone; keep the original error
+            print(f"could not save a failure screenshot: {e}")
+        print("browser console (errors and warnings, last 30):\n" + "\n".join(page.console_log[-30:]))
+        print("JupyterLab log (tail):\n" + lab.log_tail())
+        raise
+
+
+# --------------------------------------------------------------------------------------------
+# Helpers usable by any notebook test
+
+# State of the open notebook `name`, read from Lab's own models (window.jupyterapp), so it does
+# not depend on which cells the windowed notebook has rendered.
+_NOTEBOOK_STATE_JS = """
+(name) => {
+  const app = window.jupyterapp;
+  let panel = null;
+  for (const w of app.shell.widgets('main')) {
+    if (w.context && w.context.path === name && w.content && w.content.model) { panel = w; break; }
+  }
+  if (!panel) return null;
+  const cells = panel.content.model.cells;
+  let code = 0, executed = 0;
+  for (let i = 0; i < cells.length; i++) {
+    const c = cells.get(i);
+    if (c.type === 'code') { code++; if (c.executionCount !== null && c.executionCount !== undefined) executed++; }
+  }
+  const prompts = Array.from(panel.node.querySelectorAll('.jp-InputPrompt'));
+  const busy = prompts.some(p => (p.textContent || '').includes('*'));
+  const kernel = panel.sessionContext.session && panel.sessionContext.session.kernel;
+  return {id: panel.id, code, executed, busy, kernel: kernel ? kernel.status : null};
+}
+"""
+
+
+# Widget outputs of the open notebook `name`: how many the notebook model holds, and how their
+# views are doing. A view shows "Loading widget..." until the model arrives, then either the
+# widget's element or the text "Error displaying widget: model not found" (about a second later).
+_WIDGET_OUTPUTS_JS = """
+(name) => {
+  const app = window.jupyterapp;
+  let panel = null;
+  for (const w of app.shell.widgets('main')) {
+    if (w.context && w.context.path === name && w.content && w.content.model) { panel = w; break; }
+  }
+  if (!panel) return null;
+  const cells = panel.content.model.cells;
+  let expected = 0;
+  for (let i = 0; i < cells.length; i++) {
+    const c = cells.get(i);
+    if (c.type !== 'code') continue;
+    for (let j = 0; j < c.outputs.length; j++) {
+      const d = c.outputs.get(j).data;
+      if (d && d['application/vnd.jupyter.widget-view+json']) expected++;
+    }
+  }
+  // Widget views are the only output renderers without a data-mime-type attribute.
+  const views = Array.from(panel.node.querySelectorAll('.jp-OutputArea-output:not([data-mime-type])'));
+  const text = v => v.textContent || '';
+  const failed = views.filter(v => text(v).includes('Error displaying widget')).length;
+  const shown = views.filter(v => v.childElementCount > 0 && !text(v).includes('Loading widget')).length;
+  return {expected, views: views.length, shown, failed};
+}
+"""
+
+
+def wait_for_widget_outputs(page, name: str, timeout_s: float = 30) -> dict:
+    """Wait until every widget output of `name` has either rendered or shown its error."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        w = page.evaluate(_WIDGET_OUTPUTS_JS, name)
+        if w["views"] >= w["expected"] and w["shown"] + w["failed"] == w["views"]:
+            return w
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{name}: widget outputs still not rendered after {timeout_s:.0f} s: {w}")
+        time.sleep(0.25)
+
+
+def _kernel_state(lab: Lab, name: str) -> str | None:
+    for s in lab.api("/api/sessions"):
+        if s.get("path") == name or s.get("notebook", {}).get("path") == name:
+            return s["kernel"]["execution_state"]
+    return None
+
+
+def _wait_kernel_idle(page, lab: Lab, name: str, timeout_s: float) -> None:
+    """Idle according to both the server (GET /api/sessions) and the page's session context."""
+    deadline = time.monotonic() + timeout_s
+    server = front = None
+    while time.monotonic() < deadline:
+        server = _kernel_state(lab, name)
+        state = page.evaluate(_NOTEBOOK_STATE_JS, name)
+        front = state and state["kernel"]
+        if server == "idle" and front == "idle":
+            return
+        time.sleep(0.25)
+    raise AssertionError(f"kernel for {name} not idle after {timeout_s:.0f} s (server: {server}, page: {front})")
+
+
+def run_notebook_in_lab(page, lab: Lab, name: str) -> dict:
+    """Open `name` in Lab, wait for its kernel, clear the outputs, Run All Cells and wait for the end.
+
+    Returns the final state ({code, executed, busy, kernel}, widget counts, timings). Raises if a cell raised
+    (its output has a traceback), if "Error displaying widget" shows anywhere, or on a timeout.
+    """
+    t0 = time.monotonic()
+    page.goto(f"{lab.url}/lab/tree/{name}?token={lab.token}", wait_until="domcontentloaded")
+    page.locator(".jp-NotebookPanel .jp-Cell").first.wait_for(state="attached", timeout=60_000)
+    _wait_kernel_idle(page, lab, name, KERNEL_TIMEOUT_S)
+    t_open = time.monotonic() - t0
+
+    # Clearing first resets every execution count, so "all cells have a count" means "all ran
+    # now", not "ran when the notebook was saved"; it also drops saved widget views, which show
+    # "Error displaying widget" until re-run.
+    page.evaluate(
+        """async (name) => {
+             const app = window.jupyterapp;
+             for (const w of app.shell.widgets('main')) {
+               if (w.context && w.context.path === name) { app.shell.activateById(w.id); break; }
+             }
+             await app.commands.execute('notebook:clear-all-cell-outputs');
+             void app.commands.execute('notebook:run-all-cells');  // resolves only at the end
+           }""",
+        name,
+    )
+    t1 = time.monotonic()
+    deadline = t1 + RUN_ALL_TIMEOUT_S
+    stalled_since = None
+    while True:
+        state = page.evaluate(_NOTEBOOK_STATE_JS, name)
+        settled = state["kernel"] == "idle" and not state["busy"]
+        if settled and state["executed"] == state["code"]:
+            break
+        # Run All stops at a cell that raises: nothing runs, some cells have no count. Give it a
+        # few seconds (the kernel can flicker idle between cells) and then report instead of
+        # waiting for the timeout.
+        if settled and time.monotonic() - t1 > 2:
+            stalled_since = stalled_since or time.monotonic()
+            if time.monotonic() - stalled_since > 5:
+                break
+        else:
+            stalled_since = None
+        if time.monotonic() > deadline:
+            raise AssertionError(f"Run All Cells in {name} did not finish in {RUN_ALL_TIMEOUT_S} s: {state}")
+        time.sleep(0.25)
+    _wait_kernel_idle(page, lab, name, 10)
+    state = dict(state, open_s=round(t_open, 1), run_s=round(time.monotonic() - t1, 1))
+
+    tracebacks = _error_outputs(page)
+    assert not tracebacks, f"{name}: cell output with an error:\n\n" + "\n\n".join(tracebacks)
+    assert state["executed"] == state["code"], f"{name}: only {state['executed']} of {state['code']} code cells ran"
+    state["widgets"] = wait_for_widget_outputs(page, name)
+    assert_no_widget_errors(page)
+    return state
+
+
+def _error_outputs(page) -> list[str]:
+    # textContent, not innerText: cells scrolled out of view are not rendered (contentVisibility).
+    texts = page.locator(
+        '.jp-NotebookPanel .jp-OutputArea-output.jp-RenderedText[data-mime-type="application/vnd.jupyter.stderr"], '
+        '.jp-NotebookPanel .jp-OutputArea-output [data-mime-type="application/vnd.jupyter.stderr"]'
+    ).evaluate_all("els => els.map(e => e.textContent || '')")
+    return [t[-3000:] for t in dict.fromkeys(texts) if "Traceback" in t or "Error" in t]
+
+
+def assert_no_widget_errors(page) -> None:
+    found = page.evaluate(
+        """() => {
+             if (!document.body.textContent.includes('Error displaying widget')) return null;
+             const els = Array.from(document.querySelectorAll('.jp-OutputArea-output'))
+               .filter(e => (e.textContent || '').includes('Error displaying widget'));
+             return els.map(e => {
+               const cell = e.closest('.jp-Cell');
+               const prompt = cell && cell.querySelector('.jp-InputPrompt');
+               return `cell ${prompt ? prompt.textContent.trim() : '?'}: ${e.textContent.trim().slice(0, 200)}`;
+             });
+           }"""
+    )
+    if found is not None:
+        raise AssertionError("a widget failed to render ('Error displaying widget' on the page):\n" + "\n".join(found))
+
+
+def save_screenshot(page, name: str) -> Path:
+    BUILD.mkdir(exist_ok=True)
+    path = BUILD / f"browser-{Path(name).stem}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path
+
+
+# --------------------------------------------------------------------------------------------
+# Tests
+
+
+def test_welcome_runs_and_shapes_explorer_reacts(page, lab):
+    from playwright.sync_api import expect
+
+    with screenshot_on_failure(page, lab):
+        state = run_notebook_in_lab(page, lab, WELCOME)
+        print(f"{WELCOME}: {state}")
+
+        # The ShapesWorld explorer (mmcourse.viz.shapes_explorer): the output holding the slider
+        # with class mmcourse-seed also holds the caption and the scene image.
+        explorer = page.locator(".jp-OutputArea-output", has=page.locator(".mmcourse-seed")).first
+        expect(explorer).to_be_attached(timeout=WIDGET_TIMEOUT_MS)
+        explorer.scroll_into_view_if_needed()
+        seed = explorer.locator(".mmcourse-seed").first
+        caption = explorer.locator(".mmcourse-caption").first
+        image = explorer.locator("img.mmcourse-scene, .mmcourse-scene img").first
+        readout = seed.locator(".widget-readout")
+        expect(seed).to_be_visible()
+        expect(caption).to_have_text(re.compile(r"\w"), timeout=WIDGET_TIMEOUT_MS)
+        expect(image).to_have_attribute("src", re.compile(r"\S"), timeout=WIDGET_TIMEOUT_MS)
+        expect(readout).to_have_text(re.compile(r"^\s*\d+\s*$"))
+
+        value0 = int(readout.text_content())
+        caption0 = caption.text_content()
+        src0 = image.get_attribute("src")
+
+        handle = seed.locator(".noUi-handle")
+        handle.focus()
+        for _ in range(2):
+            page.keyboard.press("ArrowRight")
+
+        expect(readout).to_have_text(str(value0 + 2))
+        # Both change only after a round trip through the kernel (slider.observe -> new scene).
+        expect(caption).not_to_have_text(caption0, timeout=WIDGET_TIMEOUT_MS)
+        expect(image).not_to_have_attribute("src", src0, timeout=WIDGET_TIMEOUT_MS)
+        assert_no_widget_errors(page)
+        assert not _error_outputs(page), _error_outputs(page)
+
+        # Let the second update land before the picture is taken: kernel idle, image decoded.
+        _wait_kernel_idle(page, lab, WELCOME, 30)
+        explorer.scroll_into_view_if_needed()
+        page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=image.element_handle())
+        print(f"screenshot: {save_screenshot(page, WELCOME)}")
