@@ -10,6 +10,8 @@ a wrong answer: the checker prints a hint and lets the error stop the notebook t
 
 from .core import Case, Verdict, check
 from .basics import check_box_from_mask
+from .vit import check_scaled_dot_product_attention
+from .clip import check_build_zero_shot_weights, check_clip_loss  # noqa: F401
 from .diffusion import check_add_noise, check_ddpm_step, check_diffusion_loss  # noqa: F401
 
 __all__ = ["Case", "Verdict", "check", "check_box_from_mask"]

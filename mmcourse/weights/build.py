@@ -54,10 +54,26 @@ def build_diffusion_digits_unet() -> None:
           "ddim50_min_class_share": score["min_class_share"], "ddim50_frechet": score["frechet"]})
 
 
+def build_clip_shapes_named() -> None:
+    """Notebook 04's CLIP trained on the six named colours (2,000 steps of 256 pairs)."""
+    from ..clip.tasks import build_checkpoint
+
+    build_checkpoint("clip_shapes_named")
+
+
+def build_clip_shapes_broad() -> None:
+    """Notebook 04's CLIP trained with broad colour variety (half the scenes in random colours)."""
+    from ..clip.tasks import build_checkpoint
+
+    build_checkpoint("clip_shapes_broad")
+
+
 # name -> builder; later topics add their checkpoints here.
 BUILDERS: dict[str, Callable[[], None]] = {
     "digits_classifier": build_digits_classifier,
     "diffusion_digits_unet": build_diffusion_digits_unet,
+    "clip_shapes_named": build_clip_shapes_named,
+    "clip_shapes_broad": build_clip_shapes_broad,
 }
 
 

@@ -1,0 +1,225 @@
+"""The CLIP notebook's widgets: a batch's similarity matrix with a temperature, and retrieval.
+
+As everywhere in the course, each control calls a plain function of the control values
+(``similarity_view``, ``text_query_view``, ``image_query_view``) that returns PNG bytes and the
+numbers behind them; those functions are unit-tested headless. The builders at the bottom only
+wire ipywidgets to them.
+"""
+
+from __future__ import annotations
+
+import html
+import textwrap
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..viz import _to_hwc, figure_png
+from .tasks import Pairs, sample_pairs
+from .tokenizer import WordTokenizer
+
+
+def _wrap(caption: str, width: int = 14) -> str:
+    return "\n".join(textwrap.wrap(caption, width))
+
+
+# ---------------------------------------------------------------------------------------------
+# Similarity matrix and temperature
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class SimilarityView:
+    """One batch: cosine similarities (B, B), row softmax at the temperature, and the picture."""
+
+    png: bytes
+    cosine: torch.Tensor   # (B, B), row = image, column = caption
+    probs: torch.Tensor    # (B, B), softmax(cosine / temperature) over each row
+    captions: list[str]
+
+
+@torch.no_grad()
+def similarity_view(model, seed: int = 0, temperature: float = 0.07, batch_size: int = 6) -> SimilarityView:
+    """Draw batch number ``seed`` of ``batch_size`` test pairs; show its cosine matrix and each
+    image's softmax over the captions at ``temperature`` (the loss's view of the batch).
+
+    The diagonal (the positives) is outlined; everything off it is an in-batch negative.
+    """
+    import matplotlib.pyplot as plt
+
+    if not temperature > 0:
+        raise ValueError(f"temperature must be > 0, got {temperature!r}")
+    if not isinstance(batch_size, int) or not 2 <= batch_size <= 16:
+        raise ValueError(f"batch_size must be an int in 2..16, got {batch_size!r}")
+    pairs = sample_pairs(batch_size, seed=seed, split="test")
+    tok = WordTokenizer(context_length=model.cfg.text.context_length)
+    model.eval()
+    img = model.encode_image(pairs.images, normalize=True)
+    txt = model.encode_text(tok(pairs.captions), normalize=True)
+    cosine = img @ txt.T
+    probs = (cosine / temperature).softmax(dim=1)
+
+    B = batch_size
+    fig, axes = plt.subplots(1, 2, figsize=(10, 0.55 * B + 1.6))
+    for ax, mat, title, (vmin, vmax) in (
+        (axes[0], cosine, "cosine similarity", (-1, 1)),
+        (axes[1], probs, f"softmax over each row, T = {temperature:.2f}", (0, 1)),
+    ):
+        ax.imshow(mat.numpy(), cmap="viridis", vmin=vmin, vmax=vmax, extent=(-0.5, B - 0.5, B - 0.5, -0.5))
+        for i in range(B):
+            ax.add_patch(plt.Rectangle((i - 0.5, i - 0.5), 1, 1, fill=False, ec="red", lw=2))
+            # the image of row i, drawn just left of its row
+            ax.imshow(_to_hwc(pairs.images[i]), extent=(-1.6, -0.6, i + 0.5, i - 0.5))
+            for j in range(B):
+                v = float(mat[i, j])
+                ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=6,
+                        color="white" if v < (vmin + vmax) / 2 else "black")
+        ax.set_xlim(-1.7, B - 0.5)
+        ax.set_ylim(B - 0.5, -0.5)
+        ax.set_xticks(range(B))
+        ax.set_xticklabels([_wrap(c) for c in pairs.captions], fontsize=5.5)
+        ax.set_yticks([])
+        ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    return SimilarityView(figure_png(fig), cosine, probs, list(pairs.captions))
+
+
+# ---------------------------------------------------------------------------------------------
+# Retrieval: a bank of test scenes with precomputed features
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class RetrievalBank:
+    """Test scenes to search: their images' features and the features of their distinct captions."""
+
+    pairs: Pairs
+    image_features: torch.Tensor   # (N, E) unit length
+    captions: list[str]            # distinct captions of the bank
+    text_features: torch.Tensor    # (M, E) unit length
+
+
+@torch.no_grad()
+def build_bank(model, n: int = 1000, seed: int = 3) -> RetrievalBank:
+    """Encode n single-object test scenes and their distinct captions."""
+    pairs = sample_pairs(n, seed=seed, split="test")
+    tok = WordTokenizer(context_length=model.cfg.text.context_length)
+    model.eval()
+    img = torch.cat([model.encode_image(pairs.images[i : i + 500], normalize=True) for i in range(0, n, 500)])
+    captions = sorted(set(pairs.captions))
+    return RetrievalBank(pairs, img, captions, model.encode_text(tok(captions), normalize=True))
+
+
+@dataclass
+class QueryView:
+    """The answer to one query: the ranked indices and scores, a picture, or an error message."""
+
+    png: bytes | None
+    indices: list[int]
+    scores: list[float]
+    message: str
+
+
+@torch.no_grad()
+def text_query_view(model, bank: RetrievalBank, query: str, k: int = 8) -> QueryView:
+    """Text -> image retrieval: the k bank images most similar to ``query``.
+
+    A word the tokenizer does not know gives no picture and the tokenizer's message (which names
+    the nearest known words) instead of an exception, so a typo in the widget is harmless.
+    """
+    import matplotlib.pyplot as plt
+
+    tok = WordTokenizer(context_length=model.cfg.text.context_length)
+    try:
+        tokens = tok([query])
+    except ValueError as err:
+        return QueryView(None, [], [], str(err))
+    if not tok.split(query):
+        return QueryView(None, [], [], "type a description, e.g. 'a small red circle at the top left'")
+    q = model.encode_text(tokens, normalize=True)[0]
+    scores, idx = (bank.image_features @ q).topk(k)
+    fig, axes = plt.subplots(1, k, figsize=(1.15 * k, 1.5))
+    for ax, i, s in zip(np.atleast_1d(axes), idx.tolist(), scores.tolist()):
+        ax.imshow(_to_hwc(bank.pairs.images[i]))
+        ax.set_title(f"{s:.2f}", fontsize=8)
+        ax.axis("off")
+    fig.suptitle(f"top {k} of {len(bank.pairs)} images for: {query!r}", fontsize=9)
+    fig.tight_layout()
+    return QueryView(figure_png(fig), idx.tolist(), scores.tolist(), f"query: {query}")
+
+
+@torch.no_grad()
+def image_query_view(model, bank: RetrievalBank, index: int, k: int = 5) -> QueryView:
+    """Image -> text retrieval: the k distinct bank captions most similar to image ``index``."""
+    import matplotlib.pyplot as plt
+
+    if not isinstance(index, int) or not 0 <= index < len(bank.pairs):
+        raise ValueError(f"index must be an int in 0..{len(bank.pairs) - 1}, got {index!r}")
+    scores, idx = (bank.text_features @ bank.image_features[index]).topk(k)
+    fig, ax = plt.subplots(figsize=(1.6, 1.6))
+    ax.imshow(_to_hwc(bank.pairs.images[index]))
+    ax.axis("off")
+    ax.set_title(f"image {index}", fontsize=8)
+    own = bank.pairs.captions[index]
+    lines = [f"own caption: {own}", ""]
+    for rank, (j, s) in enumerate(zip(idx.tolist(), scores.tolist()), start=1):
+        mark = "  ← its own caption" if bank.captions[j] == own else ""
+        lines.append(f"{rank}. {s:.3f}  {bank.captions[j]}{mark}")
+    return QueryView(figure_png(fig), idx.tolist(), scores.tolist(), "\n".join(lines))
+
+
+# ---------------------------------------------------------------------------------------------
+# Widget builders: controls only
+# ---------------------------------------------------------------------------------------------
+
+
+def similarity_explorer(model, batch_size: int = 6):
+    """Batch picker and temperature slider -> the batch's similarity matrix and row softmax."""
+    import ipywidgets as W
+
+    seed = W.IntSlider(value=0, min=0, max=99, description="batch", continuous_update=False)
+    temperature = W.FloatSlider(value=0.07, min=0.01, max=1.0, step=0.01, description="temperature",
+                                continuous_update=False, readout_format=".2f")
+    image = W.Image(format="png", layout=W.Layout(width="720px"))
+    image.add_class("mmcourse-similarity")
+
+    def update(_=None) -> None:
+        image.value = similarity_view(model, seed.value, temperature.value, batch_size).png
+
+    for w in (seed, temperature):
+        w.observe(update, names="value")
+    update()
+    return W.VBox([W.HBox([seed, temperature]), image])
+
+
+def retrieval_explorer(model, bank: RetrievalBank, k: int = 8):
+    """A text box (text -> images) and an image picker (image -> captions)."""
+    import ipywidgets as W
+
+    query = W.Text(value="a small red circle at the top left", description="query",
+                   continuous_update=False, layout=W.Layout(width="460px"))
+    query.add_class("mmcourse-query")
+    images = W.Image(format="png", layout=W.Layout(width="720px"))
+    message = W.HTML()
+    pick = W.IntSlider(value=0, min=0, max=len(bank.pairs) - 1, description="image", continuous_update=False)
+    picked = W.Image(format="png", layout=W.Layout(width="120px"))
+    ranked = W.HTML()
+
+    def on_query(_=None) -> None:
+        v = text_query_view(model, bank, query.value, k)
+        if v.png is not None:
+            images.value = v.png
+        message.value = f"<pre>{html.escape(v.message)}</pre>"
+
+    def on_pick(_=None) -> None:
+        v = image_query_view(model, bank, pick.value)
+        picked.value = v.png
+        ranked.value = f"<pre>{html.escape(v.message)}</pre>"
+
+    query.observe(on_query, names="value")
+    pick.observe(on_pick, names="value")
+    on_query()
+    on_pick()
+    return W.VBox([W.HTML("<b>text → image</b>"), query, message, images,
+                   W.HTML("<b>image → text</b>"), pick, W.HBox([picked, ranked])])

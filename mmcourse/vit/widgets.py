@@ -1,0 +1,245 @@
+"""Pictures and widgets of notebook 03: the patch explorer, position embeddings, the attention viewer.
+
+As everywhere in the course, what a control triggers is a plain function of the control values
+(``patch_view``, ``attention_view``) that returns PNG bytes and is unit-tested without a browser;
+the widget builders (``patch_explorer``, ``attention_viewer``) only wire controls to them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from ..viz import _to_hwc, figure_png
+from .patch_embed import check_divisible, patchify
+from .rollout import attention_rollout, cls_attention_map
+
+# The three pictures of the patch explorer and the patch sizes that divide each of them.
+PHOTO, DIGIT, SCENE = "photo (astronaut, 224 px)", "digit (8 px)", "ShapesWorld scene (32 px)"
+PATCH_SIZES: dict[str, tuple[int, ...]] = {
+    PHOTO: (8, 14, 16, 28, 32, 56),
+    DIGIT: (1, 2, 4),
+    SCENE: (2, 4, 8, 16),
+}
+MAX_SHOWN_PATCHES = 24  # the sequence strip shows the first patches only
+
+
+@lru_cache(maxsize=4)
+def _example_image(name: str) -> np.ndarray:
+    if name == PHOTO:
+        from skimage import data, transform
+
+        # scikit-image ships this photo, so it works offline; 224 px is the classic ViT input size.
+        return transform.resize(data.astronaut(), (224, 224), anti_aliasing=True).transpose(2, 0, 1).astype(np.float32)
+    if name == DIGIT:
+        from ..data.digits import load_digits, to_unit
+
+        x, _ = load_digits("test")
+        return to_unit(x[0]).numpy()
+    if name == SCENE:
+        from ..data.shapes import ShapesWorld
+
+        return ShapesWorld(image_size=32, min_objects=3, max_objects=3).sample(1, seed=3).images[0].numpy()
+    raise ValueError(f"image must be one of {list(PATCH_SIZES)}, got {name!r}")
+
+
+def example_image(name: str) -> torch.Tensor:
+    """One of the patch explorer's pictures as (C, H, W) float in [0, 1] (see ``PATCH_SIZES``)."""
+    return torch.from_numpy(_example_image(name).copy())
+
+
+@dataclass
+class PatchView:
+    """What the patch explorer shows for one picture and patch size."""
+
+    png: bytes
+    num_patches: int
+    patch_length: int   # C * P * P numbers per patch
+    grid: tuple[int, int]
+
+
+def patch_view(name: str = SCENE, patch_size: int = 8) -> PatchView:
+    """The picture cut into ``patch_size`` patches (grid lines, raster numbering) above the first
+    patches of the resulting sequence, each a token of C*P*P numbers."""
+    import matplotlib.pyplot as plt
+
+    img = example_image(name)
+    C, H, W = img.shape
+    check_divisible(H, W, patch_size)
+    patches = patchify(img[None], patch_size)[0]                       # (N, C*P*P)
+    gh, gw = H // patch_size, W // patch_size
+    N = gh * gw
+    shown = min(N, MAX_SHOWN_PATCHES)
+
+    fig = plt.figure(figsize=(7.0, 3.9))
+    ax = fig.add_axes([0.02, 0.30, 0.5, 0.62])
+    ax.imshow(_to_hwc(img), cmap="gray", vmin=0, vmax=1, extent=(0, W, H, 0))
+    for i in range(1, gh):
+        ax.axhline(i * patch_size, color="white", lw=0.8)
+    for j in range(1, gw):
+        ax.axvline(j * patch_size, color="white", lw=0.8)
+    if N <= 64:  # number the patches in the order the transformer reads them
+        for n in range(N):
+            r, c = divmod(n, gw)
+            ax.text((c + 0.5) * patch_size, (r + 0.5) * patch_size, str(n), color="white", fontsize=7,
+                    ha="center", va="center", bbox=dict(boxstyle="round,pad=0.1", fc="black", alpha=0.4, lw=0))
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_title(f"{name}: {gh} x {gw} patches of {patch_size} x {patch_size}", fontsize=8)
+    text = fig.add_axes([0.55, 0.30, 0.43, 0.62])
+    text.axis("off")
+    text.text(0, 0.75, f"sequence length N = {gh} x {gw} = {N}", fontsize=9)
+    text.text(0, 0.55, f"each patch: {patch_size} x {patch_size} x {C} = {C * patch_size**2} numbers", fontsize=9)
+    text.text(0, 0.35, f"attention compares N x N = {N * N:,} pairs", fontsize=9)
+    for k in range(shown):  # the strip: patch tokens 0, 1, 2, ... as the model receives them
+        a = fig.add_axes([0.02 + k * 0.96 / MAX_SHOWN_PATCHES, 0.05, 0.9 / MAX_SHOWN_PATCHES, 0.16])
+        a.imshow(_to_hwc(patches[k].reshape(C, patch_size, patch_size)), cmap="gray", vmin=0, vmax=1)
+        a.set_xticks([])
+        a.set_yticks([])
+        a.set_title(str(k), fontsize=6, pad=1)
+    fig.text(0.02, 0.235, "the sequence the transformer sees" + (" (first patches)" if shown < N else ""), fontsize=8)
+    return PatchView(png=figure_png(fig), num_patches=N, patch_length=C * patch_size**2, grid=(gh, gw))
+
+
+def patch_explorer():
+    """Widget: pick a picture and a patch size; see the grid and the token sequence."""
+    import ipywidgets as W
+
+    picture = W.Dropdown(options=list(PATCH_SIZES), value=SCENE, description="picture")
+    size = W.SelectionSlider(options=PATCH_SIZES[SCENE], value=8, description="patch size", continuous_update=False)
+    image = W.Image(format="png", layout=W.Layout(width="560px"))
+    image.add_class("mmcourse-patches")
+
+    def update(_=None) -> None:
+        image.value = patch_view(picture.value, size.value).png
+
+    def new_picture(_=None) -> None:
+        options = PATCH_SIZES[picture.value]
+        with size.hold_trait_notifications():
+            size.options = options
+            size.value = options[len(options) // 2]
+        update()
+
+    picture.observe(new_picture, names="value")
+    size.observe(update, names="value")
+    update()
+    return W.VBox([W.HBox([picture, size]), image])
+
+
+# ---------------------------------------------------------------------------------------------
+# Position embeddings
+# ---------------------------------------------------------------------------------------------
+
+
+def pos_embed_similarity(model) -> torch.Tensor:
+    """Cosine similarity between the learned position embeddings of the patches.
+
+    Returns (gh, gw, gh, gw): entry [i, j] is the map of patch (i, j)'s similarity to every patch.
+    """
+    gh, gw = model.patch_embed.grid_size
+    pe = model.pos_embed.detach()[0, 1:]                        # (N, D), the class token's dropped
+    pe = pe / pe.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+    return (pe @ pe.T).reshape(gh, gw, gh, gw)
+
+
+def plot_pos_embed_similarity(model, title: str = "position embeddings: cosine similarity"):
+    """A gh x gw grid of small maps: map (i, j) shows how similar patch (i, j)'s position embedding
+    is to every other patch's. Returns the figure."""
+    import matplotlib.pyplot as plt
+
+    sim = pos_embed_similarity(model).cpu().numpy()
+    gh, gw = sim.shape[:2]
+    fig, axes = plt.subplots(gh, gw, figsize=(0.75 * gw + 0.6, 0.75 * gh + 0.4), squeeze=False)
+    for i in range(gh):
+        for j in range(gw):
+            im = axes[i, j].imshow(sim[i, j], cmap="viridis", vmin=-1, vmax=1)
+            axes[i, j].set_xticks([])
+            axes[i, j].set_yticks([])
+    fig.colorbar(im, ax=axes, shrink=0.6)
+    fig.suptitle(title, fontsize=9)
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------
+# Attention viewer
+# ---------------------------------------------------------------------------------------------
+
+
+def _overlay(ax, image: torch.Tensor, heat: torch.Tensor, title: str) -> None:
+    """Show image (C, H, W) in [0, 1] with a (gh, gw) heat map stretched over it."""
+    _, H, W = image.shape
+    ax.imshow(_to_hwc(image), cmap="gray", vmin=0, vmax=1, extent=(0, W, H, 0))
+    ax.imshow(heat.cpu().numpy(), cmap="inferno", alpha=0.55, vmin=0, vmax=1, extent=(0, W, H, 0),
+              interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_title(title, fontsize=8)
+
+
+def attention_view(
+    image: torch.Tensor, attns: Sequence[torch.Tensor], layer: int = 1, head: int | str = "mean", title: str = "",
+) -> bytes:
+    """One image's attention as PNG bytes: the image, the class token's attention in one layer and
+    head, and the attention rollout through all layers.
+
+    Args:
+        image: (C, H, W) in [0, 1], for display.
+        attns: per layer, this image's attention weights (heads, T, T).
+        layer: 1-based layer number.  head: 1-based head number, or "mean" (average of the heads).
+    """
+    import matplotlib.pyplot as plt
+
+    depth, heads = len(attns), attns[0].shape[0]
+    if not 1 <= layer <= depth:
+        raise ValueError(f"layer must be in 1..{depth}, got {layer!r}")
+    if head != "mean" and not (isinstance(head, int) and 1 <= head <= heads):
+        raise ValueError(f"head must be 'mean' or in 1..{heads}, got {head!r}")
+    a = attns[layer - 1]                                                 # (heads, T, T)
+    one = a.mean(0) if head == "mean" else a[head - 1]                   # (T, T)
+    rollout = attention_rollout([t[None] for t in attns])                # (1, T, T)
+    fig, axes = plt.subplots(1, 3, figsize=(6.6, 2.5))
+    axes[0].imshow(_to_hwc(image), cmap="gray", vmin=0, vmax=1)
+    axes[0].set_xticks([])
+    axes[0].set_yticks([])
+    axes[0].set_title(title, fontsize=8)
+    where = "mean of heads" if head == "mean" else f"head {head}"
+    _overlay(axes[1], image, cls_attention_map(one[None])[0], f"layer {layer}, {where}")
+    _overlay(axes[2], image, cls_attention_map(rollout)[0], f"rollout of {depth} layers")
+    fig.tight_layout()
+    return figure_png(fig)
+
+
+def attention_viewer(model, images: torch.Tensor, titles: Sequence[str], display: torch.Tensor | None = None):
+    """Widget: pick an image, a layer and a head; see where the class token looks.
+
+    Args:
+        model: a :class:`~mmcourse.vit.VisionTransformer`.
+        images: (B, C, H, W) model inputs.  titles: B strings (e.g. "true / predicted").
+        display: (B, C, H, W) in [0, 1] to draw (default: ``images`` clamped to [0, 1]).
+    """
+    import ipywidgets as W
+
+    if len(titles) != len(images):
+        raise ValueError(f"titles must have one entry per image: {len(titles)} titles for {len(images)} images")
+    with torch.no_grad():
+        _, attns = model.eval()(images, return_attn=True)    # depth x (B, heads, T, T), computed once
+    display = images.clamp(0, 1) if display is None else display
+    depth, heads = len(attns), attns[0].shape[1]
+    pick = W.Dropdown(options=[(f"{i}: {t}", i) for i, t in enumerate(titles)], value=0, description="image")
+    layer = W.IntSlider(value=depth, min=1, max=depth, description="layer", continuous_update=False)
+    head = W.Dropdown(options=["mean", *range(1, heads + 1)], value="mean", description="head")
+    out = W.Image(format="png", layout=W.Layout(width="560px"))
+    out.add_class("mmcourse-attention")
+
+    def update(_=None) -> None:
+        i = pick.value
+        out.value = attention_view(display[i], [a[i] for a in attns], layer.value, head.value, titles[i])
+
+    for w in (pick, layer, head):
+        w.observe(update, names="value")
+    update()
+    return W.VBox([W.HBox([pick, layer, head]), out])

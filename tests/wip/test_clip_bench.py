@@ -1,0 +1,38 @@
+"""bench/clip.py: the duplicate counts it reports, its stored results and its tables."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bench import clip as bench_clip
+
+RESULTS = Path(__file__).resolve().parents[1] / "bench" / "results" / "clip_batch_sweep.json"
+
+
+def test_duplicate_shares_follow_the_birthday_arithmetic():
+    # 24 equally likely captions: a given other pair is a copy with probability ~1/24, so an
+    # image meets (B - 1)/24 false negatives on average and at least one with 1 - (23/24)^(B-1).
+    small, large = bench_clip.duplicate_shares(4, batches=150), bench_clip.duplicate_shares(128, batches=20)
+    for s in (small, large):
+        assert abs(s["share"] - 1 / 24) < 0.02
+    assert abs(large["per_row"] - 127 / 24) < 0.8
+    assert small["rows_hit"] == pytest.approx(1 - (23 / 24) ** 3, abs=0.06)
+    assert large["rows_hit"] > 0.99
+
+
+@pytest.mark.skipif(not RESULTS.exists(), reason="run `python -m bench.clip` first")
+def test_stored_sweep_has_every_part_and_prints_as_tables():
+    result = json.loads(RESULTS.read_text())
+    assert [r["batch_size"] for r in result["negatives"]] == list(bench_clip.SWEEP_BATCHES)
+    assert all(r["pairs"] == bench_clip.SWEEP_PAIRS for r in result["negatives"])
+    assert [r["group"] for r in result["groups"]] == list(bench_clip.GROUPS)
+    assert [r["batch_size"] for r in result["duplicates"]] == list(bench_clip.DUP_BATCHES)
+    assert [r["drop"] for r in result["detail"]] == [0.0, 0.4]
+    text = bench_clip.table(result)
+    assert text.count("|---") == 4 and "(a2)" in text
+
+
+def test_run_rejects_unknown_parts():
+    with pytest.raises(ValueError, match="parts"):
+        bench_clip.run(("everything",), store=False)
