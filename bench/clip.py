@@ -143,7 +143,7 @@ def sweep_detail(seed: int = 0) -> list[dict]:
 
 def table(result: dict) -> str:
     """The two markdown tables of a stored result."""
-    out = ["(a) full captions, equal pairs seen "
+    out = ["(a) equal pairs seen "
            f"({result['negatives'][0]['pairs']:,} each)", "",
            "| batch | steps | zero-shot seen | zero-shot held-out | image→text R@1 (attributes) | final loss |",
            "|---:|---:|---:|---:|---:|---:|"]

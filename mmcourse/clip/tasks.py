@@ -6,7 +6,8 @@ The notebook, ``make weights`` (:mod:`mmcourse.weights.build`) and ``make bench`
 Training data (``data=``), single-object 32x32 scenes from the "train" split (the six held-out
 colour-shape pairs never appear):
 
-- "named": the six exact palette colours, full captions ("a small red circle at the top left").
+- "named": the six exact palette colours, ShapesWorld's captions ("a small red circle at the top
+  left"); ``drop`` leaves the size and/or the position out of some of them.
 - "broad": half of each batch as "named"; the other half painted in random colours (ShapesWorld's
   ``colour_mode="random"``), half of those captioned with the nearest colour name and half with
   no colour word ("a small circle at the top left"). Shapes now come in every colour.

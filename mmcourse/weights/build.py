@@ -68,9 +68,41 @@ def build_clip_shapes_broad() -> None:
     build_checkpoint("clip_shapes_broad")
 
 
+def build_vit_digits() -> None:
+    from ..vit.tasks import train_digits_vit
+
+    model, metrics = train_digits_vit(steps=2000, seed=0)
+    if metrics["test_accuracy"] < 0.98:
+        raise RuntimeError(f"digits ViT reached only {metrics['test_accuracy']:.3f} (< 0.98)")
+    save("vit_digits", model.state_dict(), model.cfg.to_dict(), "python -m mmcourse.weights.build vit_digits", metrics)
+
+
+def _build_vit_shapes(name: str, random_colour_fraction: float) -> None:
+    from ..vit.tasks import train_shapes_vit
+
+    model, metrics = train_shapes_vit(steps=3000, n_train=60_000, random_colour_fraction=random_colour_fraction, seed=0)
+    if metrics["test_accuracy"] < 0.995:
+        raise RuntimeError(f"{name} reached only {metrics['test_accuracy']:.4f} (< 0.995) on seen colour-shape pairs")
+    metrics["random_colour_fraction"] = random_colour_fraction
+    save(name, model.state_dict(), model.cfg.to_dict(), f"python -m mmcourse.weights.build {name}", metrics)
+
+
+def build_vit_shapes() -> None:
+    """Shape classifier trained on the six named colours only (24 of 30 colour-shape pairs)."""
+    _build_vit_shapes("vit_shapes", 0.0)
+
+
+def build_vit_shapes_broad() -> None:
+    """The same with half of the training scenes painted in random colours."""
+    _build_vit_shapes("vit_shapes_broad", 0.5)
+
+
 # name -> builder; later topics add their checkpoints here.
 BUILDERS: dict[str, Callable[[], None]] = {
     "digits_classifier": build_digits_classifier,
+    "vit_digits": build_vit_digits,
+    "vit_shapes": build_vit_shapes,
+    "vit_shapes_broad": build_vit_shapes_broad,
     "diffusion_digits_unet": build_diffusion_digits_unet,
     "clip_shapes_named": build_clip_shapes_named,
     "clip_shapes_broad": build_clip_shapes_broad,

@@ -73,10 +73,10 @@ RESULTS = Path("..") / "bench" / "results"
 # %%
 from mmcourse.clip.tasks import sample_pairs
 
+import textwrap
+
 pairs = sample_pairs(8, seed=0, drop=0.4)
-fig = show_images(pairs.images, titles=[c.replace(" at the ", "\nat the ").replace(" on the ", "\non the ")
-                                        .replace(" in the ", "\nin the ") for c in pairs.captions],
-                  ncols=8, scale=1.35)
+fig = show_images(pairs.images, titles=[textwrap.fill(c, 22) for c in pairs.captions], ncols=4, scale=1.9)
 plt.show()
 
 # %% [markdown]
@@ -207,7 +207,7 @@ from mmcourse.clip import clip_loss
 show_source(clip_loss)
 g = torch.Generator().manual_seed(0)
 a, b = torch.randn(256, 64, generator=g), torch.randn(256, 64, generator=g)
-print("random features, B = 256: loss - ln B =", round(clip_loss(a, b, 1.0).item() - math.log(256), 1))
+print("random features, B = 256: loss within 0.1 of ln B:", abs(clip_loss(a, b, 1.0).item() - math.log(256)) < 0.1)
 print("symmetric under swapping the towers:", bool(torch.isclose(clip_loss(a, b, 20.0), clip_loss(b, a, 20.0))))
 
 # %% [markdown]
@@ -322,7 +322,7 @@ for kind, acc in template_table.items():
 # %%
 weights = zero_shot_classifier(named, classes, shapes_templates("ensemble"))
 demo = [sample_pairs(6, seed=11, split="test"), sample_pairs(6, seed=11, split="heldout")]
-fig, axes = plt.subplots(2, 6, figsize=(9, 3.6))
+fig, axes = plt.subplots(2, 6, figsize=(9, 4.4))
 for row, p in zip(axes, demo):
     with torch.no_grad():
         probs = (named.encode_image(p.images, normalize=True) @ weights * named.logit_scale.exp()).softmax(1)
@@ -332,7 +332,7 @@ for row, p in zip(axes, demo):
         ax.set_title("\n".join(f"{classes[i][2:] if classes[i][1] == ' ' else classes[i][3:]} {v:.2f}"
                                for v, i in zip(top.values.tolist(), top.indices.tolist())), fontsize=7)
         ax.axis("off")
-fig.tight_layout()
+fig.tight_layout(h_pad=2.5)
 plt.show()
 
 # %%
@@ -350,10 +350,10 @@ print("named model, ensembled prompts: seen combinations >= 95%:", zs_named["see
 
 # %%
 sweep = json.loads((RESULTS / "clip_batch_sweep.json").read_text())
-print("captions            | zero-shot seen: prompt '{}' | 49-prompt ensemble | image→text R@1 (attributes)")
+print("captions               | zero-shot seen: prompt '{}' | 49-prompt ensemble | image→text R@1 (attributes)")
 for r in sweep["detail"]:
     what = "complete" if r["drop"] == 0 else f"details dropped, p={r['drop']}"
-    print(f"{what:19} | {r['zero_shot_seen_bare']:26.1%} | {r['zero_shot_seen_ensemble']:18.1%} | "
+    print(f"{what:22} | {r['zero_shot_seen_bare']:26.1%} | {r['zero_shot_seen_ensemble']:18.1%} | "
           f"{r['i2t_attribute_r1']:.1%}")
 
 # %% [markdown]
@@ -361,9 +361,10 @@ for r in sweep["detail"]:
 # only 31–33%. Leaving details out doubles it (66–69%) for the same number of steps, at a small
 # cost in retrieval (87.1%) that longer training recovers (the shipped checkpoints reach
 # 99.6%). The partial captions teach the text tower what "a red circle" means on its own; real
-# web captions leave out most of what a picture shows. Prompt ensembling changes little here
-# (the table of section 7), because these templates differ only in wording the model has
-# learned to ignore.
+# web captions leave out most of what a picture shows. Prompt ensembling then matters less
+# than in real CLIP (the table of section 7): on seen combinations every template set scores
+# about 98%, because the wordings differ only in words the model learned to ignore; on the
+# held-out combinations the 49-prompt ensemble adds about 3 points (67% to 71%).
 #
 # ## 8. Retrieval, measured with care
 #
@@ -453,7 +454,10 @@ plt.show()
 # simply undertrained, so at a fixed budget batch size trades negatives against updates. The
 # grouped runs remove that confound: same data, same steps, and going from 3 to 255 negatives
 # per pair raises recall@1 from 43% to 82% and zero-shot accuracy from 27% to 58%. (One seed
-# per row; zero-shot accuracy at these small budgets is noisy, recall is the steadier measure.)
+# per row.) Zero-shot accuracy in the equal-pairs sweep does *not* follow the claim: it peaks at
+# a batch of 8 (63%) and falls to 31% at 256. Telling 30 colour–shape classes apart needs no
+# hard negatives, so it profits from the extra steps of small batches; matching the full
+# caption, with size and position, is what needs them. Only a batch of 4 is bad at both.
 #
 # **(b) Negatives that are not negative.** When the captions come from few classes, copies of
 # the same caption meet in one batch. With the 24 captions "a red circle", "an orange cross", ...,
@@ -535,13 +539,14 @@ for name, acc in (("named palette only", zs_named), ("broad colour variety", zs_
     print(f"{name:>22} | {acc['seen']:11.1%} | {acc['heldout']:15.1%}")
 fig, ax = plt.subplots(figsize=(4.5, 2.8))
 x = np.arange(2)
-ax.bar(x - 0.2, [zs_named["seen"], zs_named["heldout"]], 0.4, label="named only")
-ax.bar(x + 0.2, [zs_broad["seen"], zs_broad["heldout"]], 0.4, label="broad colours")
+for dx, acc, label in ((-0.2, zs_named, "named colours only"), (0.2, zs_broad, "broad colour variety")):
+    bars = ax.bar(x + dx, [acc["seen"], acc["heldout"]], 0.4, label=label)
+    ax.bar_label(bars, fmt="%.2f", fontsize=7)
 ax.axhline(1 / 30, color="grey", ls="--", lw=1)
 ax.set_xticks(x, ["seen combinations", "held-out combinations"])
 ax.set_ylabel("zero-shot top-1")
-ax.set_ylim(0, 1)
-ax.legend(fontsize=8)
+ax.set_ylim(0, 1.15)
+ax.legend(fontsize=7, loc="upper right", ncols=2)
 plt.show()
 
 # %%
@@ -585,6 +590,19 @@ else:
 # %% [markdown]
 # ## 12. What we measured
 #
-# CLOSING_NOTE
+# | claim or target | measured in this notebook (and `bench/clip.py`) |
+# |---|---|
+# | zero-shot top-1 over 30 classes, seen combinations (target ≥ 95%) | 97.8% named-only model, 96.7% broad model |
+# | zero-shot top-1, held-out combinations (target ≥ 80% for the broad model) | **90.3%** broad, 70.7% named-only |
+# | image→text recall@1 on 1,000 test captions (target ≥ 90%) | 99.6% at the attribute level; 39.2% strict (97.2% strict at 5), since about five captions share each scene's content |
+# | too few negatives train poorly | equal pairs: batches of 4 and 8 reach 11–13% recall@1, batches of 32–128 reach 65–70%; same data and steps: 3 → 255 negatives lift recall@1 from 43% to 82%, zero-shot from 27% to 58% |
+# | too many duplicates with few classes | 24 captions: false negatives per image 0.1 → 10.6 from batch 4 to 256 (share fixed at 4%); they put a floor of 2.41 under the loss at 256 (plain 2.87, masked 1.13); masking gained 6 points of accuracy at batch 64, none at 256 |
+# | zero-shot is retrieval | 30 class descriptions as queries; templates and a 49-prompt ensemble: about 98% on seen combinations for all, 67% → 71% on held-out |
+# | breadth makes zero-shot work | same pairs seen: held-out accuracy 70.7% with the six named colours, 90.3% with broad colour variety |
+#
+# Both checkpoints train with `make weights` in 2,000 steps of 256 pairs: 5.9 and 4.1 minutes
+# on the shared two-core machine (their curves in section 6). Two things made that possible:
+# OpenAI's initialisation and a gradient clip of 0.1 against the early collapse (section 6), and
+# captions that sometimes leave out details (section 7), without which zero-shot stayed near 31%.
 #
 # Next: **05 · BLIP**, which adds a text *generator* on top of an image–text matcher like this one.

@@ -30,7 +30,7 @@ def test_stored_sweep_has_every_part_and_prints_as_tables():
     assert [r["batch_size"] for r in result["duplicates"]] == list(bench_clip.DUP_BATCHES)
     assert [r["drop"] for r in result["detail"]] == [0.0, 0.4]
     text = bench_clip.table(result)
-    assert text.count("|---") == 4 and "(a2)" in text
+    assert text.count("\n|---") == 4 and "(a2)" in text and "mean of 3 seeds" in text
 
 
 def test_run_rejects_unknown_parts():
