@@ -73,6 +73,28 @@ class Attention(nn.Module):
         return (out, attn) if return_attn else out
 
 
+ACTIVATIONS = ("gelu", "quick_gelu")  # names as in transformers' hidden_act
+
+
+class QuickGELU(nn.Module):
+    """OpenAI CLIP's activation, ``x * sigmoid(1.702 x)``: a cheap approximation of GELU.
+
+    The released CLIP weights were trained with it, so they need it to reproduce their outputs.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.sigmoid(1.702 * x)
+
+
+def activation(name: str) -> type[nn.Module]:
+    """The activation class for ``name`` in ACTIVATIONS ("gelu" = exact erf GELU)."""
+    if name == "gelu":
+        return nn.GELU
+    if name == "quick_gelu":
+        return QuickGELU
+    raise ValueError(f"act must be one of {ACTIVATIONS}, got {name!r}")
+
+
 class Mlp(nn.Module):
     """Two linear layers with an activation between: (B, N, D) -> (B, N, D_out)."""
 

@@ -85,6 +85,29 @@ _BLOCK = {"self_attn.out_proj": "attn.proj", "layer_norm1": "norm1", "layer_norm
           "mlp.fc1": "mlp.fc1", "mlp.fc2": "mlp.fc2"}
 
 
+def _same(t: torch.Tensor) -> torch.Tensor:
+    return t
+
+
+# transformers names outside the blocks -> (ours, how the tensor changes)
+_TOP = {
+    "logit_scale": ("logit_scale", _same),
+    "text_model.embeddings.token_embedding.weight": ("text.token_embedding.weight", _same),
+    "text_model.embeddings.position_embedding.weight": ("text.positional_embedding", _same),
+    "text_model.final_layer_norm.weight": ("text.ln_final.weight", _same),
+    "text_model.final_layer_norm.bias": ("text.ln_final.bias", _same),
+    "text_projection.weight": ("text.text_projection", lambda t: t.T),            # (E, D) -> (D, E)
+    "visual_projection.weight": ("image_projection", lambda t: t.T),              # (E, D) -> (D, E)
+    "vision_model.embeddings.class_embedding": ("visual.cls_token", lambda t: t.reshape(1, 1, -1)),
+    "vision_model.embeddings.patch_embedding.weight": ("visual.patch_embed.proj.weight", _same),
+    "vision_model.embeddings.position_embedding.weight": ("visual.pos_embed", lambda t: t[None]),
+    "vision_model.pre_layrnorm.weight": ("visual.norm_pre.weight", _same),        # sic: "layrnorm"
+    "vision_model.pre_layrnorm.bias": ("visual.norm_pre.bias", _same),
+    "vision_model.post_layernorm.weight": ("visual.norm.weight", _same),
+    "vision_model.post_layernorm.bias": ("visual.norm.bias", _same),
+}
+
+
 def hf_clip_to_mmcourse(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Rename (and reshape, transpose, fuse) a transformers CLIP state dict to our key names."""
     out: dict[str, torch.Tensor] = {}
@@ -103,25 +126,10 @@ def hf_clip_to_mmcourse(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
             else:
                 raise ValueError(f"unexpected key {key!r} in a transformers CLIP state dict")
             continue
-        simple = {
-            "logit_scale": ("logit_scale", value),
-            "text_model.embeddings.token_embedding.weight": ("text.token_embedding.weight", value),
-            "text_model.embeddings.position_embedding.weight": ("text.positional_embedding", value),
-            "text_model.final_layer_norm.weight": ("text.ln_final.weight", value),
-            "text_model.final_layer_norm.bias": ("text.ln_final.bias", value),
-            "text_projection.weight": ("text.text_projection", value.T),       # (E, D) -> (D, E)
-            "visual_projection.weight": ("image_projection", value.T),         # (E, D) -> (D, E)
-            "vision_model.embeddings.class_embedding": ("visual.cls_token", value.reshape(1, 1, -1)),
-            "vision_model.embeddings.patch_embedding.weight": ("visual.patch_embed.proj.weight", value),
-            "vision_model.embeddings.position_embedding.weight": ("visual.pos_embed", value[None]),
-            "vision_model.pre_layrnorm.weight": ("visual.norm_pre.weight", value),  # sic: "layrnorm"
-            "vision_model.pre_layrnorm.bias": ("visual.norm_pre.bias", value),
-            "vision_model.post_layernorm.weight": ("visual.norm.weight", value),
-            "vision_model.post_layernorm.bias": ("visual.norm.bias", value),
-        }.get(key)
+        simple = _TOP.get(key)
         if simple is None:
             raise ValueError(f"unexpected key {key!r} in a transformers CLIP state dict")
-        out[simple[0]] = simple[1]
+        out[simple[0]] = simple[1](value)
     for (tower, i, kind), parts in qkv.items():
         if set(parts) != {"q", "k", "v"}:
             raise ValueError(f"{tower} layer {i}: found only {sorted(parts)} of the q, k, v projection {kind}s")

@@ -76,35 +76,49 @@ class CLIP(nn.Module):
         super().__init__()
         cfg = cfg or CLIPConfig()
         self.cfg = cfg
-        self.visual = VisionTransformer(cfg.vision)
+        # The towers' own initialisation is replaced below. Building them with the random state
+        # restored afterwards keeps the result independent of how much randomness they use.
+        with torch.random.fork_rng(devices=[]):
+            self.visual = VisionTransformer(cfg.vision)
+            self.text = TextTransformer(cfg.text, cfg.embed_dim)
         self.image_projection = nn.Parameter(torch.empty(cfg.vision.embed_dim, cfg.embed_dim))  # x @ W
-        self.text = TextTransformer(cfg.text, cfg.embed_dim)
         self.logit_scale = nn.Parameter(torch.tensor(INIT_LOGIT_SCALE))
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        """OpenAI's CLIP initialisation (open_clip's ``init_parameters``), for both towers.
+        """OpenAI's CLIP initialisation (open_clip's ``init_parameters``), every tensor set here.
 
-        The ViT's own init (timm's: weights of std 0.02, class token ~1e-6) suits a classifier,
-        but here it makes every image's class token, and every caption's end token, start out
-        almost the same vector (cosine ~0.95 between any two). The contrastive loss then finds
-        it quickest to make them *exactly* the same: every logit is equal, the loss sits at
-        ln(B) and the gradients vanish. Weights of std width^-1/2 make the towers' outputs
-        depend on their inputs from the first step.
+        The ViT's classifier init (a class token of ~1e-6, std-0.02 position embeddings) makes
+        every image's class token, and every caption's end token, start out almost the same
+        vector. The contrastive loss then finds it quickest to make them *exactly* the same:
+        every logit is equal, the loss sits at ln(B) and the gradients vanish. Weights of std
+        width^-1/2 make the towers' outputs depend on their inputs from the first step.
         """
+        for m in self.modules():
+            if isinstance(m, nn.LayerNorm):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
         for tower, width, layers in ((self.visual, self.cfg.vision.embed_dim, self.cfg.vision.depth),
                                      (self.text, self.cfg.text.width, self.cfg.text.layers)):
             attn_std, fc_std = width**-0.5, (2 * width) ** -0.5
             proj_std = width**-0.5 * (2 * layers) ** -0.5  # residual branches shrink with depth
             for block in tower.blocks:
-                nn.init.normal_(block.attn.qkv.weight, std=attn_std)
-                nn.init.normal_(block.attn.proj.weight, std=proj_std)
-                nn.init.normal_(block.mlp.fc1.weight, std=fc_std)
-                nn.init.normal_(block.mlp.fc2.weight, std=proj_std)
+                for linear, std in ((block.attn.qkv, attn_std), (block.attn.proj, proj_std),
+                                    (block.mlp.fc1, fc_std), (block.mlp.fc2, proj_std)):
+                    nn.init.normal_(linear.weight, std=std)
+                    if linear.bias is not None:
+                        nn.init.zeros_(linear.bias)
+        conv = self.visual.patch_embed.proj
+        nn.init.normal_(conv.weight, std=conv.weight[0].numel() ** -0.5)  # unit-scale patch tokens
+        if conv.bias is not None:
+            nn.init.zeros_(conv.bias)
         scale = self.cfg.vision.embed_dim**-0.5
         nn.init.normal_(self.visual.cls_token, std=scale)
         nn.init.normal_(self.visual.pos_embed, std=scale)
         nn.init.normal_(self.image_projection, std=scale)
+        self.text.reset_embeddings()
+        with torch.no_grad():
+            self.logit_scale.fill_(INIT_LOGIT_SCALE)
 
     def encode_image(self, images: torch.Tensor, normalize: bool = False) -> torch.Tensor:
         """(B, 3, S, S) images -> (B, E) features (unit length if ``normalize``)."""

@@ -19,29 +19,9 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from ..nn import Block
+from ..nn import ACTIVATIONS, Block, QuickGELU, activation  # noqa: F401  (re-exported)
 
 POOLING = ("eot", "argmax")
-ACTIVATIONS = ("gelu", "quick_gelu")
-
-
-class QuickGELU(nn.Module):
-    """OpenAI CLIP's activation, ``x * sigmoid(1.702 x)``: a cheap approximation of GELU.
-
-    The released CLIP weights were trained with it, so they need it to reproduce their outputs.
-    """
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * torch.sigmoid(1.702 * x)
-
-
-def activation(name: str) -> type[nn.Module]:
-    """The activation class for ``name`` in ACTIVATIONS ("gelu" = exact erf GELU)."""
-    if name == "gelu":
-        return nn.GELU
-    if name == "quick_gelu":
-        return QuickGELU
-    raise ValueError(f"act must be one of {ACTIVATIONS}, got {name!r}")
 
 
 @dataclass
@@ -105,14 +85,21 @@ class TextTransformer(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        """OpenAI's scales for the embeddings and projection; timm's small init for the blocks."""
-        nn.init.normal_(self.token_embedding.weight, std=0.02)
-        nn.init.normal_(self.positional_embedding, std=0.01)
+        """Small weights in the blocks, OpenAI's scales for the embeddings and the projection.
+
+        :class:`mmcourse.clip.CLIP` re-initialises the blocks with OpenAI's larger scales.
+        """
         for m in self.blocks.modules():
             if isinstance(m, nn.Linear):
                 nn.init.trunc_normal_(m.weight, std=0.02)
                 nn.init.zeros_(m.bias)
-        # width^-1/2 keeps the projected features at unit scale whatever the width
+        self.reset_embeddings()
+
+    def reset_embeddings(self) -> None:
+        """Token and position embeddings (std 0.02 and 0.01) and the projection (std width^-1/2,
+        which keeps the projected features at unit scale whatever the width)."""
+        nn.init.normal_(self.token_embedding.weight, std=0.02)
+        nn.init.normal_(self.positional_embedding, std=0.01)
         nn.init.normal_(self.text_projection, std=self.cfg.width**-0.5)
 
     def pool_index(self, tokens: torch.Tensor) -> torch.Tensor:

@@ -48,7 +48,7 @@ def config_from_state_dict(
         num_heads = max(1, D // DEFAULT_HEAD_DIM)
     return ViTConfig(img_size=side * P, patch_size=P, in_chans=C, num_classes=num_classes, embed_dim=D,
                      depth=depth, num_heads=num_heads, mlp_ratio=hidden / D,
-                     qkv_bias="blocks.0.attn.qkv.bias" in sd, norm_eps=norm_eps)
+                     qkv_bias="blocks.0.attn.qkv.bias" in sd, norm_eps=norm_eps, pre_norm="norm_pre.weight" in sd)
 
 
 def load_checked(model: VisionTransformer, sd: dict[str, torch.Tensor], source: str) -> VisionTransformer:

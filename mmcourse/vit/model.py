@@ -8,6 +8,9 @@ Recipe (Dosovitskiy et al., 2020, "An Image is Worth 16x16 Words"):
 4. run ``depth`` pre-norm transformer blocks (``blocks``, from :mod:`mmcourse.nn`),
 5. apply a final LayerNorm (``norm``) and read the class token through a linear ``head``.
 
+CLIP's image tower adds a LayerNorm before the blocks (``norm_pre``, with ``pre_norm=True``,
+which also drops the patch convolution's bias) and uses QuickGELU (``act="quick_gelu"``).
+
 Parameter names are timm's (``timm.models.vision_transformer.VisionTransformer`` with its
 defaults: class-token pooling, bias in qkv, LayerNorm eps 1e-6, exact GELU), so a timm state dict
 loads with ``load_state_dict`` and no renaming. CLIP's image tower, BLIP and SAM's encoder in
@@ -23,7 +26,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from ..nn import Block
+from ..nn import Block, activation
 from .patch_embed import PatchEmbed, check_divisible
 
 
@@ -41,6 +44,8 @@ class ViTConfig:
     mlp_ratio: float = 4.0
     qkv_bias: bool = True
     norm_eps: float = 1e-6      # timm's value; transformers' ViTConfig defaults to 1e-12
+    act: str = "gelu"           # "quick_gelu" for OpenAI CLIP's image tower
+    pre_norm: bool = False      # CLIP's tower: LayerNorm before the blocks, patch conv without bias
 
     def __post_init__(self) -> None:
         check_divisible(self.img_size, self.img_size, self.patch_size)
@@ -50,6 +55,7 @@ class ViTConfig:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
         if not isinstance(self.num_classes, int) or self.num_classes < 0:
             raise ValueError(f"num_classes must be an int >= 0, got {self.num_classes!r}")
+        activation(self.act)  # raises ValueError naming the allowed values
         if self.embed_dim % self.num_heads:
             raise ValueError(f"embed_dim ({self.embed_dim}) must be divisible by num_heads ({self.num_heads})")
 
@@ -75,11 +81,15 @@ class VisionTransformer(nn.Module):
             cfg = ViTConfig(**{**cfg.to_dict(), **overrides})
         self.cfg = cfg
         D = cfg.embed_dim
-        self.patch_embed = PatchEmbed(cfg.img_size, cfg.patch_size, cfg.in_chans, D)
+        self.patch_embed = PatchEmbed(cfg.img_size, cfg.patch_size, cfg.in_chans, D, bias=not cfg.pre_norm)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, D))
         self.pos_embed = nn.Parameter(torch.zeros(1, 1 + self.patch_embed.num_patches, D))  # cls first
+        # timm's layout: an Identity (no parameters) unless pre_norm, so plain ViT keys are unchanged
+        self.norm_pre = nn.LayerNorm(D, eps=cfg.norm_eps) if cfg.pre_norm else nn.Identity()
+        act = activation(cfg.act)
         self.blocks = nn.ModuleList(
-            Block(D, cfg.num_heads, cfg.mlp_ratio, qkv_bias=cfg.qkv_bias, eps=cfg.norm_eps) for _ in range(cfg.depth)
+            Block(D, cfg.num_heads, cfg.mlp_ratio, qkv_bias=cfg.qkv_bias, act=act, eps=cfg.norm_eps)
+            for _ in range(cfg.depth)
         )
         self.norm = nn.LayerNorm(D, eps=cfg.norm_eps)
         self.head = nn.Linear(D, cfg.num_classes) if cfg.num_classes > 0 else nn.Identity()
@@ -119,7 +129,7 @@ class VisionTransformer(nn.Module):
         self, x: torch.Tensor, return_attn: bool = False
     ) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
         """Images (B, C, S, S) -> normalised tokens (B, T, D) [, attention weights: depth x (B, H, T, T)]."""
-        x = self.embed(x)
+        x = self.norm_pre(self.embed(x))
         attns = []
         for block in self.blocks:
             if return_attn:

@@ -80,14 +80,16 @@ class PatchEmbed(nn.Module):
     ``forward(x)``: (B, C, H, W) -> (B, N, D), N = (H/P)*(W/P), raster order.
     """
 
-    def __init__(self, img_size: int = 32, patch_size: int = 8, in_chans: int = 3, embed_dim: int = 64) -> None:
+    def __init__(
+        self, img_size: int = 32, patch_size: int = 8, in_chans: int = 3, embed_dim: int = 64, bias: bool = True
+    ) -> None:
         super().__init__()
         check_divisible(img_size, img_size, patch_size)
         self.img_size = img_size
         self.patch_size = patch_size
         self.grid_size = (img_size // patch_size, img_size // patch_size)
         self.num_patches = self.grid_size[0] * self.grid_size[1]
-        self.proj = nn.Conv2d(in_chans, embed_dim, kernel_size=patch_size, stride=patch_size)
+        self.proj = nn.Conv2d(in_chans, embed_dim, kernel_size=patch_size, stride=patch_size, bias=bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.ndim != 4:

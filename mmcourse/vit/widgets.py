@@ -146,20 +146,49 @@ def pos_embed_similarity(model) -> torch.Tensor:
     return (pe @ pe.T).reshape(gh, gw, gh, gw)
 
 
-def plot_pos_embed_similarity(model, title: str = "position embeddings: cosine similarity"):
-    """A gh x gw grid of small maps: map (i, j) shows how similar patch (i, j)'s position embedding
-    is to every other patch's. Returns the figure."""
+def similarity_by_distance(model) -> tuple[np.ndarray, np.ndarray]:
+    """Mean cosine similarity of two patches' position embeddings, by their distance on the grid.
+
+    Returns (distances, mean similarity) for every distinct distance > 0, in patches.
+    """
+    sim = pos_embed_similarity(model)
+    gh, gw = sim.shape[:2]
+    ys, xs = torch.meshgrid(torch.arange(gh), torch.arange(gw), indexing="ij")
+    ys, xs = ys.flatten().float(), xs.flatten().float()
+    dist = ((ys[:, None] - ys[None]) ** 2 + (xs[:, None] - xs[None]) ** 2).sqrt()  # (N, N)
+    flat = sim.reshape(gh * gw, gh * gw)
+    ds = sorted(set(dist[dist > 0].round(decimals=3).tolist()))
+    means = [flat[(dist.round(decimals=3) == d)].mean().item() for d in ds]
+    return np.array(ds), np.array(means)
+
+
+def plot_pos_embed_similarity(model, title: str = "position embeddings"):
+    """Left: a gh x gw grid of small maps; map (i, j) shows how similar patch (i, j)'s position
+    embedding is to every other patch's (its own cell, always 1, is left blank). Right: the mean
+    similarity against the distance between the patches. Returns the figure."""
     import matplotlib.pyplot as plt
 
-    sim = pos_embed_similarity(model).cpu().numpy()
+    sim = pos_embed_similarity(model).cpu().numpy().copy()
     gh, gw = sim.shape[:2]
-    fig, axes = plt.subplots(gh, gw, figsize=(0.75 * gw + 0.6, 0.75 * gh + 0.4), squeeze=False)
     for i in range(gh):
         for j in range(gw):
-            im = axes[i, j].imshow(sim[i, j], cmap="viridis", vmin=-1, vmax=1)
-            axes[i, j].set_xticks([])
-            axes[i, j].set_yticks([])
-    fig.colorbar(im, ax=axes, shrink=0.6)
+            sim[i, j, i, j] = np.nan  # self-similarity is 1 by definition: hide it to show the rest
+    lim = float(np.nanmax(np.abs(sim)))
+    fig = plt.figure(figsize=(7.6, 3.3))
+    grid = fig.add_gridspec(gh, gw, left=0.03, right=0.47, bottom=0.17, top=0.86, wspace=0.08, hspace=0.08)
+    for i in range(gh):
+        for j in range(gw):
+            ax = fig.add_subplot(grid[i, j])
+            im = ax.imshow(sim[i, j], cmap="RdBu_r", vmin=-lim, vmax=lim)
+            ax.set_xticks([])
+            ax.set_yticks([])
+    fig.colorbar(im, cax=fig.add_axes([0.485, 0.17, 0.012, 0.69]))
+    ax = fig.add_subplot(fig.add_gridspec(1, 1, left=0.64, right=0.98, bottom=0.17, top=0.86)[0, 0])
+    d, m = similarity_by_distance(model)
+    ax.plot(d, m, "o-")
+    ax.axhline(0, color="grey", lw=0.6)
+    ax.set_xlabel("distance between patches (in patches)")
+    ax.set_ylabel("mean cosine similarity")
     fig.suptitle(title, fontsize=9)
     return fig
 
@@ -173,7 +202,7 @@ def _overlay(ax, image: torch.Tensor, heat: torch.Tensor, title: str) -> None:
     """Show image (C, H, W) in [0, 1] with a (gh, gw) heat map stretched over it."""
     _, H, W = image.shape
     ax.imshow(_to_hwc(image), cmap="gray", vmin=0, vmax=1, extent=(0, W, H, 0))
-    ax.imshow(heat.cpu().numpy(), cmap="inferno", alpha=0.55, vmin=0, vmax=1, extent=(0, W, H, 0),
+    ax.imshow(heat.detach().cpu().numpy(), cmap="inferno", alpha=0.55, vmin=0, vmax=1, extent=(0, W, H, 0),
               interpolation="nearest")
     ax.set_xticks([])
     ax.set_yticks([])
@@ -193,6 +222,7 @@ def attention_view(
     """
     import matplotlib.pyplot as plt
 
+    attns = [a.detach() for a in attns]
     depth, heads = len(attns), attns[0].shape[0]
     if not 1 <= layer <= depth:
         raise ValueError(f"layer must be in 1..{depth}, got {layer!r}")
@@ -230,7 +260,7 @@ def attention_viewer(model, images: torch.Tensor, titles: Sequence[str], display
     display = images.clamp(0, 1) if display is None else display
     depth, heads = len(attns), attns[0].shape[1]
     pick = W.Dropdown(options=[(f"{i}: {t}", i) for i, t in enumerate(titles)], value=0, description="image")
-    layer = W.IntSlider(value=depth, min=1, max=depth, description="layer", continuous_update=False)
+    layer = W.IntSlider(value=1, min=1, max=depth, description="layer", continuous_update=False)
     head = W.Dropdown(options=["mean", *range(1, heads + 1)], value="mean", description="head")
     out = W.Image(format="png", layout=W.Layout(width="560px"))
     out.add_class("mmcourse-attention")

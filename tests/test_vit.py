@@ -46,6 +46,32 @@ def test_timm_state_dict_loads_without_renaming_and_logits_match(timm_vit):
         torch.testing.assert_close(from_timm(timm_vit.state_dict(), num_heads=2)(x), want, atol=1e-5, rtol=0)
 
 
+def test_clip_style_options_match_timm_pre_norm_and_quick_gelu():
+    """CLIP's image tower: a LayerNorm before the blocks, no patch-conv bias, QuickGELU (timm's
+    ``pre_norm=True, act_layer="quick_gelu"``). The plain ViT keeps no ``norm_pre`` keys at all."""
+    from timm.models.vision_transformer import VisionTransformer as TimmViT
+
+    torch.manual_seed(1)
+    ref = TimmViT(**TINY, pre_norm=True, act_layer="quick_gelu").eval()
+    with torch.no_grad():  # timm's init is tiny (LayerNorms the identity): make every weight matter
+        for p in ref.parameters():
+            p.normal_(std=0.3)
+    ours = VisionTransformer(ViTConfig(**TINY, pre_norm=True, act="quick_gelu")).eval()
+    ours.load_state_dict(ref.state_dict(), strict=True)
+    assert "patch_embed.proj.bias" not in ours.state_dict()
+    assert "norm_pre.weight" not in VisionTransformer(ViTConfig(**TINY)).state_dict()
+    x = _images()
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x), ref(x), atol=1e-5, rtol=0)
+        gelu = VisionTransformer(ViTConfig(**TINY, pre_norm=True)).eval()
+        gelu.load_state_dict(ref.state_dict())
+        assert (gelu(x) - ref(x)).abs().max() > 1e-4  # the activation is really used
+        loaded = from_timm(ref.state_dict(), num_heads=2)
+    assert loaded.cfg.pre_norm
+    with pytest.raises(ValueError, match="act must be one of"):
+        ViTConfig(act="relu")
+
+
 def test_attention_weights_match_timms_manual_attention(timm_vit):
     """timm's unfused attention path computes softmax(q kᵀ / sqrt(d)) explicitly: compare layer 0."""
     ours = from_timm(timm_vit.state_dict(), num_heads=2)

@@ -1,0 +1,153 @@
+"""ViT benchmarks (``python -m bench.vit``; part of ``make bench``).
+
+1. Forward speed: ``mmcourse.vit.VisionTransformer`` against timm's ``VisionTransformer`` with the
+   same tiny config and the same weights, on CPU (target: ours within 1.3x of timm).
+2. Inductive bias: test accuracy against training-set size for the notebook's ViT and a CNN of
+   about the same parameter count, on ShapesWorld shapes and on the 8x8 digits, with the
+   notebook's training recipe. Notebook 03 shows this table; it does not fit the notebook's time.
+
+Results go to bench/results/vit_speed.json and bench/results/vit_data_size.json.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+RESULTS = Path(__file__).resolve().parent / "results"
+SPEED_FILE = RESULTS / "vit_speed.json"
+DATA_SIZE_FILE = RESULTS / "vit_data_size.json"
+
+# The notebook's live recipes (steps, learning rate); the sweep changes only the training-set size.
+SHAPES_SIZES = (250, 1000, 4000, 16000)
+DIGITS_SIZES = (100, 300, 700, 1438)
+SHAPES_RECIPE = dict(steps=600, lr=1e-3)
+DIGITS_RECIPE = dict(steps=500, lr=2e-3)
+
+
+def _import_timm():
+    """timm beside the CPU torch needs the tests' torchvision shim (see tests/_torchvision_compat.py)."""
+    tests = str(Path(__file__).resolve().parents[1] / "tests")
+    if tests not in sys.path:
+        sys.path.insert(0, tests)
+    import _torchvision_compat
+
+    _torchvision_compat.install()
+    from timm.models.vision_transformer import VisionTransformer as TimmViT
+
+    return TimmViT
+
+
+def forward_speed(batch: int = 256, calls: int = 200) -> dict:
+    """Forward time (ms) of ours and timm's on the notebook's shapes config, same weights.
+
+    The two models are called alternately, one call each at a time, so a busy machine (other
+    jobs on the same cores) slows both alike. Reported: each model's fastest call (the least
+    disturbed estimate of its own speed), the medians, and the median of the per-pair ratios.
+    """
+    from mmcourse.vit import ViTConfig, VisionTransformer
+    from mmcourse.vit.tasks import SHAPES_VIT
+
+    TimmViT = _import_timm()
+    cfg: ViTConfig = SHAPES_VIT
+    torch.manual_seed(0)
+    theirs = TimmViT(img_size=cfg.img_size, patch_size=cfg.patch_size, in_chans=cfg.in_chans,
+                     num_classes=cfg.num_classes, embed_dim=cfg.embed_dim, depth=cfg.depth,
+                     num_heads=cfg.num_heads, mlp_ratio=cfg.mlp_ratio).eval()
+    ours = VisionTransformer(cfg).eval()
+    ours.load_state_dict(theirs.state_dict())
+    x = torch.randn(batch, cfg.in_chans, cfg.img_size, cfg.img_size, generator=torch.Generator().manual_seed(0))
+    ours_t, theirs_t = [], []
+    with torch.no_grad():
+        max_diff = (ours(x) - theirs(x)).abs().max().item()
+        for _ in range(10):  # warm-up: the first calls allocate memory and pick kernels
+            ours(x), theirs(x)
+        for i in range(calls):
+            for model, times in ((ours, ours_t), (theirs, theirs_t)) if i % 2 else ((theirs, theirs_t), (ours, ours_t)):
+                t0 = time.perf_counter()
+                model(x)
+                times.append(1000 * (time.perf_counter() - t0))
+    result = {
+        "config": cfg.to_dict(), "batch": batch, "threads": torch.get_num_threads(), "calls": calls,
+        "ours_ms_min": round(min(ours_t), 3), "timm_ms_min": round(min(theirs_t), 3),
+        "ours_ms_median": round(statistics.median(ours_t), 3), "timm_ms_median": round(statistics.median(theirs_t), 3),
+        "ratio_of_minima": round(min(ours_t) / min(theirs_t), 3),
+        "median_pair_ratio": round(statistics.median(o / t for o, t in zip(ours_t, theirs_t)), 3),
+        "max_logit_diff": max_diff,
+    }
+    print(f"\n| model | fastest forward, batch {batch} (ms) | median (ms) |\n|---|---:|---:|")
+    print(f"| mmcourse.vit | {result['ours_ms_min']:.2f} | {result['ours_ms_median']:.2f} |")
+    print(f"| timm | {result['timm_ms_min']:.2f} | {result['timm_ms_median']:.2f} |")
+    print(f"ratio ours / timm: {result['ratio_of_minima']:.2f} (fastest calls), {result['median_pair_ratio']:.2f} "
+          f"(median of pairs); target <= 1.3. Max logit difference {max_diff:.1e}")
+    return result
+
+
+def _train_and_score(kind: str, task: str, n: int, seed: int = 0) -> tuple[float, int, float]:
+    """Train the notebook's ViT or the CNN baseline on the first n training examples; return
+    (test accuracy, parameters, seconds)."""
+    from mmcourse.train import seed_everything
+    from mmcourse.vit import SmallCNN, VisionTransformer, count_parameters
+    from mmcourse.vit.tasks import (
+        CNN_FOR, DIGITS_VIT, SHAPES_VIT, accuracy, digits_task, shapes_task, subtract_background, train_classifier,
+    )
+
+    if task == "shapes":
+        x, y, _ = shapes_task(n, seed=seed)
+        xt, yt, _ = shapes_task(2000, seed=10_001, split="test")
+        x, xt = subtract_background(x), subtract_background(xt)
+        cfg, recipe = SHAPES_VIT, SHAPES_RECIPE
+    else:
+        x, y, xt, yt = digits_task()
+        # A random subset: a seeded permutation, then the first n.
+        perm = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))[:n]
+        x, y = x[perm], y[perm]
+        cfg, recipe = DIGITS_VIT, DIGITS_RECIPE
+    seed_everything(seed)
+    model = VisionTransformer(cfg) if kind == "vit" else SmallCNN(CNN_FOR[cfg.img_size])
+    t0 = time.perf_counter()
+    train_classifier(model, x, y, seed=seed, progress=False, **recipe)
+    return accuracy(model, xt, yt), count_parameters(model), time.perf_counter() - t0
+
+
+def data_size_sweep() -> dict:
+    """Test accuracy of the ViT and the CNN against the number of training examples."""
+    rows = []
+    for task, sizes in (("shapes", SHAPES_SIZES), ("digits", DIGITS_SIZES)):
+        for n in sizes:
+            row = {"task": task, "train_size": n}
+            for kind in ("vit", "cnn"):
+                acc, params, seconds = _train_and_score(kind, task, n)
+                row[f"{kind}_accuracy"] = round(acc, 4)
+                row[f"{kind}_params"] = params
+                row[f"{kind}_seconds"] = round(seconds, 1)
+            rows.append(row)
+            print(f"{task:6s} n={n:6d}  ViT {row['vit_accuracy']:.3f}  CNN {row['cnn_accuracy']:.3f}", flush=True)
+    result = {"recipes": {"shapes": SHAPES_RECIPE, "digits": DIGITS_RECIPE}, "rows": rows}
+    print("\n" + markdown_table(result))
+    return result
+
+
+def markdown_table(result: dict) -> str:
+    """The data-size sweep as a markdown table (also used by notebook 03)."""
+    lines = ["| task | training examples | ViT test accuracy | CNN test accuracy |", "|---|---:|---:|---:|"]
+    for r in result["rows"]:
+        lines.append(f"| {r['task']} | {r['train_size']:,} | {r['vit_accuracy']:.1%} | {r['cnn_accuracy']:.1%} |")
+    return "\n".join(lines)
+
+
+def run(parts: tuple[str, ...] = ("speed", "sweep")) -> None:
+    RESULTS.mkdir(exist_ok=True)
+    if "speed" in parts:
+        SPEED_FILE.write_text(json.dumps(forward_speed(), indent=2) + "\n")
+    if "sweep" in parts:
+        DATA_SIZE_FILE.write_text(json.dumps(data_size_sweep(), indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    run(tuple(sys.argv[1:]) or ("speed", "sweep"))
