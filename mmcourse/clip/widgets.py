@@ -183,6 +183,7 @@ def similarity_explorer(model, batch_size: int = 6):
                                 continuous_update=False, readout_format=".2f")
     image = W.Image(format="png", layout=W.Layout(width="720px"))
     image.add_class("mmcourse-similarity")
+    temperature.add_class("mmcourse-temperature")  # CSS classes: handles for the browser test
 
     def update(_=None) -> None:
         image.value = similarity_view(model, seed.value, temperature.value, batch_size).png
@@ -205,6 +206,8 @@ def retrieval_explorer(model, bank: RetrievalBank, k: int = 8):
     pick = W.IntSlider(value=0, min=0, max=len(bank.pairs) - 1, description="image", continuous_update=False)
     picked = W.Image(format="png", layout=W.Layout(width="120px"))
     ranked = W.HTML()
+    images.add_class("mmcourse-query-images")
+    message.add_class("mmcourse-query-message")
 
     def on_query(_=None) -> None:
         v = text_query_view(model, bank, query.value, k)

@@ -113,6 +113,7 @@ def patch_explorer():
     size = W.SelectionSlider(options=PATCH_SIZES[SCENE], value=8, description="patch size", continuous_update=False)
     image = W.Image(format="png", layout=W.Layout(width="560px"))
     image.add_class("mmcourse-patches")
+    size.add_class("mmcourse-patch-size")  # CSS classes: handles for the browser test
 
     def update(_=None) -> None:
         image.value = patch_view(picture.value, size.value).png
@@ -264,6 +265,7 @@ def attention_viewer(model, images: torch.Tensor, titles: Sequence[str], display
     head = W.Dropdown(options=["mean", *range(1, heads + 1)], value="mean", description="head")
     out = W.Image(format="png", layout=W.Layout(width="560px"))
     out.add_class("mmcourse-attention")
+    layer.add_class("mmcourse-layer")
 
     def update(_=None) -> None:
         i = pick.value
