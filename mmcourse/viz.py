@@ -124,6 +124,22 @@ def plot_history(history, title: str = "training loss", window: int = 20, ax=Non
     return ax
 
 
+def plot_confusion(ax, counts: torch.Tensor, labels: Sequence[str], title: str = "", ylabels: Sequence[str] | None = None):
+    """Row-normalised confusion matrix (rows: true class, columns: predicted) with each cell's share printed."""
+    share = (counts / counts.sum(1, keepdim=True).clamp_min(1)).cpu().numpy()
+    ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
+    for i in range(share.shape[0]):
+        for j in range(share.shape[1]):
+            if share[i, j] >= 0.005:
+                ax.text(j, i, f"{share[i, j]:.2f}", ha="center", va="center", fontsize=6.5,
+                        color="white" if share[i, j] > 0.6 else "black")
+    ax.set_xticks(range(len(labels)), labels, rotation=45, fontsize=7)
+    ax.set_yticks(range(len(labels)), ylabels or labels, fontsize=7)
+    ax.set_xlabel("predicted", fontsize=8)
+    ax.set_title(title, fontsize=9)
+    return ax
+
+
 def figure_png(fig, dpi: int = FIG_DPI) -> bytes:
     """Render a matplotlib figure to PNG bytes and close it (for ipywidgets.Image)."""
     import matplotlib.pyplot as plt

@@ -97,9 +97,10 @@ patch_explorer()
 # %% [markdown]
 # ## 2. The patch embedding is a convolution
 #
-# Each flattened patch is mapped to a D-dimensional token by one shared linear layer: a D×768
-# matrix for 16×16 RGB patches. Apply the same weights to every non-overlapping 16×16 window and
-# you have described a convolution with kernel size 16 and **stride 16**. That is how timm and
+# Each flattened patch is mapped to a token of D numbers (D, the model's width, is called
+# `embed_dim` in code) by one shared linear layer: a D×768 matrix for 16×16 RGB patches. Apply the same weights to every non-overlapping 16×16 window and
+# you have described a convolution with kernel size 16 and **stride 16**. That is how timm (the
+# most widely used library of PyTorch vision models, whose ViT code this course mirrors) and
 # `mmcourse.vit.PatchEmbed` implement it: `proj = nn.Conv2d(C, D, kernel_size=P, stride=P)`.
 # Let us check that the two views give the same numbers.
 
@@ -132,6 +133,13 @@ print("same numbers:", torch.allclose(by_conv, by_matmul, atol=1e-5))
 # - **Position embeddings** (`pos_embed`, one vector per position, class token included) are
 #   added to the tokens. Without them the model could not tell where a patch came from:
 #   attention treats its input as a *set*. The cell after the source shows this.
+#
+# The demo uses one **transformer block**, the unit a ViT stacks `depth` times. A block has two
+# steps, each wrapped in a residual (skip) connection: `x = x + attn(norm1(x))` lets every token
+# gather information from all the others (section 4 opens it up; its **heads** are parallel
+# attentions over slices of the channels), then `x = x + mlp(norm2(x))` transforms each token on
+# its own with a small two-layer network (`fc1`, GELU, `fc2`). The LayerNorms come *before* each
+# step ("pre-norm"), as in timm and every recent ViT.
 
 # %%
 from mmcourse.vit import ViTConfig, VisionTransformer
@@ -208,21 +216,25 @@ with torch.no_grad():
 fig, axes = plt.subplots(1, H + 1, figsize=(2.1 * (H + 1), 2.3))
 axes[0].imshow(scene_raw[0].permute(1, 2, 0))
 axes[0].set_title(f"scene: {SHAPES[scene_label[0]]}", fontsize=8)
+axes[0].set_xticks([])
+axes[0].set_yticks([])
 for i in range(H):
     axes[i + 1].imshow(weights[0, i], cmap="magma", vmin=0)
     axes[i + 1].set_title(f"layer 1, head {i + 1}", fontsize=8)
     axes[i + 1].set_xlabel("key token", fontsize=7)
+    axes[i + 1].set_xticks([0, 4, 8, 12, 16], ["CLS", "4", "8", "12", "16"], fontsize=6)
+    axes[i + 1].set_yticks([0, 8, 16], ["CLS", "8", "16"], fontsize=6)
 axes[1].set_ylabel("query token", fontsize=7)
-for ax in axes:
-    ax.set_xticks([])
-    ax.set_yticks([])
 fig.tight_layout()
 plt.show()
 
 # %% [markdown]
 # Each square is a 17×17 attention matrix: row i shows where token i looks (token 0 is the class
-# token). Different heads learn different patterns; some look at particular patches, some
-# spread their attention more evenly.
+# token, tokens 1–16 the patches in reading order). The bright **vertical stripes** are the
+# striking pattern: in every head almost every token, not just the class token, looks at the
+# same one or two columns, the patches that contain the object. In this world the object is
+# the only thing worth looking at, so already in the first layer all tokens gather
+# information from it; the heads differ mainly in which of the object's patches they favour.
 #
 # ### Exercise: scaled dot-product attention
 #
@@ -289,7 +301,7 @@ print(names[-4:])
 # ### Training on handwritten digits
 #
 # The 8×8 digits are a small data set: 1,438 training images. We train a ViT with 4 patches of
-# 4×4 pixels, 2 blocks and D = 64 (about 100k parameters) for 500 steps of 128 images, with
+# 4×4 pixels, 2 blocks, 4 heads and D = 64 (about 100k parameters) for 500 steps of 128 images, with
 # `mmcourse.train.fit` underneath (AdamW, cosine learning-rate schedule). Smaller patches
 # sound better but overfit here: with 2×2 patches the same model reaches about 94% instead of
 # 97%.
@@ -310,6 +322,11 @@ print(f"test accuracy: {digits_accuracy:.1%} of {len(y_digits_test)} digits")
 plot_history(digits_history, title="ViT on 8x8 digits")
 plt.show()
 
+# %% [markdown]
+# The training loss reaches almost zero after about 150 steps while about 3% of the test digits
+# are still misclassified: with 1,438 images the model can memorise its training set. Section 8
+# shows that this gap is largest for small training sets.
+
 # %%
 # NBVAL_CHECK_OUTPUT
 print(f"digits test accuracy >= 0.95: {digits_accuracy >= 0.95}")
@@ -321,9 +338,14 @@ print(f"digits test accuracy >= 0.95: {digits_accuracy >= 0.95}")
 # cross) in a 32×32 scene with one object, in 16 patches of 8×8. The training split never
 # contains six colour–shape pairs (for example a red square); section 7 comes back to them.
 #
+# The live model has the same size as the digits model: 2 blocks, 4 heads, D = 64, 16 patches
+# of 8×8 (about 114k parameters), 600 steps of 128 scenes drawn from 20,000.
+#
 # One preprocessing step: ShapesWorld paints each scene on a random dark or light background.
-# `subtract_background` subtracts each image's background colour (its median pixel), so empty
-# patches become zero whatever the background. Without it, the small ViT spends much of a
+# `subtract_background` subtracts each image's background colour (its median pixel) and doubles
+# the contrast, so empty patches become zero whatever the background and objects lie in
+# [−2, 2]. (To display these inputs below we map them back to [0, 1] with x/4 + 0.5: the
+# background turns mid-grey.) Without it, the small ViT spends much of a
 # short training run learning to ignore the background: in our runs of this recipe, 600 steps
 # reached about 86% on raw pixels, 93% on pixels rescaled to [−1, 1] and 98% with the background
 # subtracted. The CNN in section 8 gets the same inputs.
@@ -361,11 +383,15 @@ print(f"ShapesWorld shape test accuracy (seen colour-shape pairs) >= 0.97: {shap
 #
 # ### Position embeddings after training
 #
-# Nothing told the model that patch 5 lies next to patch 6. The maps below take each patch
-# position of the shipped ShapesWorld ViT (4 blocks, 3,000 training steps) in turn and show the
-# cosine similarity of its learned position embedding to every other position's (its own cell,
-# always 1, is left blank). The curve on the right averages the similarity over all pairs of
-# patches at the same distance.
+# From here on we look at the **shipped** ShapesWorld ViT (`vit_shapes`, built by
+# `make weights`: 4 blocks instead of 2, 3,000 training steps on 60,000 scenes), already used in
+# section 4, rather than the one trained live a moment ago.
+#
+# Nothing told the model that patch 5 lies next to patch 6. On the left, the small map in row i,
+# column j belongs to the patch at row i, column j of the 4×4 grid: it shows the cosine
+# similarity of that patch's learned position embedding to every other patch's (its own cell,
+# always 1, is grey). The curve on the right averages the similarity over all pairs of patches at
+# the same distance; the numbers next to the points say how many pairs each average holds.
 
 # %%
 from mmcourse.vit.widgets import plot_pos_embed_similarity
@@ -375,11 +401,13 @@ plt.show()
 
 # %% [markdown]
 # In ImageNet-scale ViTs this picture is a clean blob around each patch with row and column
-# stripes: the model rediscovers the 2-D grid. Ours learned something weaker and stranger.
-# Neighbouring positions are somewhat alike (about 0.18), but so are the far corners (about
-# 0.39). A likely reason: ShapesWorld places objects on a 3×3 layout that does not line up with
-# the 4×4 patch grid, and the embeddings encode what helps with *this* data rather than
-# geometry in general. Learned position embeddings are only as general as their training images.
+# stripes: the model rediscovers the 2-D grid. Ours learned something much weaker: neighbouring
+# positions are only slightly alike (about 0.18), and similarity does not fall steadily with
+# distance (the highest points, at the largest distances, average just a few pairs of corner
+# patches, so read them as noise). A likely reason: with one object per scene, placed on a 3×3
+# layout that does not line up with the 4×4 patch grid, the model needs to know little about
+# which patches are neighbours. Learned position embeddings are only as general as the data
+# that trained them.
 #
 # ### The attention viewer
 #
@@ -388,7 +416,9 @@ plt.show()
 # **attention rollout** (Abnar & Zuidema, 2020): since each layer mixes tokens that were already
 # mixtures, rollout multiplies the layers' head-averaged attention matrices (plus the identity
 # for the skip connection) to estimate how much each *input* patch contributes to the class
-# token at the end. Titles give the true and the predicted shape.
+# token at the end. Titles give the true and the predicted shape. Each map is scaled to its own
+# maximum (brightest = the most-attended patch), so compare where the maps are bright, not how
+# bright they are across layers; the next cell measures the amounts.
 
 # %%
 from mmcourse.vit import attention_rollout
@@ -411,31 +441,30 @@ attention_viewer(shapes_model, view_x, titles, display=view_raw)
 
 # %%
 from mmcourse.data.shapes import ShapesWorld
+from mmcourse.vit import class_token_share, patches_touching
 
-probe = ShapesWorld().sample(500, seed=11, split="test")
+show_source(class_token_share)
+probe = ShapesWorld().sample(500, seed=11, split="test")  # each scene comes with its object's pixel mask
 with torch.no_grad():
     _, probe_attns = shapes_model(subtract_background(probe.images), return_attn=True)
-on_object = patchify(probe.masks[:, :1].float(), 8).sum(-1) > 0  # (500, 16): patch touches the object
-shares = []
-for layer, a in enumerate(probe_attns, start=1):
-    to_patches = a.mean(1)[:, 0, 1:]  # the class token's row, heads averaged, patches only
-    shares.append(((to_patches * on_object).sum(1) / to_patches.sum(1)).mean().item())
-    print(f"layer {layer}: {shares[-1]:.0%} of the class token's attention lands on object patches")
-rolled = attention_rollout(probe_attns)[:, 0, 1:]
-rollout_share = ((rolled * on_object).sum(1) / rolled.sum(1)).mean().item()
+on_object = patches_touching(probe.masks[:, 0], 8)  # (500, 16): does the patch contain part of the object?
+shares, rollout_share = class_token_share(probe_attns, on_object)
+for layer, share in enumerate(shares.tolist(), start=1):
+    print(f"layer {layer}: {share:.0%} of the class token's attention lands on object patches")
 print(f"rollout: {rollout_share:.0%} (object patches are {on_object.float().mean().item():.0%} of all patches)")
 
 # %%
 # NBVAL_CHECK_OUTPUT
-print("layer 1 puts most of the class token's attention on the object:", shares[0] > 0.7)
+print("layer 1 puts most of the class token's attention on the object:", shares[0].item() > 0.7)
 print("rollout favours object patches over their share of the image:", rollout_share > 2 * on_object.float().mean().item())
 
 # %% [markdown]
 # The first layer does most of the looking: the class token attends almost only to the object's
-# patches. In later layers its attention spreads out again, which is not a loss of focus: by
-# then every token has mixed in information from the object, so there is no need to look at
-# the object patches themselves. This is why single-layer attention maps can mislead, and why
-# rollout, which follows the mixing through all layers, is the more faithful summary.
+# patches. In later layers its attention spreads out again. A plausible reading (an
+# interpretation, not something this cell proves): by then every token has mixed in information
+# from the object (the stripes of section 4), so the class token no longer needs to look at the
+# object's patches themselves. Either way, a single layer's map can mislead; rollout, which
+# follows the mixing through all layers, still puts 63% on the object's quarter of the image.
 
 # %% [markdown]
 # ## 7. Colour–shape pairs never seen in training
@@ -474,20 +503,16 @@ print("named-colour model on held-out pairs below 90%:", named["heldout"] < 0.9)
 print("broad model on held-out pairs above 90%:", broad["heldout"] > 0.9)
 
 # %%
+from mmcourse.viz import plot_confusion
+from mmcourse.vit.tasks import confusion_matrix, predict
+
 x_held, y_held = eval_sets["heldout"]
-with torch.no_grad():
-    pred_named, pred_broad = shapes_model(x_held).argmax(-1), broad_model(x_held).argmax(-1)
-fig, axes = plt.subplots(1, 2, figsize=(8, 2.8), sharey=True)
-for ax, pred, name in ((axes[0], pred_named, "vit_shapes"), (axes[1], pred_broad, "vit_shapes_broad")):
-    counts = torch.zeros(len(SHAPES), len(SHAPES))
-    counts.index_put_((y_held, pred), torch.ones(len(y_held)), accumulate=True)
-    ax.imshow(counts / counts.sum(1, keepdim=True).clamp_min(1), cmap="Blues", vmin=0, vmax=1)
-    ax.set_xticks(range(len(SHAPES)), SHAPES, rotation=45, fontsize=7)
-    ax.set_yticks(range(len(SHAPES)), [f"{s} ({', '.join(c for c, s2 in HELDOUT_COMBOS if s2 == s)})" for s in SHAPES],
-                  fontsize=7)
-    ax.set_xlabel("predicted shape", fontsize=8)
-    ax.set_title(f"{name} on held-out pairs", fontsize=9)
-axes[0].set_ylabel("true shape", fontsize=8)
+rows = [f"{s} ({', '.join(c for c, s2 in HELDOUT_COMBOS if s2 == s)})" for s in SHAPES]  # true shape (its held-out colours)
+fig, axes = plt.subplots(1, 2, figsize=(8.4, 3), sharey=True)
+for ax, model, name in ((axes[0], shapes_model, "vit_shapes"), (axes[1], broad_model, "vit_shapes_broad")):
+    counts = confusion_matrix(predict(model, x_held), y_held, len(SHAPES))
+    plot_confusion(ax, counts, SHAPES, title=f"{name} on held-out pairs", ylabels=rows)
+axes[0].set_ylabel("true shape (share of each row)", fontsize=8)
 fig.tight_layout()
 plt.show()
 
@@ -500,8 +525,9 @@ plt.show()
 #
 # Painting half of the scenes in random colours breaks that correlation. The same network,
 # trained for the same number of steps on the same number of scenes, and still never shown a
-# held-out pair, recognises about 96% of them. More data of the same kind would not have helped;
-# *broader* data did. That is the argument behind CLIP's 400 million varied image–text pairs,
+# held-out pair, recognises about 96% of them. More scenes of the same kind would most likely
+# not have helped (they would carry the same correlation; we did not test it); *broader* data
+# did. That is the argument behind CLIP's 400 million varied image–text pairs,
 # and notebook 04 tests it again with zero-shot classification (零样本).
 
 # %% [markdown]
@@ -559,7 +585,7 @@ else:
 # pull ahead.
 #
 # Two caveats keep the comparison honest. Equal parameter counts do not mean equal compute:
-# the CNN slides its kernels over every pixel, and on this CPU it took five to seven times
+# the CNN slides its kernels over every pixel, and on this CPU it took six to seven times
 # longer to train on the 32×32 scenes (last two columns). And the numbers come from one seed
 # and one training recipe, the ViT's; the CNN uses BatchNorm, without which it trains several
 # times slower with this recipe, and which would have made the comparison about optimisation
@@ -599,8 +625,8 @@ else:
 #   the permutation-equivariant blocks where each patch came from.
 # - Attention is softmax(QKᵀ/√d)V per head; you wrote it and it reproduced the trained block.
 # - A small ViT trained in seconds: about 97% on the 8×8 digits and 98% on ShapesWorld shapes.
-#   Its class token looks at the object's patches in the first layer; rollout follows that
-#   attention through all layers.
+# - In the shipped ViT, the class token looks at the object's patches in the first layer;
+#   rollout follows that attention through all layers.
 # - Trained on named colours only, the shape classifier used colour as a shortcut and fell to
 #   75% on unseen colour–shape pairs; half of the scenes in random colours brought it to 96.5%.
 # - With a few hundred or thousand examples, a CNN of the same size beats the ViT by a wide

@@ -418,3 +418,36 @@ def test_shipped_vit_checkpoints_reach_their_targets_and_match_the_registry():
         assert abs(seen - metrics["test_accuracy"]) < 2e-3 and abs(held[name] - metrics["heldout_accuracy"]) < 2e-3
     # Broad (random-colour) training transfers to unseen colour-shape pairs; named-only does less so.
     assert held["vit_shapes_broad"] > held["vit_shapes"] + 0.1
+
+
+def test_class_token_share_and_patches_touching_on_hand_made_attention():
+    from mmcourse.vit import class_token_share, patches_touching
+
+    masks = torch.zeros(2, 8, 8, dtype=torch.bool)
+    masks[0, :2, :2] = True          # image 0: patch 0 only (patch 4x4 grid of 2x2 patches)
+    masks[1, 3:5, 3:5] = True        # image 1: touches patches 5, 6, 9, 10
+    sel = patches_touching(masks, 2)
+    assert sel.shape == (2, 16)
+    assert sel[0].nonzero().flatten().tolist() == [0]
+    assert sel[1].nonzero().flatten().tolist() == [5, 6, 9, 10]
+    T = 17
+    a = torch.full((2, 1, T, T), 1.0 / T)            # uniform attention: share = selected / 16
+    layers, roll = class_token_share([a, a], sel)
+    torch.testing.assert_close(layers, torch.tensor([(1 / 16 + 4 / 16) / 2] * 2))
+    assert abs(roll - (1 / 16 + 4 / 16) / 2) < 1e-6   # rollout of uniform maps stays uniform on patches
+    b = torch.zeros(2, 1, T, T)
+    b[..., 0, 1] = 1.0                                # class token looks only at patch 0
+    b[..., 1:, 1:] = torch.eye(T - 1)
+    layers, _ = class_token_share([b], sel)
+    assert layers.tolist() == [0.5]                   # all on target for image 0, none for image 1
+    with pytest.raises(ValueError, match="selected must have shape"):
+        class_token_share([a], sel[:, :3])
+
+
+def test_confusion_matrix_counts_true_rows_and_predicted_columns():
+    from mmcourse.vit.tasks import confusion_matrix
+
+    cm = confusion_matrix(torch.tensor([0, 1, 1, 2]), torch.tensor([0, 0, 1, 2]), 3)
+    assert cm.tolist() == [[1, 1, 0], [0, 1, 0], [0, 0, 1]]
+    with pytest.raises(ValueError, match="class indices in 0..2"):
+        confusion_matrix(torch.tensor([3]), torch.tensor([0]), 3)

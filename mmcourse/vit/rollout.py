@@ -75,3 +75,39 @@ def cls_attention_map(
     if normalise:
         m = m / m.flatten(1).amax(1).clamp_min(1e-12)[:, None, None]
     return m
+
+
+def patches_touching(masks: torch.Tensor, patch_size: int) -> torch.Tensor:
+    """Which patches contain at least one pixel of a mask.
+
+    Args:
+        masks: (B, H, W) bool or 0/1, e.g. one object's pixel mask per image (ShapesWorld's ``masks[:, 0]``).
+    Returns:
+        (B, N) bool, N = (H/P)(W/P) patches in raster order (the ViT's token order).
+    """
+    from .patch_embed import patchify
+
+    if masks.ndim != 3:
+        raise ValueError(f"masks must have shape (B, H, W), got {tuple(masks.shape)}")
+    return patchify(masks[:, None].float(), patch_size).sum(-1) > 0
+
+
+def class_token_share(attns: Sequence[torch.Tensor], selected: torch.Tensor) -> tuple[torch.Tensor, float]:
+    """How much of the class token's attention goes to the ``selected`` patches.
+
+    Args:
+        attns: per layer, weights (B, H, T, T) (class token first), as from ``return_attn=True``.
+        selected: (B, T - 1) bool, e.g. :func:`patches_touching` of the object's mask.
+    Returns:
+        (per-layer share (depth,), rollout share): the class token's attention to the patches
+        (heads averaged, its own column left out), the part on selected patches, averaged over images.
+    """
+    if selected.ndim != 2 or selected.shape[1] != attns[0].shape[-1] - 1:
+        raise ValueError(f"selected must have shape (B, {attns[0].shape[-1] - 1}), got {tuple(selected.shape)}")
+    sel = selected.float()
+
+    def share(rows: torch.Tensor) -> torch.Tensor:  # rows: (B, T - 1), the class token's weights on patches
+        return ((rows * sel).sum(1) / rows.sum(1)).mean()
+
+    layers = torch.stack([share(a.mean(1)[:, 0, 1:]) for a in attns])
+    return layers, share(attention_rollout(attns)[:, 0, 1:]).item()

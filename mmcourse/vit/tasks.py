@@ -138,6 +138,17 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
     return (predict(model, x) == y.to(x.device)).float().mean().item()
 
 
+def confusion_matrix(pred: torch.Tensor, target: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Counts (num_classes, num_classes): row = true class, column = predicted class."""
+    if pred.shape != target.shape or pred.ndim != 1:
+        raise ValueError(f"pred and target must be 1-D and of the same shape, got {tuple(pred.shape)} and {tuple(target.shape)}")
+    for name, t in (("pred", pred), ("target", target)):
+        if len(t) and not (0 <= int(t.min()) and int(t.max()) < num_classes):
+            raise ValueError(f"{name} must hold class indices in 0..{num_classes - 1}, got {int(t.min())}..{int(t.max())}")
+    flat = target.long() * num_classes + pred.long()
+    return torch.bincount(flat.cpu(), minlength=num_classes**2).reshape(num_classes, num_classes)
+
+
 def load_vit(name: str) -> VisionTransformer:
     """A shipped ViT checkpoint (``make weights``) by registry name, in eval mode."""
     from .. import weights

@@ -147,10 +147,11 @@ def pos_embed_similarity(model) -> torch.Tensor:
     return (pe @ pe.T).reshape(gh, gw, gh, gw)
 
 
-def similarity_by_distance(model) -> tuple[np.ndarray, np.ndarray]:
+def similarity_by_distance(model) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Mean cosine similarity of two patches' position embeddings, by their distance on the grid.
 
-    Returns (distances, mean similarity) for every distinct distance > 0, in patches.
+    Returns (distances, mean similarity, number of unordered patch pairs) for every distinct
+    distance > 0, in patches.
     """
     sim = pos_embed_similarity(model)
     gh, gw = sim.shape[:2]
@@ -160,13 +161,15 @@ def similarity_by_distance(model) -> tuple[np.ndarray, np.ndarray]:
     flat = sim.reshape(gh * gw, gh * gw)
     ds = sorted(set(dist[dist > 0].round(decimals=3).tolist()))
     means = [flat[(dist.round(decimals=3) == d)].mean().item() for d in ds]
-    return np.array(ds), np.array(means)
+    pairs = [int((dist.round(decimals=3) == d).sum().item()) // 2 for d in ds]  # (a, b) and (b, a) once
+    return np.array(ds), np.array(means), np.array(pairs)
 
 
 def plot_pos_embed_similarity(model, title: str = "position embeddings"):
     """Left: a gh x gw grid of small maps; map (i, j) shows how similar patch (i, j)'s position
-    embedding is to every other patch's (its own cell, always 1, is left blank). Right: the mean
-    similarity against the distance between the patches. Returns the figure."""
+    embedding is to every other patch's (its own cell, always 1, is grey). Right: the mean
+    similarity against the distance between the patches, each point labelled with its number
+    of patch pairs. Returns the figure."""
     import matplotlib.pyplot as plt
 
     sim = pos_embed_similarity(model).cpu().numpy().copy()
@@ -175,18 +178,22 @@ def plot_pos_embed_similarity(model, title: str = "position embeddings"):
         for j in range(gw):
             sim[i, j, i, j] = np.nan  # self-similarity is 1 by definition: hide it to show the rest
     lim = float(np.nanmax(np.abs(sim)))
+    cmap = plt.get_cmap("RdBu_r").copy()
+    cmap.set_bad("0.6")  # the hidden self cell in grey, not in the colour of similarity 0
     fig = plt.figure(figsize=(7.6, 3.3))
     grid = fig.add_gridspec(gh, gw, left=0.03, right=0.47, bottom=0.17, top=0.86, wspace=0.08, hspace=0.08)
     for i in range(gh):
         for j in range(gw):
             ax = fig.add_subplot(grid[i, j])
-            im = ax.imshow(sim[i, j], cmap="RdBu_r", vmin=-lim, vmax=lim)
+            im = ax.imshow(sim[i, j], cmap=cmap, vmin=-lim, vmax=lim)
             ax.set_xticks([])
             ax.set_yticks([])
     fig.colorbar(im, cax=fig.add_axes([0.485, 0.17, 0.012, 0.69]))
     ax = fig.add_subplot(fig.add_gridspec(1, 1, left=0.64, right=0.98, bottom=0.17, top=0.86)[0, 0])
-    d, m = similarity_by_distance(model)
+    d, m, n = similarity_by_distance(model)
     ax.plot(d, m, "o-")
+    for x, y, k in zip(d, m, n):
+        ax.annotate(str(k), (x, y), textcoords="offset points", xytext=(0, 5), ha="center", fontsize=6, color="0.3")
     ax.axhline(0, color="grey", lw=0.6)
     ax.set_xlabel("distance between patches (in patches)")
     ax.set_ylabel("mean cosine similarity")
