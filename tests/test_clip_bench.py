@@ -29,8 +29,10 @@ def test_stored_sweep_has_every_part_and_prints_as_tables():
     assert [r["group"] for r in result["groups"]] == list(bench_clip.GROUPS)
     assert [r["batch_size"] for r in result["duplicates"]] == list(bench_clip.DUP_BATCHES)
     assert [r["drop"] for r in result["detail"]] == [0.0, 0.4]
+    assert [(r["data"], r["seed"]) for r in result["breadth"]] == [
+        (d, s) for d in ("named", "broad") for s in bench_clip.BREADTH_SEEDS]
     text = bench_clip.table(result)
-    assert text.count("\n|---") == 4 and "(a2)" in text and "mean of 3 seeds" in text
+    assert text.count("\n|---") == 5 and "(a2)" in text and "mean of 3 seeds" in text and "(d) breadth" in text
 
 
 def test_run_rejects_unknown_parts():

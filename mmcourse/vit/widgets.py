@@ -178,8 +178,7 @@ def plot_pos_embed_similarity(model, title: str = "position embeddings"):
         for j in range(gw):
             sim[i, j, i, j] = np.nan  # self-similarity is 1 by definition: hide it to show the rest
     lim = float(np.nanmax(np.abs(sim)))
-    cmap = plt.get_cmap("RdBu_r").copy()
-    cmap.set_bad("0.6")  # the hidden self cell in grey, not in the colour of similarity 0
+    cmap = plt.get_cmap("RdBu_r").with_extremes(bad="0.6")  # the hidden self cell grey, not the colour of 0
     fig = plt.figure(figsize=(7.6, 3.3))
     grid = fig.add_gridspec(gh, gw, left=0.03, right=0.47, bottom=0.17, top=0.86, wspace=0.08, hspace=0.08)
     for i in range(gh):
