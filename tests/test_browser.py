@@ -53,8 +53,8 @@ pytestmark = pytest.mark.browser
 REPO = Path(__file__).resolve().parents[1]
 # The directory the notebooks are copied from; overridable to try the test on a scratch notebook.
 NOTEBOOK_DIR = Path(os.environ.get("MMCOURSE_BROWSER_NOTEBOOK_DIR", REPO / "notebooks"))
-WELCOME = "00_welcome.ipynb"
-NOTEBOOKS = (WELCOME,)  # every notebook any test here opens
+WELCOME, VIT, CLIP = "00_welcome.ipynb", "03_vit.ipynb", "04_clip.ipynb"
+NOTEBOOKS = (WELCOME, VIT, CLIP)  # every notebook any test here opens
 CHROMIUM = Path(os.environ.get("MMCOURSE_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-dev-shm-usage"]
 BUILD = REPO / "build"
@@ -62,7 +62,7 @@ FAILURE_SCREENSHOT = BUILD / "browser-failure.png"
 
 SERVER_TIMEOUT_S = 60  # JupyterLab answering /api/status
 KERNEL_TIMEOUT_S = 60  # the notebook's kernel started and idle
-RUN_ALL_TIMEOUT_S = 120  # Run All Cells finished
+RUN_ALL_TIMEOUT_S = 240  # Run All Cells finished (04_clip takes about 45 s on a quiet machine)
 WIDGET_TIMEOUT_MS = 30_000  # a widget reacting to a change (one kernel round trip)
 
 # Lab user settings for the run: no news or update checks (the network is closed) and no toasts
@@ -506,3 +506,79 @@ def test_welcome_runs_and_shapes_explorer_reacts(page, lab):
         explorer.scroll_into_view_if_needed()
         page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=image.element_handle())
         print(f"screenshot: {save_screenshot(page, WELCOME)}")
+
+
+def _move_slider(page, slider, presses: int) -> None:
+    """Move an ipywidgets slider (noUiSlider) by `presses` steps with the keyboard, as a user can."""
+    handle = slider.locator(".noUi-handle")
+    handle.focus()
+    for _ in range(abs(presses)):
+        page.keyboard.press("ArrowRight" if presses > 0 else "ArrowLeft")
+
+
+def _image_changes_after(page, image, action) -> None:
+    """Run `action` and wait until the image's src changes (one kernel round trip)."""
+    from playwright.sync_api import expect
+
+    expect(image).to_have_attribute("src", re.compile(r"\S"), timeout=WIDGET_TIMEOUT_MS)
+    before = image.get_attribute("src")
+    action()
+    expect(image).not_to_have_attribute("src", before, timeout=WIDGET_TIMEOUT_MS)
+
+
+def test_vit_notebook_runs_and_its_explorers_react(page, lab):
+    """03_vit: the patch-size slider redraws the patch grid; the layer slider redraws the
+    attention maps."""
+    from playwright.sync_api import expect
+
+    with screenshot_on_failure(page, lab):
+        state = run_notebook_in_lab(page, lab, VIT)
+        print(f"{VIT}: {state}")
+        patches = page.locator("img.mmcourse-patches, .mmcourse-patches img").first
+        size = page.locator(".mmcourse-patch-size").first
+        size.scroll_into_view_if_needed()
+        expect(size).to_be_visible()
+        _image_changes_after(page, patches, lambda: _move_slider(page, size, 1))
+
+        attention = page.locator("img.mmcourse-attention, .mmcourse-attention img").first
+        layer = page.locator(".mmcourse-layer").first
+        layer.scroll_into_view_if_needed()
+        readout = layer.locator(".widget-readout")
+        expect(readout).to_have_text(re.compile(r"^\s*1\s*$"))
+        _image_changes_after(page, attention, lambda: _move_slider(page, layer, 2))
+        expect(readout).to_have_text(re.compile(r"^\s*3\s*$"))
+        assert_no_widget_errors(page)
+        assert not _error_outputs(page), _error_outputs(page)
+        _wait_kernel_idle(page, lab, VIT, 30)
+        print(f"screenshot: {save_screenshot(page, VIT)}")
+
+
+def test_clip_notebook_runs_and_its_explorers_react(page, lab):
+    """04_clip: the temperature slider redraws the similarity matrix; a typed query retrieves
+    other images; a misspelt query names the nearest known words instead of failing."""
+    from playwright.sync_api import expect
+
+    with screenshot_on_failure(page, lab):
+        state = run_notebook_in_lab(page, lab, CLIP)
+        print(f"{CLIP}: {state}")
+        similarity = page.locator("img.mmcourse-similarity, .mmcourse-similarity img").first
+        temperature = page.locator(".mmcourse-temperature").first
+        temperature.scroll_into_view_if_needed()
+        _image_changes_after(page, similarity, lambda: _move_slider(page, temperature, 5))
+
+        box = page.locator(".mmcourse-query input").first
+        box.scroll_into_view_if_needed()
+        results = page.locator("img.mmcourse-query-images, .mmcourse-query-images img").first
+        message = page.locator(".mmcourse-query-message").first
+
+        def ask(text: str) -> None:
+            box.fill(text)
+            box.press("Enter")  # continuous_update=False: the value is sent on Enter
+
+        _image_changes_after(page, results, lambda: ask("a large blue square at the bottom right"))
+        ask("a large blu square")
+        expect(message).to_contain_text("nearest known words: blue", timeout=WIDGET_TIMEOUT_MS)
+        assert_no_widget_errors(page)
+        assert not _error_outputs(page), _error_outputs(page)
+        _wait_kernel_idle(page, lab, CLIP, 30)
+        print(f"screenshot: {save_screenshot(page, CLIP)}")
