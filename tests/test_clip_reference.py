@@ -89,3 +89,58 @@ def test_from_hf_clip_needs_the_config_for_heads_and_fails_loudly_on_bad_weights
         from_hf_clip(broken, cfg)
     with pytest.raises(ValueError, match="unexpected key"):
         from_hf_clip({**sd, "text_model.extra.weight": torch.zeros(1)}, cfg)
+
+
+def test_load_hf_clip_file_reads_safetensors_and_the_config_beside_it(tmp_path):
+    """The optional real-weights cell of notebook 04: a model.safetensors (+ config.json) on disk."""
+    import json
+
+    from safetensors.torch import save_file
+
+    from mmcourse.clip.convert import load_hf_clip_file
+
+    hf, cfg = _tiny_hf(39)
+    path = tmp_path / "model.safetensors"
+    save_file({k: v.contiguous() for k, v in hf.state_dict().items()}, str(path))
+    with pytest.raises(FileNotFoundError, match="no CLIP weights"):
+        load_hf_clip_file(tmp_path / "missing.safetensors")
+    assert load_hf_clip_file(path).cfg.vision.num_heads == 1  # no config: 64 channels per head assumed
+    (tmp_path / "config.json").write_text(json.dumps(cfg.to_dict()))
+    ours = load_hf_clip_file(path)
+    images, ids = _inputs(39)
+    with torch.no_grad():
+        want = hf(input_ids=ids, pixel_values=images)
+        logits_per_image, _ = ours.logits(images, ids)
+    assert ours.cfg.vision.num_heads == 3 and ours.cfg.text.heads == 4
+    assert (logits_per_image - want.logits_per_image).abs().max() < 1e-5
+
+
+def test_openai_tokenizer_matches_open_clip():
+    import open_clip
+
+    from mmcourse.clip.convert import openai_tokenizer
+
+    texts = ["a photo of a cat.", "An astronaut, riding a horse!", ""]
+    ours = openai_tokenizer()(texts)
+    torch.testing.assert_close(ours, open_clip.tokenize(texts))
+    assert ours[0, 0].item() == 49406 and 49407 in ours[0].tolist()
+
+
+def test_openai_preprocess_resizes_the_short_side_crops_the_centre_and_normalises():
+    import numpy as np
+
+    from mmcourse.clip.convert import OPENAI_MEAN, OPENAI_STD, openai_preprocess
+
+    grey = np.full((100, 150, 3), 128, dtype=np.uint8)
+    x = openai_preprocess(grey)
+    assert x.shape == (3, 224, 224)
+    want = (128 / 255 - torch.tensor(OPENAI_MEAN)) / torch.tensor(OPENAI_STD)
+    torch.testing.assert_close(x.mean((1, 2)), want, atol=1e-3, rtol=0)
+    # A wide image keeps its middle: red left third, green middle, blue right third.
+    wide = np.zeros((90, 270, 3), dtype=np.float32)
+    wide[:, :90, 0] = wide[:, 90:180, 1] = wide[:, 180:, 2] = 1.0
+    centre = openai_preprocess(wide) * torch.tensor(OPENAI_STD)[:, None, None] + torch.tensor(OPENAI_MEAN)[:, None, None]
+    inner = centre[:, :, 4:-4]  # the crop edges blend with the neighbouring thirds (bicubic resize)
+    assert inner[1].min() > 0.95 and inner[0].max() < 0.05 and inner[2].max() < 0.05
+    with pytest.raises(ValueError, match="RGB array"):
+        openai_preprocess(np.zeros((10, 10)))

@@ -215,7 +215,20 @@ def openai_preprocess(image, size: int = 224) -> torch.Tensor:
 
 
 def load_hf_clip_file(path: str, config: Any = None) -> CLIP:
-    """Read a transformers CLIP ``model.safetensors`` (e.g. openai/clip-vit-base-patch32) into CLIP."""
+    """Read a transformers CLIP ``model.safetensors`` (e.g. openai/clip-vit-base-patch32) into CLIP.
+
+    Without ``config``, a transformers ``config.json`` next to the file is used when there is one
+    (heads, activation, eps, end-of-text id); otherwise the released models' values are assumed.
+    """
+    import json
+    from pathlib import Path
+
     from safetensors.torch import load_file
 
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no CLIP weights at {str(path)!r}: expected a transformers model.safetensors file")
+    beside = path.with_name("config.json")
+    if config is None and beside.is_file():
+        config = json.loads(beside.read_text())
     return from_hf_clip(load_file(str(path)), config)
