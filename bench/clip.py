@@ -35,8 +35,7 @@ from pathlib import Path
 
 import torch
 
-from mmcourse.clip.loss import caption_ids, false_negative_stats
-from mmcourse.clip.tasks import CHECKPOINT_RECIPE, retrieval_recall, sample_pairs, train_clip, zero_shot_accuracy
+from mmcourse.clip.tasks import CHECKPOINT_RECIPE, duplicate_shares, retrieval_recall, train_clip, zero_shot_accuracy
 
 RESULTS = Path(__file__).parent / "results" / "clip_batch_sweep.json"
 
@@ -51,25 +50,6 @@ GROUPS = (4, 16, 64, 256)     # sweep (a2): negatives per pair = group - 1, in b
 GROUP_BATCH, GROUP_STEPS = 256, 512
 DETAIL_RUN = dict(steps=600, batch_size=256)  # sweep (c)
 BREADTH_SEEDS = (1, 2, 3)     # sweep (d): the shipped checkpoints are seed 0
-
-
-def duplicate_shares(batch_size: int, batches: int = 200, seed: int = 0) -> dict[str, float]:
-    """Mean :func:`false_negative_stats` over random few-class batches (no training needed), and
-    ``loss_floor``: the lowest loss the unmasked contrastive loss can reach on such batches.
-
-    An image whose caption occurs m times in the batch faces m identical columns, so its row of
-    the softmax gives the true one at most 1/m: its cross-entropy is at least ln m, in both
-    directions. Masking removes the floor.
-    """
-    rows, floors = [], []
-    for i in range(batches):
-        ids = caption_ids(sample_pairs(batch_size, seed=seed + i, data="classes").captions)
-        rows.append(false_negative_stats(ids))
-        copies = (ids[:, None] == ids[None, :]).sum(1).float()  # m for every row, itself included
-        floors.append(float(copies.log().mean()))
-    out = {k: sum(r[k] for r in rows) / len(rows) for k in rows[0]}
-    out["loss_floor"] = sum(floors) / len(floors)
-    return out
 
 
 def sweep_negatives(batches=SWEEP_BATCHES, pairs: int = SWEEP_PAIRS, seed: int = 0) -> list[dict]:

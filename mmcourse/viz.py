@@ -109,14 +109,21 @@ def plot_curves(curves: dict[str, Sequence[float]], xlabel: str = "step", ylabel
     return ax
 
 
-def plot_history(history, title: str = "training loss", window: int = 20, ax=None):
-    """Raw and smoothed loss of a :class:`mmcourse.train.History`."""
+def plot_history(history, title: str = "training loss", window: int = 20, ax=None, label: str | None = None,
+                 color=None):
+    """Raw and smoothed loss of a :class:`mmcourse.train.History`.
+
+    With ``label`` (to compare runs on one ``ax``), both curves take one colour and only the
+    smoothed one enters the legend, under that label.
+    """
     import matplotlib.pyplot as plt
 
     if ax is None:
         _, ax = plt.subplots(figsize=(5, 3))
-    ax.plot(history.loss, lw=0.6, alpha=0.35, label="per step")
-    ax.plot(history.smoothed(window), lw=1.5, label=f"mean of {window}")
+    if label is not None and color is None:
+        color = f"C{sum(not line.get_label().startswith('_') for line in ax.get_lines())}"  # one colour per run
+    ax.plot(history.loss, lw=0.6, alpha=0.35, color=color, label="_nolegend_" if label else "per step")
+    ax.plot(history.smoothed(window), lw=1.5, color=color, label=label or f"mean of {window}")
     ax.set_xlabel("step")
     ax.set_ylabel("loss")
     ax.set_title(title)

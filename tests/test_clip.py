@@ -341,3 +341,34 @@ def test_shipped_clip_checkpoints_reach_their_targets_and_match_the_registry():
             assert abs(measured[key] - metrics[key]) < 2e-3, (name, key, measured[key], metrics[key])
     assert set(TARGETS) == {"clip_shapes_named", "clip_shapes_broad"}
     assert TARGETS["clip_shapes_broad"]["zero_shot_heldout"] == 0.80
+
+
+def test_zero_shot_probs_use_the_learned_scale_and_short_names_drop_the_article(model):
+    from mmcourse.clip import short_name, zero_shot_classifier, zero_shot_probs
+
+    classes = ["a red circle", "an orange cross", "a blue square"]
+    weights = zero_shot_classifier(model, classes, ["a picture of {}"])
+    images = torch.rand(4, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    probs = zero_shot_probs(model, images, weights)
+    assert probs.shape == (4, 3)
+    torch.testing.assert_close(probs.sum(1), torch.ones(4))
+    with torch.no_grad():
+        logits = model.logit_scale.exp() * model.encode_image(images, normalize=True) @ weights
+    torch.testing.assert_close(probs, logits.softmax(1))
+    assert [short_name(c) for c in classes] == ["red circle", "orange cross", "blue square"]
+    assert short_name("cat") == "cat"
+
+
+def test_similarity_explorer_starts_at_the_models_learned_temperature(model):
+    from mmcourse.clip.widgets import similarity_explorer
+
+    saved = model.logit_scale.detach().clone()
+    try:
+        with torch.no_grad():
+            model.logit_scale.fill_(math.log(25.0))
+        box = similarity_explorer(model)
+        assert box.children[0].children[1].value == 0.04
+        assert similarity_explorer(model, temperature=0.5).children[0].children[1].value == 0.5
+    finally:
+        with torch.no_grad():  # the fixture is shared by the module's tests
+            model.logit_scale.copy_(saved)

@@ -14,11 +14,12 @@ from .loss import caption_ids, clip_loss, duplicate_mask, false_negative_stats
 from .model import CLIP, CLIPConfig
 from .text_encoder import QuickGELU, TextConfig, TextTransformer
 from .tokenizer import WordTokenizer, shapes_vocabulary
-from .zero_shot import (build_zero_shot_weights, recall_at_k, shapes_classnames, shapes_templates,
-                        zero_shot_classifier, zero_shot_predict)
+from .zero_shot import (build_zero_shot_weights, recall_at_k, shapes_classnames, shapes_templates, short_name,
+                        zero_shot_classifier, zero_shot_predict, zero_shot_probs)
 
 __all__ = [
     "caption_ids", "clip_loss", "duplicate_mask", "false_negative_stats", "CLIP", "CLIPConfig", "QuickGELU",
     "TextConfig", "TextTransformer", "WordTokenizer", "shapes_vocabulary", "build_zero_shot_weights",
-    "recall_at_k", "shapes_classnames", "shapes_templates", "zero_shot_classifier", "zero_shot_predict",
+    "recall_at_k", "shapes_classnames", "shapes_templates", "short_name", "zero_shot_classifier", "zero_shot_predict",
+    "zero_shot_probs",
 ]

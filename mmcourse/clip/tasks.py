@@ -201,8 +201,10 @@ def train_clip(
     data: str = "named", steps: int = 1000, batch_size: int = 64, lr: float = 1e-3, seed: int = 0,
     mask_duplicates: bool = False, drop: float = 0.0, negatives_group: int | None = None,
     cfg: CLIPConfig | None = None, progress: bool = True, desc: str | None = None,
+    grad_clip: float | None = GRAD_CLIP,
 ) -> tuple[CLIP, History]:
-    """Train a fresh ShapesWorld CLIP: AdamW, 5% warm-up then cosine decay, gradient norm clipped to 0.1.
+    """Train a fresh ShapesWorld CLIP: AdamW, 5% warm-up then cosine decay, gradient norm clipped
+    to ``grad_clip`` (None: not clipped; notebook 04 shows what the clip prevents).
 
     ``data``, ``drop``: see :func:`sample_pairs`; ``mask_duplicates``, ``negatives_group``: see
     :func:`contrastive_loss_fn`.
@@ -211,7 +213,7 @@ def train_clip(
     model = CLIP(cfg or shapes_clip_config())
     loss_fn = contrastive_loss_fn(data, batch_size, mask_duplicates, drop, negatives_group)
     history = fit(model, loss_fn, steps=steps, lr=lr, seed=seed, weight_decay=0.05, warmup=max(1, steps // 20),
-                  cosine=True, grad_clip=GRAD_CLIP, progress=progress, desc=desc or f"CLIP on {data} data, batch {batch_size}")
+                  cosine=True, grad_clip=grad_clip, progress=progress, desc=desc or f"CLIP on {data} data, batch {batch_size}")
     model.clamp_logit_scale()
     return model.eval(), history
 
@@ -219,6 +221,29 @@ def train_clip(
 # ---------------------------------------------------------------------------------------------
 # Measurements
 # ---------------------------------------------------------------------------------------------
+
+
+def duplicate_shares(batch_size: int, batches: int = 200, seed: int = 0) -> dict[str, float]:
+    """False negatives in few-class batches, no training needed: the mean
+    :func:`~mmcourse.clip.loss.false_negative_stats` over ``batches`` random batches of the 24
+    class captions ("a red circle", ...), plus ``loss_floor``, the lowest value the unmasked
+    contrastive loss can reach on such batches.
+
+    An image whose caption occurs m times in the batch faces m identical columns, so its row of
+    the softmax gives the true one at most 1/m: its cross-entropy is at least ln m, in both
+    directions. Masking the copies removes the floor.
+    """
+    from .loss import false_negative_stats
+
+    rows, floors = [], []
+    for i in range(batches):
+        ids = caption_ids(sample_pairs(batch_size, seed=seed + i, data="classes").captions)
+        rows.append(false_negative_stats(ids))
+        copies = (ids[:, None] == ids[None, :]).sum(1).float()  # m for every row, itself included
+        floors.append(float(copies.log().mean()))
+    out = {k: sum(r[k] for r in rows) / len(rows) for k in rows[0]}
+    out["loss_floor"] = sum(floors) / len(floors)
+    return out
 
 
 @torch.no_grad()

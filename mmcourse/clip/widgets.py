@@ -174,12 +174,18 @@ def image_query_view(model, bank: RetrievalBank, index: int, k: int = 5) -> Quer
 # ---------------------------------------------------------------------------------------------
 
 
-def similarity_explorer(model, batch_size: int = 6):
-    """Batch picker and temperature slider -> the batch's similarity matrix and row softmax."""
+def similarity_explorer(model, batch_size: int = 6, temperature: float | None = None):
+    """Batch picker and temperature slider -> the batch's similarity matrix and row softmax.
+
+    The slider starts at ``temperature``, by default the model's own learned T = 1 / exp(logit_scale).
+    """
     import ipywidgets as W
 
+    if temperature is None:
+        temperature = 1.0 / float(model.logit_scale.detach().exp())
     seed = W.IntSlider(value=0, min=0, max=99, description="batch", continuous_update=False)
-    temperature = W.FloatSlider(value=0.07, min=0.01, max=1.0, step=0.01, description="temperature",
+    temperature = W.FloatSlider(value=round(min(max(temperature, 0.01), 1.0), 2), min=0.01, max=1.0, step=0.01,
+                                description="temperature",
                                 continuous_update=False, readout_format=".2f")
     image = W.Image(format="png", layout=W.Layout(width="720px"))
     image.add_class("mmcourse-similarity")

@@ -78,6 +78,23 @@ def zero_shot_predict(model, images: torch.Tensor, weights: torch.Tensor, batch_
     return (feats @ weights.to(feats.device)).argmax(dim=1)
 
 
+@torch.no_grad()
+def zero_shot_probs(model, images: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """(N, C) class probabilities: softmax over the classes of the cosine similarities times the
+    model's learned scale exp(logit_scale), as CLIP's zero-shot evaluation computes them."""
+    model.eval()
+    feats = model.encode_image(images, normalize=True)
+    return (model.logit_scale.exp() * feats @ weights.to(feats.device)).softmax(dim=1)
+
+
+def short_name(classname: str) -> str:
+    """A class description without its article, for plot labels: "an orange cross" -> "orange cross"."""
+    for article in ("a ", "an "):
+        if classname.startswith(article):
+            return classname[len(article):]
+    return classname
+
+
 def recall_at_k(similarity: torch.Tensor, relevant: torch.Tensor, k: int = 1) -> float:
     """Fraction of queries with at least one relevant item among their top-k.
 
