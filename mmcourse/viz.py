@@ -243,7 +243,7 @@ def shapes_explorer():
     shape = W.Dropdown(options=[ANY, *SHAPES], value=ANY, description="shape")
     colour = W.Dropdown(options=[ANY, *COLOUR_NAMES], value=ANY, description="colour")
     mode = W.ToggleButtons(options=["named", "jitter", "random"], value="named", description="colours",
-                           style={"button_width": "70px"})
+                           style={"button_width": "84px"})  # "random" fits without an ellipsis
     image = W.Image(format="png", layout=W.Layout(width="420px"))
     image.add_class("mmcourse-scene")
     caption = W.HTML()

@@ -563,6 +563,7 @@ if DATA_SIZE_FILE.exists():
         ax.plot(n, [r["vit_accuracy"] for r in rows], "o-", label=f"ViT ({rows[0]['vit_params'] / 1e3:.0f}k params)")
         ax.plot(n, [r["cnn_accuracy"] for r in rows], "s-", label=f"CNN ({rows[0]['cnn_params'] / 1e3:.0f}k params)")
         ax.set_xscale("log")
+        ax.set_ylim(0.4, 1.02)  # the same scale in both panels, so the gaps compare
         ax.set_xlabel("training examples")
         ax.set_ylabel("test accuracy")
         ax.set_title(task, fontsize=9)

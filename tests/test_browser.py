@@ -54,7 +54,8 @@ REPO = Path(__file__).resolve().parents[1]
 # The directory the notebooks are copied from; overridable to try the test on a scratch notebook.
 NOTEBOOK_DIR = Path(os.environ.get("MMCOURSE_BROWSER_NOTEBOOK_DIR", REPO / "notebooks"))
 WELCOME, VIT, CLIP = "00_welcome.ipynb", "03_vit.ipynb", "04_clip.ipynb"
-NOTEBOOKS = (WELCOME, VIT, CLIP)  # every notebook any test here opens
+FORWARD, REVERSE = "01_diffusion_forward.ipynb", "02_diffusion_reverse.ipynb"
+NOTEBOOKS = (WELCOME, FORWARD, REVERSE, VIT, CLIP)  # every notebook any test here opens
 CHROMIUM = Path(os.environ.get("MMCOURSE_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-dev-shm-usage"]
 BUILD = REPO / "build"
@@ -582,3 +583,30 @@ def test_clip_notebook_runs_and_its_explorers_react(page, lab):
         assert not _error_outputs(page), _error_outputs(page)
         _wait_kernel_idle(page, lab, CLIP, 30)
         print(f"screenshot: {save_screenshot(page, CLIP)}")
+
+
+@pytest.mark.parametrize(
+    ("name", "slider", "image"),
+    [(FORWARD, "mmcourse-t", "mmcourse-forward"), (REVERSE, "mmcourse-step", "mmcourse-trajectory")],
+    ids=["01-forward-t-slider", "02-reverse-step-slider"],
+)
+def test_diffusion_notebooks_run_and_their_sliders_redraw(page, lab, name, slider, image):
+    """01: the t slider re-noises the digit, scene and point cloud; 02: the step slider walks the
+    reverse trajectory. Both redraw only after a kernel round trip."""
+    from playwright.sync_api import expect
+
+    with screenshot_on_failure(page, lab):
+        state = run_notebook_in_lab(page, lab, name)
+        print(f"{name}: {state}")
+        control = page.locator(f".{slider}").first
+        control.scroll_into_view_if_needed()
+        expect(control).to_be_visible()
+        readout = control.locator(".widget-readout")
+        before = readout.text_content()
+        picture = page.locator(f"img.{image}, .{image} img").first
+        _image_changes_after(page, picture, lambda: _move_slider(page, control, 3))
+        expect(readout).not_to_have_text(before)
+        assert_no_widget_errors(page)
+        assert not _error_outputs(page), _error_outputs(page)
+        _wait_kernel_idle(page, lab, name, 30)
+        print(f"screenshot: {save_screenshot(page, name)}")
