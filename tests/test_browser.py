@@ -285,7 +285,8 @@ def screenshot_on_failure(page, lab: Lab):
 
 # State of the open notebook `name`, read from Lab's own models (window.jupyterapp), so it does
 # not depend on which cells the windowed notebook has rendered.
-_NOTEBOOK_STATE_JS = """
+# The start of every snippet below: find the open notebook `name` in Lab's main area.
+_FIND_PANEL_JS = """
 (name) => {
   const app = window.jupyterapp;
   let panel = null;
@@ -293,7 +294,9 @@ _NOTEBOOK_STATE_JS = """
     if (w.context && w.context.path === name && w.content && w.content.model) { panel = w; break; }
   }
   if (!panel) return null;
-  const cells = panel.content.model.cells;
+"""
+
+_NOTEBOOK_STATE_JS = _FIND_PANEL_JS + """  const cells = panel.content.model.cells;
   let code = 0, executed = 0;
   for (let i = 0; i < cells.length; i++) {
     const c = cells.get(i);
@@ -310,15 +313,7 @@ _NOTEBOOK_STATE_JS = """
 # Widget outputs of the open notebook `name`: how many the notebook model holds, and how their
 # views are doing. A view shows "Loading widget..." until the model arrives, then either the
 # widget's element or the text "Error displaying widget: model not found" (about a second later).
-_WIDGET_OUTPUTS_JS = """
-(name) => {
-  const app = window.jupyterapp;
-  let panel = null;
-  for (const w of app.shell.widgets('main')) {
-    if (w.context && w.context.path === name && w.content && w.content.model) { panel = w; break; }
-  }
-  if (!panel) return null;
-  const cells = panel.content.model.cells;
+_WIDGET_OUTPUTS_JS = _FIND_PANEL_JS + """  const cells = panel.content.model.cells;
   let expected = 0;
   for (let i = 0; i < cells.length; i++) {
     const c = cells.get(i);

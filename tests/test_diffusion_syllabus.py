@@ -8,14 +8,7 @@ from mmcourse.diffusion.syllabus import ScaledTime, SyllabusHistory, syllabus_da
 from mmcourse.evaluate import wasserstein_1d
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models: on a shared 2-core machine two torch threads mostly wait for each other."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 def test_syllabus_data_is_the_notes_uniform_column():
     x = syllabus_data(1000, seed=0)

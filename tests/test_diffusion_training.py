@@ -8,14 +8,7 @@ from mmcourse.diffusion import NoiseSchedule, TimeMLP, UNet, sample
 from mmcourse.diffusion.train import CHECKPOINT, load_digits_unet, train_2d, train_eps_model
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models: on a shared 2-core machine two torch threads mostly wait for each other."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 def test_train_eps_model_returns_an_ema_copy_in_eval_mode():
     sched = NoiseSchedule.make(50)

@@ -18,14 +18,7 @@ from mmcourse.diffusion.widgets import (
 )
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models: on a shared 2-core machine two torch threads mostly wait for each other."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

@@ -28,6 +28,7 @@ from typing import Any
 
 import torch
 
+from ..vit.convert import load_checked
 from ..vit.model import ViTConfig
 from .model import CLIP, CLIPConfig
 from .text_encoder import TextConfig
@@ -148,20 +149,7 @@ def from_hf_clip(state_dict: dict[str, torch.Tensor], config: Any = None) -> CLI
     Raises ValueError naming the keys or shapes that do not fit.
     """
     cfg = config_from_hf_state_dict(state_dict, config)
-    model = CLIP(cfg)
-    ours = model.state_dict()
-    sd = hf_clip_to_mmcourse(state_dict)
-    missing, extra = sorted(set(ours) - set(sd)), sorted(set(sd) - set(ours))
-    if missing or extra:
-        raise ValueError(f"transformers CLIP weights do not fit mmcourse.clip: missing {missing[:6]}, unexpected {extra[:6]}")
-    assert len(ours) == len(sd)
-    for k, v in ours.items():
-        if sd[k].shape != v.shape:
-            raise ValueError(f"transformers weight for {k!r} has shape {tuple(sd[k].shape)}, ours {tuple(v.shape)}")
-    with torch.no_grad():
-        for k, v in ours.items():
-            v.copy_(sd[k])
-    return model.eval()
+    return load_checked(CLIP(cfg), hf_clip_to_mmcourse(state_dict), "transformers CLIP")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -27,7 +27,7 @@ import torch
 
 from ..data.shapes import CAPTION_TEMPLATES, COLOUR_NAMES, POSITION_PHRASES, POSITIONS, SHAPES, SIZES, ShapesWorld
 from ..train import History, fit
-from .loss import caption_ids, clip_loss
+from .loss import caption_ids, clip_loss, duplicate_mask, false_negative_stats
 from .model import CLIP, CLIPConfig
 from .tokenizer import WordTokenizer
 from .zero_shot import (recall_at_k, shapes_class_index, shapes_classnames, shapes_templates,
@@ -233,13 +233,11 @@ def duplicate_shares(batch_size: int, batches: int = 200, seed: int = 0) -> dict
     the softmax gives the true one at most 1/m: its cross-entropy is at least ln m, in both
     directions. Masking the copies removes the floor.
     """
-    from .loss import false_negative_stats
-
     rows, floors = [], []
     for i in range(batches):
         ids = caption_ids(sample_pairs(batch_size, seed=seed + i, data="classes").captions)
         rows.append(false_negative_stats(ids))
-        copies = (ids[:, None] == ids[None, :]).sum(1).float()  # m for every row, itself included
+        copies = duplicate_mask(ids).sum(1).float() + 1  # m for every row, itself included
         floors.append(float(copies.log().mean()))
     out = {k: sum(r[k] for r in rows) / len(rows) for k in rows[0]}
     out["loss_floor"] = sum(floors) / len(floors)

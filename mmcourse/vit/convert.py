@@ -18,6 +18,7 @@ import math
 import re
 
 import torch
+from torch import nn
 
 from .model import ViTConfig, VisionTransformer
 
@@ -51,13 +52,16 @@ def config_from_state_dict(
                      qkv_bias="blocks.0.attn.qkv.bias" in sd, norm_eps=norm_eps, pre_norm="norm_pre.weight" in sd)
 
 
-def load_checked(model: VisionTransformer, sd: dict[str, torch.Tensor], source: str) -> VisionTransformer:
-    """Copy ``sd`` into ``model`` after checking that both have the same keys and shapes."""
+def load_checked(model: nn.Module, sd: dict[str, torch.Tensor], source: str) -> nn.Module:
+    """Copy ``sd`` into ``model`` after checking that both have the same keys and shapes.
+
+    Shared by every loader of outside weights (timm, transformers ViT and CLIP): nothing is left
+    at its random initial value without an error naming the keys or shapes that do not fit.
+    """
     ours = model.state_dict()
     missing, extra = sorted(set(ours) - set(sd)), sorted(set(sd) - set(ours))
     if missing or extra:
-        raise ValueError(f"{source} weights do not fit mmcourse.vit: missing {missing[:6]}, unexpected {extra[:6]}")
-    assert len(ours) == len(sd)
+        raise ValueError(f"{source} weights do not fit {type(model).__name__}: missing {missing[:6]}, unexpected {extra[:6]}")
     for k, v in ours.items():
         if sd[k].shape != v.shape:
             raise ValueError(f"{source} weight {k!r} has shape {tuple(sd[k].shape)}, ours {tuple(v.shape)}")

@@ -159,9 +159,10 @@ def similarity_by_distance(model) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     ys, xs = ys.flatten().float(), xs.flatten().float()
     dist = ((ys[:, None] - ys[None]) ** 2 + (xs[:, None] - xs[None]) ** 2).sqrt()  # (N, N)
     flat = sim.reshape(gh * gw, gh * gw)
-    ds = sorted(set(dist[dist > 0].round(decimals=3).tolist()))
-    means = [flat[(dist.round(decimals=3) == d)].mean().item() for d in ds]
-    pairs = [int((dist.round(decimals=3) == d).sum().item()) // 2 for d in ds]  # (a, b) and (b, a) once
+    dist = dist.round(decimals=3)  # equal distances compare equal
+    ds = sorted(set(dist[dist > 0].tolist()))
+    means = [flat[dist == d].mean().item() for d in ds]
+    pairs = [int((dist == d).sum().item()) // 2 for d in ds]  # (a, b) and (b, a) once
     return np.array(ds), np.array(means), np.array(pairs)
 
 
