@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import io
+import textwrap
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -20,6 +21,9 @@ import torch
 
 # Modest resolution keeps committed notebooks small (each .ipynb stays under 3 MB).
 FIG_DPI = 72
+# Widget pictures carry this many device pixels per CSS pixel and are shown at their CSS size
+# (``widget_width``), so their text stays sharp on high-density screens and is never scaled up.
+WIDGET_PIXEL_RATIO = 2
 
 
 def setup_matplotlib() -> None:
@@ -42,23 +46,38 @@ def _to_hwc(img: torch.Tensor | np.ndarray) -> np.ndarray:
     return np.clip(a, 0, 1)
 
 
+def wrap_title(text: str, width: int) -> str:
+    """``text`` broken into lines of at most ``width`` characters at spaces (nothing is cut)."""
+    if not isinstance(width, int) or width < 1:
+        raise ValueError(f"width must be a positive int, got {width!r}")
+    return "\n".join(textwrap.wrap(text, width, break_long_words=False)) or text
+
+
 def show_images(
     images: torch.Tensor, titles: Sequence[str] | None = None, ncols: int = 8, scale: float = 1.2,
-    cmap: str = "gray", suptitle: str | None = None,
+    cmap: str = "gray", suptitle: str | None = None, title_width: int | None = None,
 ):
-    """A grid of images (N, C, H, W) in [0, 1]; returns the matplotlib figure."""
+    """A grid of images (N, C, H, W) in [0, 1]; returns the matplotlib figure.
+
+    ``title_width``: wrap each title at that many characters (captions stay whole); each row of
+    the grid grows by the height of its longest title.
+    """
     import matplotlib.pyplot as plt
 
     n = len(images)
     ncols = max(1, min(ncols, n))
     nrows = -(-n // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(scale * ncols, scale * nrows + (0.3 if titles else 0)), squeeze=False)
+    if titles is not None and title_width is not None:
+        titles = [wrap_title(t, title_width) for t in titles]
+    lines = max((t.count("\n") + 1 for t in titles), default=1) if titles is not None else 0
+    title_h = 0.13 * lines + 0.05 if titles is not None else 0.0  # inches per row at fontsize 7
+    fig, axes = plt.subplots(nrows, ncols, figsize=(scale * ncols, (scale + title_h) * nrows), squeeze=False)
     for i, ax in enumerate(axes.flat):
         ax.axis("off")
         if i < n:
             ax.imshow(_to_hwc(images[i]), cmap=cmap, vmin=0, vmax=1)
             if titles is not None:
-                ax.set_title(titles[i], fontsize=7)
+                ax.set_title(titles[i], fontsize=7, linespacing=1.1)
     if suptitle:
         fig.suptitle(suptitle, fontsize=9)
     fig.tight_layout()
@@ -77,14 +96,52 @@ def overlay_masks(image: torch.Tensor, masks: torch.Tensor, alpha: float = 0.45)
     return out
 
 
-def draw_boxes(ax, boxes: torch.Tensor, labels: Sequence[str] | None = None, fontsize: int = 7) -> None:
-    """Draw xyxy pixel boxes (K, 4) on a matplotlib axis (pixel centres at integer coordinates)."""
+def mask_outline_segments(mask: torch.Tensor | np.ndarray) -> np.ndarray:
+    """The outline of a (H, W) boolean mask along pixel edges, as line segments (S, 2, 2) of (x, y).
+
+    Pixel (row r, column c) is the square [c - 0.5, c + 0.5] x [r - 0.5, r + 0.5] (imshow's
+    coordinates); a segment is drawn wherever a mask pixel meets a non-mask pixel or the border.
+    """
+    m = mask.detach().cpu().numpy() if isinstance(mask, torch.Tensor) else np.asarray(mask)
+    if m.ndim != 2:
+        raise ValueError(f"mask must have shape (H, W), got {m.shape}")
+    p = np.pad(m.astype(bool), 1)
+    segs = []
+    # Horizontal edges: between rows r-1 and r (in the padded grid) where exactly one side is set.
+    for r, c in zip(*np.nonzero(p[1:, 1:-1] != p[:-1, 1:-1])):
+        y = r - 0.5
+        segs.append(((c - 0.5, y), (c + 0.5, y)))
+    for r, c in zip(*np.nonzero(p[1:-1, 1:] != p[1:-1, :-1])):  # vertical edges
+        x = c - 0.5
+        segs.append(((x, r - 0.5), (x, r + 0.5)))
+    return np.array(segs, dtype=float).reshape(-1, 2, 2)
+
+
+def draw_mask_outlines(ax, masks: torch.Tensor, lw: float = 1.5) -> None:
+    """Outline instance masks (K, H, W) on an axis in the instance colours, leaving the pixels as they are.
+
+    A tint would mix the mask colour into the object (a red shape under an orange tint looks
+    orange); an outline keeps every object's true colour visible.
+    """
+    from matplotlib.collections import LineCollection
+
+    for k, m in enumerate(masks):
+        ax.add_collection(LineCollection(mask_outline_segments(m), colors=[_OVERLAY[k % len(_OVERLAY)]],
+                                         linewidths=lw, capstyle="projecting"))
+
+
+def draw_boxes(ax, boxes: torch.Tensor, labels: Sequence[str] | None = None, fontsize: int = 7,
+               ls="--") -> None:
+    """Draw xyxy pixel boxes (K, 4) on a matplotlib axis (pixel centres at integer coordinates).
+
+    Dashed by default, so a box stays distinguishable from a mask outline drawn on the same edge.
+    """
     from matplotlib.patches import Rectangle
 
     for k, (x0, y0, x1, y1) in enumerate(boxes.tolist()):
         c = _OVERLAY[k % len(_OVERLAY)]
         # A box [x0, x1) covers pixels x0..x1-1, whose outer edges are at x0-0.5 and x1-0.5.
-        ax.add_patch(Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False, lw=1.5, ec=c))
+        ax.add_patch(Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False, lw=1.2, ec=c, ls=ls))
         if labels is not None:
             ax.text(x0 - 0.5, y0 - 1, labels[k], color=c, fontsize=fontsize, va="bottom")
 
@@ -147,14 +204,35 @@ def plot_confusion(ax, counts: torch.Tensor, labels: Sequence[str], title: str =
     return ax
 
 
-def figure_png(fig, dpi: int = FIG_DPI) -> bytes:
-    """Render a matplotlib figure to PNG bytes and close it (for ipywidgets.Image)."""
+def figure_png(fig, dpi: int = FIG_DPI, tight: bool = True) -> bytes:
+    """Render a matplotlib figure to PNG bytes and close it (for ipywidgets.Image).
+
+    ``tight=False`` keeps the figure's own size, figsize x dpi pixels, so a widget can show it
+    at a known size (see :func:`widget_width`).
+    """
     import matplotlib.pyplot as plt
 
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight" if tight else None)
     plt.close(fig)
     return buf.getvalue()
+
+
+def widget_width(fig_width_inches: float) -> str:
+    """The CSS width ("374px") at which a widget shows a figure this wide: 72 CSS px per inch.
+
+    Render the figure at ``FIG_DPI * WIDGET_PIXEL_RATIO`` dpi and show it at this width: one
+    figure pixel per device pixel on a 2x screen, so the picture is never scaled up.
+    """
+    return f"{round(fig_width_inches * FIG_DPI)}px"
+
+
+def png_size(png: bytes) -> tuple[int, int]:
+    """(width, height) in pixels of PNG bytes (or a widget's memoryview of them), read from the header."""
+    png = bytes(png[:24])
+    if not png.startswith(b"\x89PNG\r\n\x1a\n"):
+        raise ValueError("png must be PNG bytes (they start with the PNG signature)")
+    return int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -162,6 +240,7 @@ def figure_png(fig, dpi: int = FIG_DPI) -> bytes:
 # ---------------------------------------------------------------------------------------------
 
 ANY = "any"
+SCENE_FIGSIZE = (5.8, 3.0)  # inches; shown at widget_width(5.8) = 418 CSS px
 
 
 @dataclass
@@ -198,18 +277,19 @@ def scene_view(
             objs[0]["colour"] = colour
         scene = world.render(objs, seed=seed)
 
-    fig, axes = plt.subplots(1, 2, figsize=(5.2, 2.7))
+    fig, axes = plt.subplots(1, 2, figsize=SCENE_FIGSIZE)
     axes[0].imshow(_to_hwc(scene.image))
-    axes[0].set_title("image", fontsize=8)
-    shown = overlay_masks(scene.image, scene.masks[scene.valid]) if show_masks else _to_hwc(scene.image)
-    axes[1].imshow(shown)
+    axes[0].set_title("image", fontsize=9)
+    axes[1].imshow(_to_hwc(scene.image))
+    if show_masks:
+        draw_mask_outlines(axes[1], scene.masks[scene.valid])
     if show_boxes:
-        draw_boxes(axes[1], scene.boxes[scene.valid], labels=[o["shape"] for o in scene.objects])
-    axes[1].set_title("masks and boxes", fontsize=8)
+        draw_boxes(axes[1], scene.boxes[scene.valid], labels=[o["shape"] for o in scene.objects], fontsize=8)
+    axes[1].set_title("mask outlines and boxes", fontsize=9)
     for ax in axes:
         ax.axis("off")
     fig.tight_layout()
-    png = figure_png(fig)
+    png = figure_png(fig, dpi=FIG_DPI * WIDGET_PIXEL_RATIO, tight=False)
     return SceneView(png=png, caption=scene.caption, caption_html=caption_html(scene), scene=scene)
 
 
@@ -244,7 +324,7 @@ def shapes_explorer():
     colour = W.Dropdown(options=[ANY, *COLOUR_NAMES], value=ANY, description="colour")
     mode = W.ToggleButtons(options=["named", "jitter", "random"], value="named", description="colours",
                            style={"button_width": "84px"})  # "random" fits without an ellipsis
-    image = W.Image(format="png", layout=W.Layout(width="420px"))
+    image = W.Image(format="png", layout=W.Layout(width=widget_width(SCENE_FIGSIZE[0])))
     image.add_class("mmcourse-scene")
     caption = W.HTML()
     caption.add_class("mmcourse-caption")

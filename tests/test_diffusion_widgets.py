@@ -13,14 +13,19 @@ from mmcourse.diffusion.widgets import (
     ForwardView,
     TrajectoryView,
     forward_explorer,
+    rescale_step,
     schedule_by_name,
     trajectory_explorer,
 )
+from mmcourse.viz import WIDGET_PIXEL_RATIO, png_size
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 PNG = b"\x89PNG\r\n\x1a\n"
+NAMES = list(SCHEDULES)
+LONG = [n for n in NAMES if SCHEDULES[n][3] == 1000]  # the T = 1000 schedules
+NOTES = "linear, T = 100 (the notes' schedule)"
 
 
 @pytest.fixture(scope="module")
@@ -35,31 +40,62 @@ def trajectory():
 
 
 def test_forward_view_returns_a_png_that_changes_with_t_and_schedule(forward_view):
-    names = list(SCHEDULES)
-    a, b, c = forward_view(10, names[0]), forward_view(400, names[0]), forward_view(400, names[1])
+    a, b, c = forward_view(10, LONG[0]), forward_view(400, LONG[0]), forward_view(400, LONG[1])
     assert a.startswith(PNG) and len({a, b, c}) == 3
-    assert forward_view(400, names[1]) == c  # fixed noise: same controls, same picture
+    assert forward_view(400, LONG[1]) == c  # fixed noise: same controls, same picture
 
 
-def test_forward_view_noises_with_the_closed_form(forward_view):
-    name = list(SCHEDULES)[1]
-    xt = forward_view.noisy(250, name)
+def test_widget_pictures_are_rendered_at_twice_their_css_size(forward_view, trajectory):
+    """Sharp text: the PNG has WIDGET_PIXEL_RATIO device pixels per CSS pixel of the shown width."""
+    box = forward_explorer()
+    image = box.children[1]
+    assert png_size(image.value)[0] == pytest.approx(WIDGET_PIXEL_RATIO * int(image.layout.width[:-2]), abs=2)
+    slider, image = trajectory_explorer(*trajectory).children
+    assert png_size(image.value)[0] == pytest.approx(WIDGET_PIXEL_RATIO * int(image.layout.width[:-2]), abs=2)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_forward_view_counts_levels_as_the_paper(forward_view, name):
+    """Level t uses alpha_bar_t = alphas_cumprod[t - 1]; t = 0 is the clean data; t = T the end."""
     s = schedule_by_name(name)
-    for k, x0 in forward_view.x0.items():
-        torch.testing.assert_close(xt[k], s.add_noise(x0[None], forward_view.noise[k][None], 250)[0])
+    T = len(s)
+    for t in (1, T // 4, T):
+        xt = forward_view.noisy(t, name)
+        for k, x0 in forward_view.x0.items():
+            torch.testing.assert_close(xt[k], s.add_noise(x0[None], forward_view.noise[k][None], t - 1)[0])
+    for k, x0 in forward_view.noisy(0, name).items():
+        torch.testing.assert_close(x0, forward_view.x0[k])
 
 
-@pytest.mark.parametrize("t, name, match", [(1000, "cosine", "t must"), (-1, "cosine", "t must"),
+@pytest.mark.parametrize("t, name, match", [(1001, LONG[1], "t must"), (-1, LONG[1], "t must"),
+                                            (101, NOTES, r"t must be an int in \[0, 100\]"),
                                             (5, "nope", "schedule_name")])
 def test_forward_view_bad_controls(forward_view, t, name, match):
     with pytest.raises(ValueError, match=match):
         forward_view(t, name)
 
 
+def test_the_notes_schedule_is_in_the_picker_and_stops_short_of_noise():
+    assert NOTES in SCHEDULES
+    s = schedule_by_name(NOTES)
+    assert len(s) == 100 and abs(s.alphas_cumprod[-1].item() - 0.364) < 0.001  # notebook 01, section 4
+
+
 def test_schedule_by_name_rejects_unknown_names():
-    assert isinstance(schedule_by_name("cosine"), NoiseSchedule)
+    assert isinstance(schedule_by_name(LONG[1]), NoiseSchedule)
     with pytest.raises(ValueError, match="schedule must be one of"):
         schedule_by_name("sigmoid")
+
+
+@pytest.mark.parametrize("t, old, new, want", [(500, 1000, 100, 50), (50, 100, 1000, 500), (0, 1000, 100, 0),
+                                               (1000, 1000, 100, 100), (999, 1000, 100, 100), (7, 100, 100, 7)])
+def test_rescale_step_keeps_the_position_along_the_chain(t, old, new, want):
+    assert rescale_step(t, old, new) == want
+
+
+def test_rescale_step_rejects_a_step_off_the_chain():
+    with pytest.raises(ValueError, match="t must lie in"):
+        rescale_step(101, 100, 1000)
 
 
 def _median_ms(fn, args):
@@ -74,8 +110,7 @@ def _median_ms(fn, args):
 
 def test_callbacks_redraw_well_under_100_ms(forward_view, trajectory):
     """Median over several moves; the bench records median and max on a quiet machine."""
-    names = list(SCHEDULES)
-    assert _median_ms(forward_view, [(t, names[t % 3]) for t in range(0, 1000, 100)]) < 100
+    assert _median_ms(forward_view, [(t, LONG[t % 3]) for t in range(0, 1000, 100)]) < 100
     view = TrajectoryView(*trajectory)
     assert _median_ms(view, [(k,) for k in range(11)]) < 100
 
@@ -85,7 +120,9 @@ def test_trajectory_view_frames_and_labels(trajectory):
     assert view.num_frames == 11
     first, last = view(0), view(10)
     assert first.startswith(PNG) and first != last
-    assert "x_T" in view.label(0) and "x_0" in view.label(10) and "t = 5" in view.label(4)
+    # The sampler's code steps 9..0 are the paper's levels 10..1: frame k holds x_(10 - k).
+    assert [view.level(k) for k in range(11)] == list(range(10, -1, -1))
+    assert "x_10 ~ N(0, I)" in view.label(0) and "x_0" in view.label(10) and "x_6 " in view.label(4)
     with pytest.raises(ValueError, match="k must"):
         view(11)
 
@@ -104,12 +141,18 @@ def test_builders_wire_a_slider_to_the_image(trajectory):
     box = forward_explorer()
     slider = box.children[0].children[0]
     image = box.children[1]
-    assert isinstance(slider, W.IntSlider) and slider.max == 999 and isinstance(image, W.Image)
+    assert isinstance(slider, W.IntSlider) and (slider.min, slider.max) == (0, 1000) and isinstance(image, W.Image)
     before = image.value
     slider.value = 900
     assert image.value != before
     dropdown = box.children[0].children[1]
-    assert list(dropdown.options) == list(SCHEDULES)
+    assert list(dropdown.options) == NAMES
+    # Switching to the notes' T = 100 keeps the position along the chain, and back again.
+    dropdown.value = NOTES
+    assert (slider.value, slider.max) == (90, 100)
+    assert bytes(image.value) == ForwardView(seed=0)(90, NOTES)
+    dropdown.value = LONG[0]
+    assert (slider.value, slider.max) == (900, 1000)
 
     box = trajectory_explorer(*trajectory)
     slider, image = box.children

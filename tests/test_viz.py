@@ -4,7 +4,20 @@ import torch
 
 matplotlib.use("Agg")
 
-from mmcourse.viz import caption_html, overlay_masks, scene_view, show_images  # noqa: E402
+from mmcourse.viz import (  # noqa: E402
+    FIG_DPI,
+    SCENE_FIGSIZE,
+    WIDGET_PIXEL_RATIO,
+    caption_html,
+    draw_mask_outlines,
+    mask_outline_segments,
+    overlay_masks,
+    png_size,
+    scene_view,
+    show_images,
+    widget_width,
+    wrap_title,
+)
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -61,3 +74,53 @@ def test_overlay_masks_only_changes_masked_pixels():
 def test_show_images_lays_out_a_grid():
     fig = show_images(torch.rand(10, 3, 8, 8), ncols=4)
     assert len(fig.axes) == 12
+
+
+def test_wrap_title_keeps_every_word_and_respects_the_width():
+    caption = "a picture of a large purple cross at the top left and a small red circle in the middle"
+    wrapped = wrap_title(caption, 24)
+    assert wrapped.replace("\n", " ") == caption  # nothing is cut (the old grid cut at 32 characters)
+    assert max(len(line) for line in wrapped.split("\n")) <= 24 and wrapped.count("\n") >= 3
+    with pytest.raises(ValueError, match="width"):
+        wrap_title(caption, 0)
+
+
+def test_show_images_wraps_titles_and_grows_the_rows():
+    titles = ["a small red circle at the top left and a large blue square in the middle"] * 4
+    short = show_images(torch.rand(4, 3, 8, 8), titles=["x"] * 4, ncols=4)
+    fig = show_images(torch.rand(4, 3, 8, 8), titles=titles, ncols=4, title_width=20)
+    assert fig.axes[0].get_title().replace("\n", " ") == titles[0]
+    assert fig.get_figheight() > short.get_figheight()
+
+
+def test_mask_outline_segments_trace_pixel_edges():
+    one = torch.zeros(3, 3, dtype=torch.bool)
+    one[1, 1] = True
+    segs = mask_outline_segments(one)
+    assert segs.shape == (4, 2, 2)  # the four sides of one pixel, at half-integer coordinates
+    assert sorted(map(tuple, segs.reshape(-1, 2).tolist())) == sorted([(0.5, 0.5), (1.5, 0.5), (0.5, 1.5), (1.5, 1.5)] * 2)
+    bar = torch.zeros(4, 5, dtype=torch.bool)
+    bar[1, 1:4] = True  # a 1x3 bar: 3 + 3 horizontal edges and 2 vertical
+    assert len(mask_outline_segments(bar)) == 8
+    assert len(mask_outline_segments(torch.ones(2, 2, dtype=torch.bool))) == 8  # the border counts
+    assert mask_outline_segments(torch.zeros(3, 3, dtype=torch.bool)).shape == (0, 2, 2)
+    with pytest.raises(ValueError, match="mask must have shape"):
+        mask_outline_segments(torch.zeros(2, 3, 3, dtype=torch.bool))
+
+
+def test_scene_view_outlines_keep_the_object_colours_and_render_at_twice_the_shown_size():
+    """Outlines instead of a tint: the picture's right panel shows the image's own pixels."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    scene = scene_view(seed=3, n_objects=2).scene
+    ax.imshow(scene.image.permute(1, 2, 0).numpy())
+    draw_mask_outlines(ax, scene.masks[scene.valid])
+    assert len(ax.collections) == 2 and len(ax.images) == 1
+    plt.close(fig)
+    v = scene_view(seed=3, n_objects=2)
+    width, _ = png_size(v.png)
+    assert width == round(SCENE_FIGSIZE[0] * FIG_DPI * WIDGET_PIXEL_RATIO)
+    assert widget_width(SCENE_FIGSIZE[0]) == f"{round(SCENE_FIGSIZE[0] * FIG_DPI)}px"
+    with pytest.raises(ValueError, match="PNG"):
+        png_size(b"GIF89a" + bytes(30))
