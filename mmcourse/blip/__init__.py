@@ -1,0 +1,30 @@
+"""The BLIP topic (notebook 05): one model that retrieves, matches and captions.
+
+- :mod:`.tokenizer`: ``BlipTokenizer``, the course's word tokenizer with [CLS], [SEP], [ENC], [DEC], [PAD].
+- :mod:`.text`: ``TextConfig`` and ``TextTransformer``, the BERT-style text side in three modes,
+  its attention masks and the encoder-decoder parameter sharing.
+- :mod:`.model`: ``BlipConfig`` and ``BLIP`` (ViT + text transformer + ITC, ITM and LM heads),
+  ``sharing_counts``.
+- :mod:`.losses`: ITC (CLIP's loss, BLIP's temperature), ITM and label-smoothed LM losses.
+- :mod:`.negatives`: ITM's hard-negative sampler with the same-content mask, and what fails without it.
+- :mod:`.decode`: greedy, beam and nucleus decoding.
+- :mod:`.capfilt`: ``caption`` and ``filter``, the two halves of CapFilt.
+- :mod:`.convert`: ``from_hf_blip_itm`` and ``from_hf_blip_captioner`` (transformers' BLIP weights).
+"""
+
+from .capfilt import caption, filter  # noqa: A004 (BLIP's name for the CapFilt filter)
+from .convert import from_hf_blip_captioner, from_hf_blip_itm
+from .decode import beam_search, generate, greedy_decode, nucleus_filter, nucleus_sample
+from .losses import itc_loss, itm_loss, lm_loss, lm_targets
+from .model import BLIP, BlipConfig, count_parameters, sharing_counts
+from .negatives import mask_failure_demo, same_content_mask, sample_hard_negatives, sample_negatives_diagonal_only
+from .text import TextConfig, TextTransformer, attention_mask, tie_decoder_to_encoder
+from .tokenizer import BlipTokenizer
+
+__all__ = [
+    "caption", "filter", "from_hf_blip_captioner", "from_hf_blip_itm", "beam_search", "generate", "greedy_decode",
+    "nucleus_filter", "nucleus_sample", "itc_loss", "itm_loss", "lm_loss", "lm_targets", "BLIP", "BlipConfig",
+    "count_parameters", "sharing_counts", "mask_failure_demo", "same_content_mask", "sample_hard_negatives",
+    "sample_negatives_diagonal_only", "TextConfig", "TextTransformer", "attention_mask", "tie_decoder_to_encoder",
+    "BlipTokenizer",
+]
