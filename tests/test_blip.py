@@ -147,14 +147,49 @@ def test_captioner_logits_loss_and_greedy_match_transformers():
     with torch.no_grad():
         out = hf(pixel_values=px, input_ids=ids, attention_mask=att, labels=ids.masked_fill(att == 0, -100))
         logits = ours.lm_logits(ours.encode_image(px), ids)
-        keep = att.bool()  # positions after padding differ (transformers lets padding attend), unused anyway
-        torch.testing.assert_close(logits[keep], out.logits[keep], atol=1e-5, rtol=0)
+        torch.testing.assert_close(logits, out.logits, atol=1e-5, rtol=0)  # padded positions included
         loss = lm_loss(logits, ids, pad_token_id=0, label_smoothing=ours.cfg.label_smoothing)
         torch.testing.assert_close(loss, out.loss, atol=1e-5, rtol=0)
         theirs = hf.generate(pixel_values=px, max_length=12)
         mine = greedy_decode(ours, ours.encode_image(px), max_length=12)
-    assert torch.equal(mine, theirs)
-    assert len({tuple(r) for r in mine.tolist()}) > 1  # the images lead to different captions
+        assert torch.equal(mine, theirs)
+        assert len({tuple(r) for r in mine.tolist()}) > 1  # the images lead to different captions
+
+
+
+def padded_after_sep(ids: torch.Tensor, sep: int) -> torch.Tensor:
+    """Tokens after the first [SEP] set to 0: transformers' beam search fills them with [SEP] instead."""
+    after = (ids == sep).long().cumsum(1) - (ids == sep).long() > 0
+    return ids.masked_fill(after, 0)
+
+
+def test_beam_search_matches_transformers():
+    from transformers import BlipForConditionalGeneration
+
+    cfg = hf_config()
+    torch.manual_seed(0)
+    hf = randomize(BlipForConditionalGeneration(cfg))
+    with torch.no_grad():  # make [SEP] likely enough that captions end at different lengths
+        hf.text_decoder.cls.predictions.bias[V_HF - 3] += 0.5
+    ours = from_hf_blip_captioner(hf.state_dict(), cfg)
+    px = torch.randn(6, 3, 30, 30, generator=torch.Generator().manual_seed(2))
+    lengths = set()
+    with torch.no_grad():
+        for max_length in (6, 12):  # same scores, length normalisation, ending and stopping rules
+            theirs = hf.generate(pixel_values=px, max_length=max_length, num_beams=3)
+            mine = beam_search(ours, ours.encode_image(px), max_length=max_length, num_beams=3)
+            assert torch.equal(mine, padded_after_sep(theirs, V_HF - 3))
+            lengths |= set(mine.ne(0).sum(1).tolist())
+    assert len(lengths) >= 3  # finished early, at max_length 6 and at 12
+
+
+def test_nucleus_filter_matches_transformers_top_p():
+    from transformers.generation.logits_process import TopPLogitsWarper
+
+    logits = torch.randn(64, 30, generator=torch.Generator().manual_seed(0)) * 3
+    for top_p in (0.1, 0.5, 0.9, 0.99):
+        theirs = torch.isfinite(TopPLogitsWarper(top_p)(None, logits.clone()))
+        assert torch.equal(torch.isfinite(nucleus_filter(logits, top_p)), theirs)
 
 
 def test_loader_rejects_a_state_dict_that_does_not_fit():

@@ -7,7 +7,7 @@ tokens (``[DEC]`` included, transformers' convention). The whole prefix is re-ru
 
 - **greedy**: always the most likely token. Deterministic, but one early mistake is final.
 - **beam search**: keep the ``num_beams`` most likely prefixes; a finished caption's score is
-  its total log-probability divided by its length (``length_penalty=1``, transformers' default).
+  its total log-probability divided by its length (``length_penalty=1``); transformers' rules.
 - **nucleus (top-p) sampling** (Holtzman et al., 2020): sample from the smallest set of tokens
   whose probabilities add up to ``top_p``. BLIP's CapFilt uses it for *diverse* captions.
 
@@ -92,41 +92,47 @@ def nucleus_sample(model, image_tokens: torch.Tensor, max_length: int | None = N
 @torch.no_grad()
 def beam_search(model, image_tokens: torch.Tensor, max_length: int | None = None, num_beams: int = 3,
                 length_penalty: float = 1.0) -> torch.Tensor:
-    """(B, T, Dv) -> (B, n) ids: per image, the best of ``num_beams`` prefixes kept at every step.
+    """(B, T, Dv) -> (B, n) ids: per image, the best caption found keeping ``num_beams`` open prefixes.
 
-    Score of a finished caption: sum of log-probabilities / (number of tokens after [DEC]) ** length_penalty.
-    The search runs until ``max_length`` or until no open prefix is left (no early stopping).
+    The rules are transformers' defaults (``early_stopping=False``), so both pick the same caption:
+
+    - each step ranks the 2K best one-token extensions of the K open prefixes by their summed
+      log-probability; those ending in ``[SEP]`` (or reaching ``max_length``) become finished
+      captions if they rank in the top K, the best K others stay open;
+    - a finished caption scores sum of log-probs / (tokens after [DEC]) ** ``length_penalty``;
+    - the search stops at ``max_length``, or once K captions are finished and the best open
+      prefix, scored at its current length, does not beat the worst of them.
     """
     max_length = _check_max_length(model, max_length)
     if not isinstance(num_beams, int) or num_beams < 1:
         raise ValueError(f"num_beams must be a positive int, got {num_beams!r}")
-    t = model.cfg.text
+    t, K = model.cfg.text, num_beams
     results = []
     for b in range(len(image_tokens)):
         img = image_tokens[b : b + 1]                                            # (1, T, Dv)
-        beams = torch.full((1, 1), t.dec_token_id, dtype=torch.long, device=img.device)
-        scores = torch.zeros(1, device=img.device)                                # (K,) sum of log-probs
-        finished: list[tuple[float, torch.Tensor]] = []
-        while beams.shape[1] < max_length and len(beams):
+        beams = torch.full((1, 1), t.dec_token_id, dtype=torch.long, device=img.device)  # (K, t) open prefixes
+        scores = torch.zeros(1, device=img.device)                                # (K,) their sums of log-probs
+        finished: list[tuple[float, torch.Tensor]] = []                           # (score, ids), best first
+        while True:
             logp = _next_logits(model, img.expand(len(beams), -1, -1), beams).log_softmax(dim=-1)  # (K, V)
-            cand = (scores[:, None] + logp).flatten()                             # (K * V,)
-            top, idx = cand.topk(min(2 * num_beams, len(cand)))
-            V = logp.shape[1]
-            keep_beams, keep_scores = [], []
-            for s, i in zip(top.tolist(), idx.tolist()):
+            V, length = logp.shape[1], beams.shape[1] + 1                         # length after this step
+            top, idx = (scores[:, None] + logp).flatten().topk(min(2 * K, logp.numel()))
+            open_beams, open_scores = [], []
+            for rank, (s, i) in enumerate(zip(top.tolist(), idx.tolist())):
                 seq = torch.cat([beams[i // V], beams.new_tensor([i % V])])
-                if i % V == t.sep_token_id:
-                    finished.append((s / (len(seq) - 1) ** length_penalty, seq))
-                elif len(keep_beams) < num_beams:
-                    keep_beams.append(seq)
-                    keep_scores.append(s)
-                if len(keep_beams) == num_beams:
-                    break
-            beams = torch.stack(keep_beams) if keep_beams else beams[:0]
-            scores = torch.tensor(keep_scores, device=img.device)
-        # prefixes still open at max_length are finished captions too (transformers does the same)
-        finished += [(s / (len(seq) - 1) ** length_penalty, seq) for s, seq in zip(scores.tolist(), beams)]
-        results.append(max(finished, key=lambda f: f[0])[1])
+                if i % V == t.sep_token_id or length == max_length:
+                    if rank < K:
+                        finished.append((s / (length - 1) ** length_penalty, seq))
+                elif len(open_beams) < K:
+                    open_beams.append(seq)
+                    open_scores.append(s)
+            finished = sorted(finished, key=lambda f: f[0], reverse=True)[:K]
+            if length == max_length or not open_beams:
+                break
+            beams, scores = torch.stack(open_beams), torch.tensor(open_scores, device=img.device)
+            if len(finished) == K and open_scores[0] / (length - 1) ** length_penalty <= finished[-1][0]:
+                break
+        results.append(finished[0][1])
     n = max(len(r) for r in results)
     out = torch.full((len(results), n), t.pad_token_id, dtype=torch.long, device=image_tokens.device)
     for i, r in enumerate(results):
