@@ -258,6 +258,24 @@ def test_decoder_shares_everything_but_self_attention():
     assert counts["saved"] == text - counts["decoder_own"] and counts["decoder_own"] < text / 2
 
 
+def test_checkpoint_round_trip_without_shared_tensors(tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    model = tiny_model()
+    tied = model.tied_keys()
+    assert tied["lm_head.decoder.weight"] == "text_encoder.embeddings.word_embeddings.weight"
+    assert "text_decoder.layers.0.mlp.fc1.weight" in tied and "text_decoder.layers.0.self_attn.q_proj.weight" not in tied
+    save_file(model.unique_state_dict(), str(tmp_path / "blip.safetensors"))
+    fresh = BLIP(tiny_cfg()).load_unique_state_dict(load_file(str(tmp_path / "blip.safetensors")))
+    tokens = BlipTokenizer(context_length=12)(["a red circle"])
+    img = model.encode_image(torch.rand(1, 3, 16, 16))
+    with torch.no_grad():
+        assert torch.equal(fresh.lm_logits(img, tokens), model.lm_logits(img, tokens))
+        assert torch.equal(fresh.itm_logits(img, tokens), model.itm_logits(img, tokens))
+    with pytest.raises(ValueError, match="missing"):
+        BLIP(tiny_cfg()).load_unique_state_dict({k: v for k, v in model.unique_state_dict().items() if "itm" not in k})
+
+
 def test_every_parameter_learns_from_the_three_losses():
     model = tiny_model().train()
     tok = BlipTokenizer(context_length=12)

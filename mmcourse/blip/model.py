@@ -116,6 +116,33 @@ class BLIP(nn.Module):
             raise ValueError(f"images must have shape (B, {v.in_chans}, {v.img_size}, {v.img_size}), got {shape}")
         return self.visual.forward_features(images)
 
+    # ------------------------------------------------------------------------------ checkpoints
+    def tied_keys(self) -> dict[str, str]:
+        """State-dict keys that alias an earlier key's tensor (sharing and tied embeddings): {alias: original}."""
+        seen: dict[int, str] = {}
+        aliases = {}
+        for k, v in self.state_dict(keep_vars=True).items():
+            if id(v) in seen:
+                aliases[k] = seen[id(v)]
+            else:
+                seen[id(v)] = k
+        return aliases
+
+    def unique_state_dict(self) -> dict[str, torch.Tensor]:
+        """The state dict without aliases: what a safetensors file can hold (it refuses shared tensors)."""
+        tied = self.tied_keys()
+        return {k: v for k, v in self.state_dict().items() if k not in tied}
+
+    def load_unique_state_dict(self, sd: dict[str, torch.Tensor]) -> BLIP:
+        """Load a :meth:`unique_state_dict`; every other key must be present, none extra."""
+        tied = self.tied_keys()
+        result = self.load_state_dict(sd, strict=False)
+        missing = sorted(set(result.missing_keys) - set(tied))
+        if missing or result.unexpected_keys:
+            raise ValueError(f"state dict does not fit this BLIP: missing {missing[:6]}, "
+                             f"unexpected {sorted(result.unexpected_keys)[:6]}")
+        return self.eval()
+
     def _first_token(self, tokens: torch.Tensor, token_id: int) -> torch.Tensor:
         """A copy of ``tokens`` with token 0 replaced (``[ENC]`` for ITM, ``[DEC]`` for LM)."""
         tokens = tokens.clone()
@@ -128,8 +155,9 @@ class BLIP(nn.Module):
         return F.normalize(self.vision_proj(image_tokens[:, 0]), dim=-1)
 
     def text_features(self, tokens: torch.Tensor) -> torch.Tensor:
-        """(B, L) -> unit (B, E): the unimodal encoder's [CLS], projected."""
-        return F.normalize(self.text_proj(self.text_encoder(tokens)[:, 0]), dim=-1)
+        """(B, L) -> unit (B, E): the unimodal encoder's [CLS] (put at token 0), projected."""
+        h = self.text_encoder(self._first_token(tokens, self.cfg.text.cls_token_id))  # (B, L, D), no image
+        return F.normalize(self.text_proj(h[:, 0]), dim=-1)
 
     def itc_similarity(self, images: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
         """Cosine similarities (B_img, B_txt), no temperature (transformers' ``use_itm_head=False``)."""
