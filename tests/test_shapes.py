@@ -11,7 +11,7 @@ import torch
 from mmcourse.data import shapes
 from mmcourse.data.shapes import (
     CAPTION_TEMPLATES, COLOUR_NAMES, COLOURS, HELDOUT_COMBOS, POSITION_PHRASES, POSITIONS, SHAPES,
-    SIZES, SceneBatch, ShapesWorld, describe,
+    SIZES, SceneBatch, ShapesWorld, describe, pair_counts,
 )
 
 HELDOUT = {(COLOUR_NAMES.index(c), SHAPES.index(s)) for c, s in HELDOUT_COMBOS}
@@ -53,6 +53,18 @@ def test_heldout_combos():
     assert sorted(c for c, _ in HELDOUT_COMBOS) == sorted(COLOUR_NAMES)  # one per colour
     assert len({s for _, s in HELDOUT_COMBOS}) >= 5
     assert all(s in SHAPES for _, s in HELDOUT_COMBOS)
+
+
+@pytest.mark.parametrize("split", ["train", "heldout"])
+def test_pair_counts_count_objects_and_hold_out_exactly_the_heldout_pairs(split):
+    batch = ShapesWorld(min_objects=1, max_objects=3).sample(600, seed=2, split=split)
+    counts = pair_counts(batch)
+    assert counts.shape == (len(COLOUR_NAMES), len(SHAPES)) and counts.sum() == batch.valid.sum()
+    zero = {(int(c), int(s)) for c, s in (counts == 0).nonzero()}
+    every = {(c, s) for c in range(len(COLOUR_NAMES)) for s in range(len(SHAPES))}
+    assert zero == (HELDOUT if split == "train" else every - HELDOUT)
+    first = batch[0].objects[0]  # one object counted where it belongs
+    assert counts[COLOUR_NAMES.index(first["colour"]), SHAPES.index(first["shape"])] >= 1
 
 
 # --- shapes, dtypes, padding -------------------------------------------------------------------

@@ -277,6 +277,18 @@ class SceneBatch:
         )
 
 
+def pair_counts(batch: SceneBatch) -> torch.Tensor:
+    """How many objects of each (colour, shape) pair a batch holds: int64 (len(COLOUR_NAMES), len(SHAPES)).
+
+    Row c, column s counts the objects painted (or, in "random" mode, named) colour
+    ``COLOUR_NAMES[c]`` with shape ``SHAPES[s]``; padding slots are not counted. On the "train"
+    split every pair in :data:`HELDOUT_COMBOS` counts zero.
+    """
+    v = batch.valid
+    flat = batch.colour[v] * len(SHAPES) + batch.shape[v]
+    return torch.bincount(flat, minlength=len(COLOUR_NAMES) * len(SHAPES)).reshape(len(COLOUR_NAMES), len(SHAPES))
+
+
 # ---------------------------------------------------------------------------------------------
 # The world
 # ---------------------------------------------------------------------------------------------

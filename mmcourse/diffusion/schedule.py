@@ -1,15 +1,15 @@
 """The forward (noising) process of a DDPM: a table of numbers and the verbs that use it.
 
-Index convention (the same as diffusers): time steps are **0-based**, ``t`` in ``[0, T)``.
-``betas[t]`` is the variance of the noise added by step ``t``, so
+Index convention. The notebooks' text counts as the DDPM paper: x_0 is the clean data and step
+t = 1 ... T turns x_{t-1} into x_t with noise variance beta_t. The tables here are 0-based arrays,
+as in diffusers: **code index = t - 1**. So
 
-    x_0 --q_step(., 0)--> x^(0) --q_step(., 1)--> x^(1) --> ... --q_step(., T-1)--> x^(T-1)
+    x_0 --q_step(., 0)--> x_1 --q_step(., 1)--> x_2 --> ... --q_step(., T-1)--> x_T
 
-where ``x^(t)`` is "the sample at noise level t". The paper writes the same chain 1-based
-(x_1 ... x_T with beta_1 ... beta_T): our ``t`` is the paper's ``t - 1``. With this convention
-``alphas_cumprod[t] = prod_{s=0..t} (1 - betas[s])`` and ``add_noise(x0, noise, t)`` draws
-``x^(t)`` in one go, exactly the distribution reached by applying ``q_step`` for steps
-``0, 1, ..., t`` (t + 1 steps). ``alphas_cumprod_prev[0] = 1`` stands for the clean data.
+``betas[t - 1]`` is beta_t, ``alphas_cumprod[t - 1] = prod_{s=1..t} (1 - beta_s)`` is alpha_bar_t,
+and ``add_noise(x0, noise, t - 1)`` draws x_t in one go, exactly the distribution reached by
+applying ``q_step`` with code indices 0, 1, ..., t - 1 (t steps). ``alphas_cumprod_prev[0] = 1``
+is alpha_bar_0: the clean data. Every ``t`` argument below is a code index in [0, T).
 
 Every table is computed in float64 and then cast (float32 by default): in float32 the cumulative
 product of 1000 factors close to one drifts, and 1 - beta for a beta near one (the cosine
@@ -136,7 +136,7 @@ class NoiseSchedule:
     def __repr__(self) -> str:
         b = self.betas
         return (f"NoiseSchedule(T={len(self)}, beta {b[0].item():.3g}..{b[-1].item():.3g}, "
-                f"alpha_bar_T-1={self.alphas_cumprod[-1].item():.3g}, {b.dtype}, {b.device})")
+                f"alpha_bar_T={self.alphas_cumprod[-1].item():.3g}, {b.dtype}, {b.device})")
 
     def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> "NoiseSchedule":
         """A copy with every table moved to ``device`` and/or cast to ``dtype``."""
