@@ -1,6 +1,6 @@
 """The claims about CLIP, measured: ``python -m bench.clip [part ...]`` (part of ``make bench``).
 
-Five sweeps, each a fresh ShapesWorld CLIP per row, trained by :func:`mmcourse.clip.tasks.train_clip`:
+Six sweeps, each a fresh ShapesWorld CLIP per row, trained by :func:`mmcourse.clip.tasks.train_clip`:
 
 (a) Too few negatives. The checkpoints' captions, batch sizes 4 to 256, every run sees the same
     number of image-caption pairs (so a batch of 4 takes 64x more steps than a batch of 256).
@@ -24,6 +24,10 @@ Five sweeps, each a fresh ShapesWorld CLIP per row, trained by :func:`mmcourse.c
 (d) Breadth. The checkpoints' recipe (2,000 steps of 256) on named colours only and on broad
     colour variety, three more seeds each: one run's held-out accuracy varies a lot.
 
+(e) Gradient clipping. Notebook 04's live recipe (200 steps of 128) with the gradient norm
+    clipped to 0.1 and without clipping: the unclipped run sits on the ln B plateau. The loss
+    of every step is stored so that the notebook can draw both curves.
+
 Results go to bench/results/clip_batch_sweep.json (shown by notebook 04) and a markdown table.
 """
 
@@ -35,7 +39,7 @@ from pathlib import Path
 
 import torch
 
-from mmcourse.clip.tasks import CHECKPOINT_RECIPE, duplicate_shares, retrieval_recall, train_clip, zero_shot_accuracy
+from mmcourse.clip.tasks import CHECKPOINT_RECIPE, GRAD_CLIP, duplicate_shares, retrieval_recall, train_clip, zero_shot_accuracy
 
 RESULTS = Path(__file__).parent / "results" / "clip_batch_sweep.json"
 
@@ -50,6 +54,7 @@ GROUPS = (4, 16, 64, 256)     # sweep (a2): negatives per pair = group - 1, in b
 GROUP_BATCH, GROUP_STEPS = 256, 512
 DETAIL_RUN = dict(steps=600, batch_size=256)  # sweep (c)
 BREADTH_SEEDS = (1, 2, 3)     # sweep (d): the shipped checkpoints are seed 0
+LIVE_RUN = dict(steps=200, batch_size=128, seed=0)  # sweep (e): notebook 04's live recipe
 
 
 def sweep_negatives(batches=SWEEP_BATCHES, pairs: int = SWEEP_PAIRS, seed: int = 0) -> list[dict]:
@@ -181,12 +186,28 @@ def sweep_breadth(seeds=BREADTH_SEEDS) -> list[dict]:
     return rows
 
 
+def sweep_grad_clip(clips=(GRAD_CLIP, None)) -> list[dict]:
+    """Sweep (e): the live recipe of notebook 04 with and without clipping the gradient norm."""
+    rows = []
+    for clip in clips:
+        t0 = time.perf_counter()
+        model, hist = train_clip("named", lr=LR, drop=DROP, grad_clip=clip, progress=False, **LIVE_RUN)
+        zs = zero_shot_accuracy(model)
+        rr = retrieval_recall(model)
+        rows.append({"grad_clip": clip, **LIVE_RUN, "zero_shot_seen": zs["seen"], "zero_shot_heldout": zs["heldout"],
+                     "i2t_attribute_r1": rr["i2t_attribute_r1"], "final_loss": hist.final(20),
+                     "loss": [round(float(v), 4) for v in hist.loss], "seconds": time.perf_counter() - t0,
+                     "threads": torch.get_num_threads()})
+        print(f"  (e) grad_clip {clip}: final loss {rows[-1]['final_loss']:.2f}, zero-shot {zs['seen']:.1%}", flush=True)
+    return rows
+
+
 SWEEPS = {"negatives": sweep_negatives, "groups": sweep_groups, "duplicates": sweep_duplicates, "detail": sweep_detail,
-          "breadth": sweep_breadth}
+          "breadth": sweep_breadth, "grad_clip": sweep_grad_clip}
 
 
 def run(parts: tuple[str, ...] = tuple(SWEEPS), store: bool = True) -> dict:
-    """Run the sweeps named in ``parts`` (all five: about an hour on two busy cores), print
+    """Run the sweeps named in ``parts`` (all six: about an hour on two busy cores), print
     the tables and store the JSON after each sweep (merged into the stored results)."""
     unknown = [p for p in parts if p not in SWEEPS]
     if unknown:

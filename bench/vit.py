@@ -5,8 +5,12 @@
 2. Inductive bias: test accuracy against training-set size for the notebook's ViT and a CNN of
    about the same parameter count, on ShapesWorld shapes and on the 8x8 digits, with the
    notebook's training recipe. Notebook 03 shows this table; it does not fit the notebook's time.
+3. Choices behind the notebook's live runs (``ablations``): the digits ViT with 4x4 against 2x2
+   patches, and the ShapesWorld ViT on raw pixels, on pixels rescaled to [-1, 1] and after
+   ``subtract_background``. Same data, seeds, steps and learning rate as the notebook's cells,
+   so the notebook's own choice in each row should match its live number.
 
-Results go to bench/results/vit_speed.json and bench/results/vit_data_size.json.
+Results go to bench/results/vit_speed.json, vit_data_size.json and vit_ablations.json.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import torch
 RESULTS = Path(__file__).resolve().parent / "results"
 SPEED_FILE = RESULTS / "vit_speed.json"
 DATA_SIZE_FILE = RESULTS / "vit_data_size.json"
+ABLATIONS_FILE = RESULTS / "vit_ablations.json"
 
 # The notebook's live recipes (steps, learning rate); the sweep changes only the training-set size.
 SHAPES_SIZES = (250, 1000, 4000, 16000)
@@ -141,13 +146,57 @@ def markdown_table(result: dict) -> str:
     return "\n".join(lines)
 
 
-def run(parts: tuple[str, ...] = ("speed", "sweep")) -> None:
+SHAPES_INPUTS = {  # name -> preprocessing of images in [0, 1]
+    "raw pixels in [0, 1]": lambda x: x,
+    "rescaled to [-1, 1]": lambda x: 2 * x - 1,
+    "background subtracted": None,  # mmcourse.vit.tasks.subtract_background (the notebook's choice)
+}
+
+
+def ablations(seed: int = 0) -> dict:
+    """The notebook's two live runs with one choice changed: digits patch size 4 (the notebook's)
+    or 2; ShapesWorld inputs raw, rescaled or background-subtracted (the notebook's). The data,
+    seeds, steps and learning rates are those of notebook 03's cells."""
+    from dataclasses import replace
+
+    from mmcourse.train import seed_everything
+    from mmcourse.vit import VisionTransformer
+    from mmcourse.vit.tasks import DIGITS_VIT, SHAPES_VIT, accuracy, digits_task, shapes_task, subtract_background, train_classifier
+
+    rows = []
+    x, y, xt, yt = digits_task()
+    for patch in (4, 2):
+        seed_everything(seed)
+        model = VisionTransformer(replace(DIGITS_VIT, patch_size=patch))
+        t0 = time.perf_counter()
+        train_classifier(model, x, y, seed=seed, progress=False, **DIGITS_RECIPE)
+        rows.append({"task": "digits", "choice": f"{patch}x{patch} patches", "notebook": patch == DIGITS_VIT.patch_size,
+                     "accuracy": round(accuracy(model, xt, yt), 4), "seconds": round(time.perf_counter() - t0, 1)})
+        print(rows[-1], flush=True)
+    raw, y, _ = shapes_task(20_000, seed=0, split="train")      # notebook 03's training and test scenes
+    raw_t, yt, _ = shapes_task(2_000, seed=1, split="test")
+    for name, prep in SHAPES_INPUTS.items():
+        prep = prep or subtract_background
+        seed_everything(seed)
+        model = VisionTransformer(SHAPES_VIT)
+        t0 = time.perf_counter()
+        train_classifier(model, prep(raw), y, seed=seed, progress=False, **SHAPES_RECIPE)
+        rows.append({"task": "shapes", "choice": name, "notebook": name == "background subtracted",
+                     "accuracy": round(accuracy(model, prep(raw_t), yt), 4), "seconds": round(time.perf_counter() - t0, 1)})
+        print(rows[-1], flush=True)
+    return {"recipes": {"shapes": SHAPES_RECIPE, "digits": DIGITS_RECIPE}, "seed": seed,
+            "threads": torch.get_num_threads(), "rows": rows}
+
+
+def run(parts: tuple[str, ...] = ("speed", "sweep", "ablations")) -> None:
     RESULTS.mkdir(exist_ok=True)
     if "speed" in parts:
         SPEED_FILE.write_text(json.dumps(forward_speed(), indent=2) + "\n")
     if "sweep" in parts:
         DATA_SIZE_FILE.write_text(json.dumps(data_size_sweep(), indent=2) + "\n")
+    if "ablations" in parts:
+        ABLATIONS_FILE.write_text(json.dumps(ablations(), indent=2) + "\n")
 
 
 if __name__ == "__main__":
-    run(tuple(sys.argv[1:]) or ("speed", "sweep"))
+    run(tuple(sys.argv[1:]) or ("speed", "sweep", "ablations"))

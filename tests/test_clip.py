@@ -367,8 +367,79 @@ def test_similarity_explorer_starts_at_the_models_learned_temperature(model):
         with torch.no_grad():
             model.logit_scale.fill_(math.log(25.0))
         box = similarity_explorer(model)
-        assert box.children[0].children[1].value == 0.04
-        assert similarity_explorer(model, temperature=0.5).children[0].children[1].value == 0.5
+        assert box.children[0].children[1].value == pytest.approx(0.04)  # float32 logit_scale
+        assert similarity_explorer(model, temperature=0.5).children[0].children[1].value == pytest.approx(0.5)
     finally:
         with torch.no_grad():  # the fixture is shared by the module's tests
             model.logit_scale.copy_(saved)
+
+
+def test_temperature_slider_is_logarithmic_and_clamps_its_start(model):
+    pytest.importorskip("ipywidgets")
+    import ipywidgets as W
+
+    from mmcourse.clip.widgets import similarity_explorer, slider_temperature
+
+    slider = similarity_explorer(model, temperature=0.1).children[0].children[1]
+    assert isinstance(slider, W.FloatLogSlider) and slider.base == 10
+    assert 10**slider.min == pytest.approx(0.01) and 10**slider.max == pytest.approx(1.0)
+    assert slider_temperature(0.001) == 0.01 and slider_temperature(7.0) == 1.0 and slider_temperature(0.2) == 0.2
+    with pytest.raises(ValueError, match="temperature"):
+        slider_temperature(-1.0)
+
+
+def test_temperature_comparison_shows_the_same_cosines_at_each_temperature(model):
+    from mmcourse.clip.widgets import batch_cosine, similarity_view, temperature_comparison
+
+    v = temperature_comparison(model, (1.0, 0.05), seed=2, batch_size=4)
+    pairs, cosine = batch_cosine(model, seed=2, batch_size=4)
+    assert v.png.startswith(PNG) and v.captions == pairs.captions
+    torch.testing.assert_close(v.cosine, cosine)
+    torch.testing.assert_close(v.probs, (cosine / 0.05).softmax(1))  # the last temperature's softmax
+    torch.testing.assert_close(similarity_view(model, seed=2, temperature=0.05, batch_size=4).probs, v.probs)
+    with pytest.raises(ValueError, match="temperatures"):
+        temperature_comparison(model, ())
+    with pytest.raises(ValueError, match="temperature"):
+        temperature_comparison(model, (1.0, 0.0))
+    with pytest.raises(ValueError, match="batch_size"):
+        batch_cosine(model, batch_size=1)
+
+
+def test_batch_matrix_diagram_draws_one_cell_per_pair():
+    from mmcourse.clip.widgets import batch_matrix_diagram
+
+    fig = batch_matrix_diagram(3)
+    labels = [t.get_text() for t in fig.axes[0].texts]
+    assert sum(t.startswith("I") and "·T" in t for t in labels) == 9
+    assert {"I1·T1", "I2·T2", "I3·T3"} <= set(labels)
+    matplotlib.pyplot.close(fig)
+
+
+def test_strict_recall_ceiling_is_the_mean_of_k_over_m_and_beats_one_over_the_mean():
+    from mmcourse.clip.tasks import content_counts, strict_recall_ceiling
+    from mmcourse.clip.zero_shot import recall_at_k
+
+    pairs = sample_pairs(300, seed=4, split="test")
+    m = content_counts(pairs)
+    attrs = pairs.attributes
+    same = (attrs[:, None] == attrs[None]).all(-1)
+    assert (m >= 1).all() and torch.equal(m, same.sum(1)) and torch.equal(m, same.sum(0))  # symmetric relation
+    c = strict_recall_ceiling(n=300, seed=4)
+    assert c["r1"] == pytest.approx(float((1 / m.double()).mean()))
+    assert c["r1"] > c["one_over_mean_m"] == pytest.approx(1 / float(m.double().mean()))  # Jensen, strictly: m varies
+    assert c["r1"] < c["r5"] <= 1
+    # A "perfect" model that knows the content but not the wording: same-content captions score
+    # 1, the rest 0, ties broken at random. Its strict recall@1 averages to the ceiling.
+    g = torch.Generator().manual_seed(0)
+    draws = [recall_at_k(same.float() + 1e-3 * torch.rand(300, 300, generator=g), torch.eye(300, dtype=torch.bool), 1)
+             for _ in range(200)]
+    assert sum(draws) / len(draws) == pytest.approx(c["r1"], abs=0.01)
+
+
+def test_markdown_table_aligns_numbers_right_and_checks_row_lengths():
+    from mmcourse.clip.widgets import markdown_table
+
+    text = markdown_table(["batch", "recall@1"], [[4, "7.2%"], [256, "35.2%"]])
+    assert text.splitlines() == ["| batch | recall@1 |", "|---|---:|", "| 4 | 7.2% |", "| 256 | 35.2% |"]
+    with pytest.raises(ValueError, match="2 cells"):
+        markdown_table(["a", "b"], [[1]])

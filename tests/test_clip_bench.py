@@ -31,6 +31,9 @@ def test_stored_sweep_has_every_part_and_prints_as_tables():
     assert [r["drop"] for r in result["detail"]] == [0.0, 0.4]
     assert [(r["data"], r["seed"]) for r in result["breadth"]] == [
         (d, s) for d in ("named", "broad") for s in bench_clip.BREADTH_SEEDS]
+    clip_runs = result["grad_clip"]  # notebook 04 draws these loss curves beside its live run
+    assert [r["grad_clip"] for r in clip_runs] == [bench_clip.GRAD_CLIP, None]
+    assert all(len(r["loss"]) == r["steps"] == bench_clip.LIVE_RUN["steps"] for r in clip_runs)
     text = bench_clip.table(result)
     assert text.count("\n|---") == 5 and "(a2)" in text and "mean of 3 seeds" in text and "(d) breadth" in text
 

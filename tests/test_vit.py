@@ -381,7 +381,11 @@ def test_attention_view_and_viewer_widget_update_headless():
     sim = pos_embed_similarity(model)
     assert sim.shape == (4, 4, 4, 4)
     torch.testing.assert_close(torch.einsum("ijij->ij", sim), torch.ones(4, 4))
-    assert plot_pos_embed_similarity(model) is not None
+    fig = plot_pos_embed_similarity(model)
+    texts = {t.get_text() for t in fig.texts}
+    assert any(t.startswith("patch row") for t in texts) and any(t.startswith("patch column") for t in texts)
+    grid = [ax for ax in fig.axes if ax.get_images() and ax.get_ylabel() in {"0", "1", "2", "3"}]
+    assert sorted(ax.get_ylabel() for ax in grid) == ["0", "1", "2", "3"]  # one row label per grid row
 
 
 def test_patch_explorer_switches_patch_sizes_with_the_picture():
@@ -451,3 +455,41 @@ def test_confusion_matrix_counts_true_rows_and_predicted_columns():
     assert cm.tolist() == [[1, 1, 0], [0, 1, 0], [0, 0, 1]]
     with pytest.raises(ValueError, match="class indices in 0..2"):
         confusion_matrix(torch.tensor([3]), torch.tensor([0]), 3)
+
+
+def test_expect_prints_value_and_target_and_fails_loudly(capsys):
+    from mmcourse.checks.vit import expect, format_bound
+
+    assert expect("accuracy", 0.96661, "≥ 0.95") is None  # nothing for a cell to echo
+    assert capsys.readouterr().out == "accuracy 0.967 (target ≥ 0.95)\n"
+    expect("difference", torch.tensor(3.2e-7), "≤ 1e-5", fmt="bound")
+    assert capsys.readouterr().out == "difference ≤ 1e-6 (target ≤ 1e-5)\n"
+    assert format_bound(0.0) == "0" and format_bound(1e-6) == "≤ 1e-6" and format_bound(0.02) == "≤ 1e-1"
+    with pytest.raises(AssertionError, match="accuracy: 0.5 misses the target ≥ 0.95"):
+        expect("accuracy", 0.5, "≥ 0.95")
+    with pytest.raises(AssertionError):
+        expect("gap", 2e-5, "< 1e-5", fmt="bound")
+    with pytest.raises(ValueError, match="target must start"):
+        expect("accuracy", 0.9, ">= 0.95")
+    with pytest.raises(ValueError, match="must end with a number"):
+        expect("accuracy", 0.9, "≥ high")
+    with pytest.raises(ValueError, match="value must be >= 0"):
+        format_bound(-1.0)
+
+
+def test_load_results_reads_stored_json_and_names_the_known_ones():
+    from mmcourse.vit.tasks import load_results
+
+    assert load_results("vit_data_size")["rows"]
+    with pytest.raises(FileNotFoundError, match="vit_data_size"):
+        load_results("no_such_result")
+
+
+def test_stored_ablations_cover_the_notebooks_choices():
+    from mmcourse.vit.tasks import load_results
+
+    rows = load_results("vit_ablations")["rows"]
+    assert {(r["task"], r["choice"]) for r in rows} == {
+        ("digits", "4x4 patches"), ("digits", "2x2 patches"), ("shapes", "raw pixels in [0, 1]"),
+        ("shapes", "rescaled to [-1, 1]"), ("shapes", "background subtracted")}
+    assert sum(r["notebook"] for r in rows) == 2 and all(0 <= r["accuracy"] <= 1 for r in rows)

@@ -85,3 +85,6 @@ def _zero_shot_cases() -> list[Case]:
 def check_build_zero_shot_weights(fn) -> Verdict:
     """Check ``fn(encode_text, classnames, templates) -> (D, C)`` prompt-ensembled class weights."""
     return check("check_build_zero_shot_weights", fn, build_zero_shot_weights_reference, _zero_shot_cases())
+
+
+from .vit import expect, format_bound  # noqa: E402,F401  (notebook 04 prints its measurements the same way)

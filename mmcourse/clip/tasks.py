@@ -283,12 +283,35 @@ def retrieval_recall(model: CLIP, n: int = 1000, seed: int = 2, ks: tuple[int, .
     sim = similarity_matrix(model, pairs)
     attrs = pairs.attributes
     relevant = {"strict": torch.eye(n, dtype=torch.bool),
-                "attribute": (attrs[:, None, :] == attrs[None, :, :]).all(dim=-1)}
+                "attribute": (attrs[:, None, :] == attrs[None, :, :]).all(dim=-1)}  # content_counts sums its rows
     out = {}
     for kind, rel in relevant.items():
         for k in ks:
             out[f"i2t_{kind}_r{k}"] = recall_at_k(sim, rel, k)
             out[f"t2i_{kind}_r{k}"] = recall_at_k(sim.T, rel.T, k)
+    return out
+
+
+def content_counts(pairs: Pairs) -> torch.Tensor:
+    """(N,) m_i = how many of the N captions describe pair i's content (shape, colour, size and
+    position), its own caption included; m_i >= 1."""
+    attrs = pairs.attributes
+    return (attrs[:, None, :] == attrs[None, :, :]).all(dim=-1).sum(dim=1)
+
+
+def strict_recall_ceiling(n: int = 1000, seed: int = 2, ks: tuple[int, ...] = (1, 5)) -> dict[str, float]:
+    """The best strict image->text recall@k on :func:`retrieval_recall`'s test set (same n, seed)
+    for a model that cannot know a caption's wording.
+
+    Image i shares its content with m_i captions (:func:`content_counts`). A perfect model ranks
+    those m_i first, in an order unrelated to the wording, so its own caption is among the first
+    k with probability min(1, k / m_i). The ceiling is the mean of that over the images: for
+    k = 1, the mean of 1 / m_i, which is larger than 1 / mean(m_i) (Jensen's inequality: 1/m is
+    convex). Returns ``r{k}`` for each k, ``mean_m`` and ``one_over_mean_m``.
+    """
+    m = content_counts(sample_pairs(n, seed=seed, data="named", split="test")).double()
+    out = {f"r{k}": float((k / m).clamp(max=1).mean()) for k in ks}
+    out.update(mean_m=float(m.mean()), one_over_mean_m=float(1 / m.mean()))
     return out
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import textwrap
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,7 +40,52 @@ class SimilarityView:
     captions: list[str]
 
 
+def _check_batch(batch_size: int) -> None:
+    if not isinstance(batch_size, int) or not 2 <= batch_size <= 16:
+        raise ValueError(f"batch_size must be an int in 2..16, got {batch_size!r}")
+
+
+def _check_temperature(temperature: float) -> None:
+    if not temperature > 0:
+        raise ValueError(f"temperature must be > 0, got {temperature!r}")
+
+
 @torch.no_grad()
+def batch_cosine(model, seed: int = 0, batch_size: int = 6) -> tuple[Pairs, torch.Tensor]:
+    """Batch number ``seed`` of ``batch_size`` test pairs and its (B, B) cosine similarities
+    (row = image i, column = caption j)."""
+    _check_batch(batch_size)
+    pairs = sample_pairs(batch_size, seed=seed, split="test")
+    tok = WordTokenizer(context_length=model.cfg.text.context_length)
+    model.eval()
+    img = model.encode_image(pairs.images, normalize=True)
+    txt = model.encode_text(tok(pairs.captions), normalize=True)
+    return pairs, img @ txt.T
+
+
+def _draw_matrix(ax, mat: torch.Tensor, pairs: Pairs, title: str, vmin: float, vmax: float, fontsize: float,
+                 caption_size: float = 6.5, wrap: int = 14) -> None:
+    """A (B, B) matrix with the batch's images left of the rows, captions under the columns and
+    the diagonal (the positives) outlined in red."""
+    import matplotlib.pyplot as plt
+
+    B = len(mat)
+    ax.imshow(mat.numpy(), cmap="viridis", vmin=vmin, vmax=vmax, extent=(-0.5, B - 0.5, B - 0.5, -0.5))
+    for i in range(B):
+        ax.add_patch(plt.Rectangle((i - 0.5, i - 0.5), 1, 1, fill=False, ec="red", lw=2))
+        ax.imshow(_to_hwc(pairs.images[i]), extent=(-1.6, -0.6, i + 0.5, i - 0.5))  # image i, left of its row
+        for j in range(B):
+            v = float(mat[i, j])
+            ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=fontsize,
+                    color="white" if v < (vmin + vmax) / 2 else "black")
+    ax.set_xlim(-1.7, B - 0.5)
+    ax.set_ylim(B - 0.5, -0.5)
+    ax.set_xticks(range(B))
+    ax.set_xticklabels([_wrap(c, wrap) for c in pairs.captions], fontsize=caption_size)
+    ax.set_yticks([])
+    ax.set_title(title, fontsize=fontsize + 1)
+
+
 def similarity_view(model, seed: int = 0, temperature: float = 0.07, batch_size: int = 6) -> SimilarityView:
     """Draw batch number ``seed`` of ``batch_size`` test pairs; show its cosine matrix and each
     image's softmax over the captions at ``temperature`` (the loss's view of the batch).
@@ -48,41 +94,67 @@ def similarity_view(model, seed: int = 0, temperature: float = 0.07, batch_size:
     """
     import matplotlib.pyplot as plt
 
-    if not temperature > 0:
-        raise ValueError(f"temperature must be > 0, got {temperature!r}")
-    if not isinstance(batch_size, int) or not 2 <= batch_size <= 16:
-        raise ValueError(f"batch_size must be an int in 2..16, got {batch_size!r}")
-    pairs = sample_pairs(batch_size, seed=seed, split="test")
-    tok = WordTokenizer(context_length=model.cfg.text.context_length)
-    model.eval()
-    img = model.encode_image(pairs.images, normalize=True)
-    txt = model.encode_text(tok(pairs.captions), normalize=True)
-    cosine = img @ txt.T
+    _check_temperature(temperature)
+    pairs, cosine = batch_cosine(model, seed, batch_size)
     probs = (cosine / temperature).softmax(dim=1)
-
-    B = batch_size
-    fig, axes = plt.subplots(1, 2, figsize=(10, 0.55 * B + 1.6))
-    for ax, mat, title, (vmin, vmax) in (
-        (axes[0], cosine, "cosine similarity", (-1, 1)),
-        (axes[1], probs, f"softmax over each row, T = {temperature:.2f}", (0, 1)),
-    ):
-        ax.imshow(mat.numpy(), cmap="viridis", vmin=vmin, vmax=vmax, extent=(-0.5, B - 0.5, B - 0.5, -0.5))
-        for i in range(B):
-            ax.add_patch(plt.Rectangle((i - 0.5, i - 0.5), 1, 1, fill=False, ec="red", lw=2))
-            # the image of row i, drawn just left of its row
-            ax.imshow(_to_hwc(pairs.images[i]), extent=(-1.6, -0.6, i + 0.5, i - 0.5))
-            for j in range(B):
-                v = float(mat[i, j])
-                ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=6,
-                        color="white" if v < (vmin + vmax) / 2 else "black")
-        ax.set_xlim(-1.7, B - 0.5)
-        ax.set_ylim(B - 0.5, -0.5)
-        ax.set_xticks(range(B))
-        ax.set_xticklabels([_wrap(c) for c in pairs.captions], fontsize=5.5)
-        ax.set_yticks([])
-        ax.set_title(title, fontsize=9)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 0.6 * batch_size + 1.8))
+    _draw_matrix(axes[0], cosine, pairs, "cosine similarity", -1, 1, 8, wrap=12)
+    _draw_matrix(axes[1], probs, pairs, f"softmax over each row, T = {temperature:.3f}", 0, 1, 8, wrap=12)
     fig.tight_layout()
     return SimilarityView(figure_png(fig), cosine, probs, list(pairs.captions))
+
+
+def temperature_comparison(model, temperatures: tuple[float, ...], seed: int = 0, batch_size: int = 4) -> SimilarityView:
+    """One batch's cosine matrix beside its row softmax at each of ``temperatures`` (e.g. T = 1
+    and the learned T), in large type: the same similarities, sharpened by dividing by T.
+
+    ``probs`` of the returned view holds the softmax at the last temperature.
+    """
+    import matplotlib.pyplot as plt
+
+    if not temperatures:
+        raise ValueError("temperatures must name at least one temperature, got an empty sequence")
+    for t in temperatures:
+        _check_temperature(t)
+    pairs, cosine = batch_cosine(model, seed, batch_size)
+    n = 1 + len(temperatures)
+    fig, axes = plt.subplots(1, n, figsize=(4.6 * n, 0.9 * batch_size + 2.4))
+    _draw_matrix(axes[0], cosine, pairs, "cosine similarity", -1, 1, 11, caption_size=8, wrap=13)
+    for ax, t in zip(axes[1:], temperatures):
+        probs = (cosine / t).softmax(dim=1)
+        _draw_matrix(ax, probs, pairs, f"softmax of each row, T = {t:.3g}", 0, 1, 11, caption_size=8, wrap=13)
+    fig.tight_layout()
+    return SimilarityView(figure_png(fig), cosine, probs, list(pairs.captions))
+
+
+def batch_matrix_diagram(batch_size: int = 4):
+    """Diagram of the contrastive loss on a batch: images I1..IB as rows, captions T1..TB as
+    columns, the positives on the diagonal, every other cell an in-batch negative; each row and
+    each column is one B-way classification. Returns the figure."""
+    import matplotlib.pyplot as plt
+
+    _check_batch(batch_size)
+    B = batch_size
+    fig, ax = plt.subplots(figsize=(5.6, 4.2))
+    for i in range(B):
+        for j in range(B):
+            pos = i == j
+            ax.add_patch(plt.Rectangle((j, i), 1, 1, fc="#2a9d8f" if pos else "#e9ecef", ec="white", lw=2))
+            ax.text(j + 0.5, i + 0.5, f"I{i + 1}·T{j + 1}", ha="center", va="center", fontsize=10,
+                    color="white" if pos else "0.3")
+        ax.text(-0.15, i + 0.5, f"image I{i + 1}", ha="right", va="center", fontsize=10)
+        ax.text(i + 0.5, -0.15, f"T{i + 1}", ha="center", va="bottom", fontsize=10)
+    ax.text(B / 2, -0.65, "captions T1 … TB (text tower)", ha="center", fontsize=10)
+    ax.annotate("", xy=(B + 0.9, 0.5), xytext=(B + 0.1, 0.5), arrowprops=dict(arrowstyle="->"))
+    ax.text(B + 1.0, 0.5, "softmax over a row:\nwhich caption is\nimage I1's?", va="center", fontsize=9)
+    ax.annotate("", xy=(0.5, B + 0.9), xytext=(0.5, B + 0.1), arrowprops=dict(arrowstyle="->"))
+    ax.text(0.5, B + 1.0, "softmax over a column: which image is caption T1's?", va="top", fontsize=9)
+    ax.text(B + 1.0, B - 0.9, "green: B positives\ngrey: B² − B in-batch\nnegatives", fontsize=9)
+    ax.set_xlim(-1.9, B + 3.2)
+    ax.set_ylim(B + 1.6, -0.9)
+    ax.axis("off")
+    ax.set_title(f"the B × B similarity matrix of a batch (B = {B})", fontsize=11)
+    return fig
 
 
 # ---------------------------------------------------------------------------------------------
@@ -174,6 +246,12 @@ def image_query_view(model, bank: RetrievalBank, index: int, k: int = 5) -> Quer
 # ---------------------------------------------------------------------------------------------
 
 
+def slider_temperature(temperature: float) -> float:
+    """Where the logarithmic temperature slider starts: ``temperature`` clamped to [0.01, 1]."""
+    _check_temperature(temperature)
+    return min(max(float(temperature), 0.01), 1.0)
+
+
 def similarity_explorer(model, batch_size: int = 6, temperature: float | None = None):
     """Batch picker and temperature slider -> the batch's similarity matrix and row softmax.
 
@@ -184,9 +262,10 @@ def similarity_explorer(model, batch_size: int = 6, temperature: float | None = 
     if temperature is None:
         temperature = 1.0 / float(model.logit_scale.detach().exp())
     seed = W.IntSlider(value=0, min=0, max=99, description="batch", continuous_update=False)
-    temperature = W.FloatSlider(value=round(min(max(temperature, 0.01), 1.0), 2), min=0.01, max=1.0, step=0.01,
-                                description="temperature",
-                                continuous_update=False, readout_format=".2f")
+    # Logarithmic: T from 0.01 to 1 in steps of a factor 10^0.05 (about 12%), so the small
+    # temperatures where the softmax changes fastest get most of the slider's travel.
+    temperature = W.FloatLogSlider(value=slider_temperature(temperature), base=10, min=-2, max=0, step=0.05,
+                                   description="temperature", continuous_update=False, readout_format=".3f")
     image = W.Image(format="png", layout=W.Layout(width="720px"))
     image.add_class("mmcourse-similarity")
     temperature.add_class("mmcourse-temperature")  # CSS classes: handles for the browser test
@@ -232,3 +311,18 @@ def retrieval_explorer(model, bank: RetrievalBank, k: int = 8):
     on_pick()
     return W.VBox([W.HTML("<b>text → image</b>"), query, message, images,
                    W.HTML("<b>image → text</b>"), pick, W.HBox([picked, ranked])])
+
+
+# ---------------------------------------------------------------------------------------------
+# Tables of measurements
+# ---------------------------------------------------------------------------------------------
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """A markdown table: the first column left-aligned, the others (numbers) right-aligned.
+    Cells are shown with ``str``, so format numbers before passing them."""
+    if any(len(r) != len(header) for r in rows):
+        raise ValueError(f"every row must have {len(header)} cells like the header, got {[len(r) for r in rows]}")
+    lines = ["| " + " | ".join(header) + " |", "|---|" + "---:|" * (len(header) - 1)]
+    lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+    return "\n".join(lines)

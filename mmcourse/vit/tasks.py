@@ -7,6 +7,9 @@ code trains the ViT and the CNN, live in the notebook, in ``make weights`` and i
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -16,8 +19,8 @@ from .cnn import CNNConfig
 from .model import ViTConfig, VisionTransformer
 
 # The ViTs trained live in the notebook (about 4 s and 12 s on two CPU cores).
-# Digits: 8x8 grey images in 4 patches of 4x4 (patches of 2x2 overfit the 1,438 training digits:
-# 94% against 97% test accuracy). Shapes: 32x32 scenes in 16 patches of 8x8.
+# Digits: 8x8 grey images in 4 patches of 4x4 (2x2 patches do worse on the 1,438 training digits:
+# bench/results/vit_ablations.json). Shapes: 32x32 scenes in 16 patches of 8x8.
 DIGITS_VIT = ViTConfig(img_size=8, patch_size=4, in_chans=1, num_classes=10, embed_dim=64, depth=2, num_heads=4)
 SHAPES_VIT = ViTConfig(img_size=32, patch_size=8, in_chans=3, num_classes=5, embed_dim=64, depth=2, num_heads=4)
 
@@ -33,6 +36,19 @@ CNN_FOR: dict[int, CNNConfig] = {
 }
 
 DIGITS_BACKGROUND = -1.0  # digits are in [-1, 1] with the paper at -1
+
+
+RESULTS = Path(__file__).resolve().parents[2] / "bench" / "results"
+
+
+def load_results(name: str) -> dict:
+    """A stored measurement, ``bench/results/<name>.json``: runs too long for a notebook (the
+    README says which benchmark writes which file)."""
+    path = RESULTS / f"{name}.json"
+    if not path.exists():
+        known = sorted(p.stem for p in RESULTS.glob("*.json"))
+        raise FileNotFoundError(f"no stored result {name!r} ({path} is missing); known: {known}")
+    return json.loads(path.read_text())
 
 
 def digits_task() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -78,8 +94,8 @@ def subtract_background(images: torch.Tensor) -> torch.Tensor:
     colour subtracted and the contrast doubled (background near 0, objects within [-2, 2]).
 
     The background is the median pixel of each channel: an object covers well under half of the
-    image. Without this the model must first learn to ignore the random dark or light backgrounds;
-    with it a small ViT reaches 98% instead of 93% after 600 steps (the CNN gets the same inputs).
+    image. Without this the model must first learn to ignore the random dark or light backgrounds
+    (bench/results/vit_ablations.json compares the inputs; the CNN gets the same ones).
     """
     if images.ndim != 4:
         raise ValueError(f"images must have shape (B, C, H, W), got {tuple(images.shape)}")

@@ -181,15 +181,23 @@ def plot_pos_embed_similarity(model, title: str = "position embeddings"):
     lim = float(np.nanmax(np.abs(sim)))
     cmap = plt.get_cmap("RdBu_r").with_extremes(bad="0.6")  # the hidden self cell grey, not the colour of 0
     fig = plt.figure(figsize=(7.6, 3.3))
-    grid = fig.add_gridspec(gh, gw, left=0.03, right=0.47, bottom=0.17, top=0.86, wspace=0.08, hspace=0.08)
+    grid = fig.add_gridspec(gh, gw, left=0.06, right=0.47, bottom=0.17, top=0.86, wspace=0.08, hspace=0.08)
     for i in range(gh):
         for j in range(gw):
             ax = fig.add_subplot(grid[i, j])
             im = ax.imshow(sim[i, j], cmap=cmap, vmin=-lim, vmax=lim)
             ax.set_xticks([])
             ax.set_yticks([])
-    fig.colorbar(im, cax=fig.add_axes([0.485, 0.17, 0.012, 0.69]))
-    ax = fig.add_subplot(fig.add_gridspec(1, 1, left=0.64, right=0.98, bottom=0.17, top=0.86)[0, 0])
+            if j == 0:
+                ax.set_ylabel(str(i), fontsize=8, rotation=0, labelpad=6, va="center")
+            if i == gh - 1:
+                ax.set_xlabel(str(j), fontsize=8)
+    # The grid of maps is laid out like the patches: map (i, j) belongs to the patch in row i, column j.
+    fig.text(0.265, 0.04, "patch column (each map's cells are laid out the same way)", ha="center", fontsize=8)
+    fig.text(0.005, 0.515, "patch row", rotation=90, va="center", fontsize=8)
+    cbar = fig.colorbar(im, cax=fig.add_axes([0.485, 0.17, 0.012, 0.69]))
+    cbar.set_label("cosine similarity", fontsize=8)
+    ax = fig.add_subplot(fig.add_gridspec(1, 1, left=0.67, right=0.96, bottom=0.17, top=0.86)[0, 0])
     d, m, n = similarity_by_distance(model)
     ax.plot(d, m, "o-")
     for x, y, k in zip(d, m, n):
