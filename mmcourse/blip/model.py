@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..vit.model import ViTConfig, VisionTransformer
+from ..vit.model import ViTConfig, VisionTransformer, count_parameters  # counts a shared tensor once
 from .losses import itc_loss, itm_labels, itm_loss, lm_loss
 from .negatives import sample_hard_negatives
 from .text import TextConfig, TextTransformer, LMHead, tie_decoder_to_encoder
@@ -219,11 +219,6 @@ class BLIP(nn.Module):
         pair_images = torch.cat([image_tokens, image_tokens[neg_img[t_ok]], image_tokens[rows[i_ok]]])
         labels = itm_labels(B, int(t_ok.sum() + i_ok.sum()), tokens.device)
         return pair_tokens, pair_images, labels
-
-
-def count_parameters(model: nn.Module) -> int:
-    """Distinct trainable parameters (a tensor shared by two modules counts once)."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
 def sharing_counts(cfg: BlipConfig | None = None) -> dict[str, int]:
