@@ -4,23 +4,46 @@ nbval turns every cell into a test item; summing the items of one .ipynb (kernel
 included) gives the notebook's wall time. The table is printed at the end of the run, and a
 notebook over budget fails the session: the course promises each notebook runs in a minute
 on a 2-core CPU.
+
+The times of the notebooks that ran completely (every cell collected for them has run) are also
+merged into ``build/nbval-timings.json`` (one row per notebook, the format of
+``notebooks/timings.json``), so a maintainer can update the README's run-time column from them:
+``python -m mmcourse.tools.timings readme --from build/nbval-timings.json``.
 """
 
 from __future__ import annotations
 
 import os
 from collections import defaultdict
+from pathlib import Path
 
 import pytest
 
 NOTEBOOK_BUDGET_S = float(os.environ.get("MMCOURSE_NOTEBOOK_BUDGET", "60"))
+NBVAL_TIMINGS = Path(__file__).resolve().parent / "build" / "nbval-timings.json"
 _times: dict[str, float] = defaultdict(float)
+_collected: dict[str, int] = defaultdict(int)
+_ran: dict[str, int] = defaultdict(int)
+
+
+def _notebook(nodeid: str) -> str | None:
+    path = nodeid.split("::")[0]
+    return path if path.endswith(".ipynb") else None
+
+
+def pytest_collection_modifyitems(session, config, items) -> None:
+    for item in items:
+        path = _notebook(item.nodeid)
+        if path:
+            _collected[path] += 1
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    path = report.nodeid.split("::")[0]
-    if path.endswith(".ipynb"):
+    path = _notebook(report.nodeid)
+    if path:
         _times[path] += report.duration
+        if report.when == "call" or (report.when == "setup" and report.skipped):
+            _ran[path] += 1
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
@@ -31,6 +54,16 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
     for path, seconds in sorted(_times.items()):
         flag = "" if seconds <= NOTEBOOK_BUDGET_S else "   OVER BUDGET"
         tr.write_line(f"{path:45s} {seconds:6.1f} s{flag}")
+    complete = {Path(p).stem: s for p, s in _times.items() if _ran[p] and _ran[p] >= _collected[p]}
+    if complete:
+        try:
+            from mmcourse.tools.timings import record
+
+            record(NBVAL_TIMINGS, complete, by="make test (nbval)")
+            tr.write_line(f"recorded in {NBVAL_TIMINGS} (to update the README's run-time column: "
+                          f"python -m mmcourse.tools.timings readme --from {NBVAL_TIMINGS})")
+        except Exception as e:  # recording is a convenience; never fail the run for it
+            tr.write_line(f"could not record notebook times: {e}")
 
 
 def pytest_sessionfinish(session, exitstatus) -> None:

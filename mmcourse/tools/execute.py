@@ -1,13 +1,17 @@
 """Re-run notebooks and store their outputs: ``python -m mmcourse.tools.execute notebooks/NN_*.py``.
 
 Inputs come from the ``.py`` source (the source of truth); the executed notebook, with outputs
-and widget state, is written to the paired ``.ipynb``. Prints each notebook's wall time and size.
+and widget state, is written to the paired ``.ipynb``. Prints each notebook's wall time and size,
+and records the time in ``timings.json`` beside the sources (only the rows of the notebooks run;
+``--no-record`` skips it). The README's run-time column is made from that file:
+``python -m mmcourse.tools.timings readme``.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -35,6 +39,7 @@ def execute(src: Path, timeout: int = 600) -> tuple[float, int]:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("sources", nargs="+", type=Path)
+    p.add_argument("--no-record", action="store_true", help="do not update timings.json")
     args = p.parse_args(argv)
     os.environ.setdefault("MPLBACKEND", "Agg")
     rows, bad = [], []
@@ -44,6 +49,10 @@ def main(argv: list[str] | None = None) -> int:
         seconds, size = execute(src)
         rows.append((src.stem, seconds, size))
         print(f"{src.stem}: {seconds:.1f} s, {size / 1024:.0f} KiB", flush=True)
+        if not args.no_record and re.fullmatch(r"\d\d_\w+", src.stem):  # one row, written at once
+            from mmcourse.tools.timings import record
+
+            record(src.parent / "timings.json", {src.stem: seconds}, by="make execute")
         if seconds > BUDGET_S or size > MAX_BYTES:
             bad.append(src.stem)
     print("\n| notebook | wall time (s) | size (KiB) |\n|---|---:|---:|")
