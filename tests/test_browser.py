@@ -23,9 +23,13 @@ How it works:
   in the temporary directory too, so no personal state leaks into the run.
 - Artifacts: ``build/browser-<notebook stem>.png`` on success and ``build/browser-failure.png``
   on failure (full-page screenshots).
+- Diagrams: after every run, each ```mermaid block in the notebook's Markdown cells (counted in
+  its .py) must be drawn as an SVG with no error text, and every image output (matplotlib) must
+  be shown as a decoded image (``assert_diagrams_render``).
 
 To add a notebook: append it to ``NOTEBOOKS`` and write a test that calls
-``run_notebook_in_lab(page, lab, name)`` and then pokes at that notebook's widgets.
+``run_notebook_in_lab(page, lab, name)`` (which also checks its diagrams) and then pokes at that
+notebook's widgets.
 """
 
 from __future__ import annotations
@@ -420,7 +424,74 @@ def run_notebook_in_lab(page, lab: Lab, name: str) -> dict:
     assert state["executed"] == state["code"], f"{name}: only {state['executed']} of {state['code']} code cells ran"
     state["widgets"] = wait_for_widget_outputs(page, name)
     assert_no_widget_errors(page)
+    state["diagrams"] = assert_diagrams_render(page, name)
     return state
+
+
+# Diagrams: every ```mermaid block of a Markdown cell and every image output (matplotlib figures,
+# mmcourse.viz diagrams). JupyterLab 4.6 renders a Mermaid block as
+#   div.jp-RenderedMermaid > figure > img[src="data:image/svg+xml,..."] (+ the source in pre > code),
+# and a block mermaid cannot parse as div.jp-RenderedMermaid.jp-mod-warning > details with
+# "Error: Parse error on line N: ..." (observed with a scratch notebook, JupyterLab 4.6.6).
+_MERMAID_FENCE = re.compile(r"^[ \t]*```[ \t]*mermaid[ \t]*$", re.M)
+
+_DIAGRAMS_JS = _FIND_PANEL_JS + """  const decoded = img => { try { return decodeURIComponent(img.getAttribute('src') || ''); } catch (e) { return ''; } };
+  const drawn = img => img.complete && img.naturalWidth > 0;
+  const boxes = Array.from(panel.node.querySelectorAll('.jp-RenderedMermaid'));
+  const errors = [], broken = [];
+  let mermaid = 0;
+  for (const b of boxes) {
+    const text = (b.textContent || '').trim().slice(0, 400);
+    if (b.classList.contains('jp-mod-warning')) { errors.push(text); continue; }
+    const img = b.querySelector('img'), svg = b.querySelector('svg');
+    const src = img ? decoded(img) : (svg ? svg.outerHTML : '');
+    if (/Syntax error|Parse error/i.test(src)) errors.push(text);
+    else if ((img && drawn(img) && src.includes('<svg')) || (svg && !img)) mermaid++;
+    else broken.push(text);
+  }
+  const cells = panel.content.model.cells;
+  let images = 0;
+  for (let i = 0; i < cells.length; i++) {
+    const c = cells.get(i);
+    if (c.type !== 'code') continue;
+    for (let j = 0; j < c.outputs.length; j++) {
+      const d = c.outputs.get(j).data || {};
+      if (d['image/png'] || d['image/jpeg'] || d['image/svg+xml']) images++;
+    }
+  }
+  const shown = Array.from(panel.node.querySelectorAll('.jp-OutputArea-output[data-mime-type^="image/"] img')).filter(drawn).length;
+  return {boxes: boxes.length, mermaid, errors, broken, images, shown};
+}
+"""
+
+
+def expected_mermaid_blocks(name: str) -> int:
+    """How many ```mermaid blocks the notebook's Markdown cells hold (its .py, else the .ipynb)."""
+    import jupytext
+
+    py = (NOTEBOOK_DIR / name).with_suffix(".py")
+    nb = jupytext.read(py if py.exists() else NOTEBOOK_DIR / name)
+    return sum(len(_MERMAID_FENCE.findall(c.source)) for c in nb.cells if c.cell_type == "markdown")
+
+
+def assert_diagrams_render(page, name: str, timeout_s: float = 30) -> dict:
+    """Every Mermaid block of `name` is drawn as an SVG without error text, and every image output
+    (matplotlib figures and diagrams) is shown as a decoded image. Returns the counts."""
+    expected = expected_mermaid_blocks(name)
+    deadline = time.monotonic() + timeout_s
+    while True:
+        d = page.evaluate(_DIAGRAMS_JS, name)
+        if d["errors"] or (d["mermaid"] >= expected and d["shown"] >= d["images"]):
+            break
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.25)
+    assert not d["errors"], f"{name}: Mermaid diagram(s) failed to render:\n" + "\n\n".join(d["errors"])
+    assert d["mermaid"] == expected, (
+        f"{name}: {expected} ```mermaid block(s) in its Markdown, {d['mermaid']} rendered as SVG "
+        f"after {timeout_s:.0f} s (containers {d['boxes']}; not drawn: {d['broken']})")
+    assert d["shown"] >= d["images"], f"{name}: {d['images']} image outputs, only {d['shown']} shown as images"
+    return {"mermaid": d["mermaid"], "images": d["images"]}
 
 
 def _error_outputs(page) -> list[str]:
@@ -605,3 +676,32 @@ def test_diffusion_notebooks_run_and_their_sliders_redraw(page, lab, name, slide
         assert not _error_outputs(page), _error_outputs(page)
         _wait_kernel_idle(page, lab, name, 30)
         print(f"screenshot: {save_screenshot(page, name)}")
+
+
+def test_diagram_check_tells_a_drawn_mermaid_block_from_a_broken_one(page, lab):
+    """The check above on a scratch notebook: one good and one unparsable Mermaid block, one
+    matplotlib-style PNG output. Opening it is enough (Markdown and stored outputs render)."""
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
+
+    png = ("iVBORw0KGgoAAAANSUhEUgAAAAIAAAACCAYAAABytg0kAAAAEklEQVR4nGP4z8DwHwyBNAMDAFXqB/k5M+1OAAAAAElFTkSuQmCC")
+    cell = new_code_cell("plot()", execution_count=1)
+    cell.outputs = [new_output("display_data", data={"image/png": png, "text/plain": "<Figure>"})]
+    nb = new_notebook(cells=[
+        new_markdown_cell("Good:\n\n```mermaid\nflowchart LR\n  x0[\"x_0\"] --> xT[\"x_T\"]\n```"),
+        new_markdown_cell("Broken:\n\n```mermaid\nflowchart LR\n  a -->> --> b[[\n```"),
+        cell,
+    ], metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
+    name = "scratch_diagrams.ipynb"
+    nbformat.write(nb, lab.root / name)
+    with screenshot_on_failure(page, lab):
+        page.goto(f"{lab.url}/lab/tree/{name}?token={lab.token}", wait_until="domcontentloaded")
+        page.locator(".jp-NotebookPanel .jp-Cell").first.wait_for(state="attached", timeout=60_000)
+        deadline = time.monotonic() + 30
+        while True:
+            d = page.evaluate(_DIAGRAMS_JS, name)
+            if (d and d["mermaid"] + len(d["errors"]) >= 2 and d["shown"] >= 1) or time.monotonic() > deadline:
+                break
+            time.sleep(0.25)
+        assert d["mermaid"] == 1 and d["images"] == 1 and d["shown"] == 1, d
+        assert len(d["errors"]) == 1 and "Parse error" in d["errors"][0], d
