@@ -57,9 +57,9 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
     complete = {Path(p).stem: s for p, s in _times.items() if _ran[p] and _ran[p] >= _collected[p]}
     if complete:
         try:
-            from mmcourse.tools.timings import record
+            from mmcourse.tools.timings import machine_load, record
 
-            record(NBVAL_TIMINGS, complete, by="make test (nbval)")
+            record(NBVAL_TIMINGS, complete, by="make test (nbval)", extra=machine_load())
             tr.write_line(f"recorded in {NBVAL_TIMINGS} (to update the README's run-time column: "
                           f"python -m mmcourse.tools.timings readme --from {NBVAL_TIMINGS})")
         except Exception as e:  # recording is a convenience; never fail the run for it

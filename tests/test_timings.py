@@ -33,6 +33,9 @@ def test_record_merges_one_notebook_without_touching_the_others(tmp_path):
     assert rows == {"00_welcome": {"seconds": 5.8, "date": "2026-01-01", "by": "make execute"},
                     "01_forward": {"seconds": 7.2, "date": "2026-01-02", "by": "make test (nbval)"}}
     assert len(path.read_text().splitlines()) == 4  # one line per notebook: small diffs
+    tm.record(path, {"00_welcome": 6.0}, by="x", date="d", extra={"load": 7.6, "cpus": 2})
+    assert tm.read(path)["00_welcome"] == {"seconds": 6.0, "date": "d", "by": "x", "load": 7.6, "cpus": 2}
+    assert set(tm.machine_load()) <= {"load", "cpus"}
 
 
 @pytest.mark.parametrize("bad, msg", [({"welcome": 1.0}, "NN_topic"), ({"00_x": -1.0}, "non-negative"),
@@ -104,4 +107,5 @@ def test_execute_records_the_time_of_the_notebook_it_ran(tmp_path, monkeypatch):
     rows = tm.read(tmp_path / "timings.json")
     assert rows["00_other"]["seconds"] == 3.0 and rows["00_other"]["date"] == "2026-01-01"
     assert 0 < rows["07_tiny"]["seconds"] < 60 and rows["07_tiny"]["by"] == "make execute"
+    assert rows["07_tiny"]["cpus"] >= 1 and rows["07_tiny"]["load"] >= 0
     assert "42" in src.with_suffix(".ipynb").read_text()

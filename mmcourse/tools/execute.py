@@ -50,9 +50,13 @@ def main(argv: list[str] | None = None) -> int:
         rows.append((src.stem, seconds, size))
         print(f"{src.stem}: {seconds:.1f} s, {size / 1024:.0f} KiB", flush=True)
         if not args.no_record and re.fullmatch(r"\d\d_\w+", src.stem):  # one row, written at once
-            from mmcourse.tools.timings import record
+            from mmcourse.tools.timings import machine_load, record
 
-            record(src.parent / "timings.json", {src.stem: seconds}, by="make execute")
+            load = machine_load()
+            record(src.parent / "timings.json", {src.stem: seconds}, by="make execute", extra=load)
+            if load and load["load"] > load["cpus"]:
+                print(f"  (recorded at load {load['load']} on {load['cpus']} CPUs: this time is inflated; "
+                      "re-run on a quiet machine before updating the README, or use --no-record)")
         if seconds > BUDGET_S or size > MAX_BYTES:
             bad.append(src.stem)
     print("\n| notebook | wall time (s) | size (KiB) |\n|---|---:|---:|")

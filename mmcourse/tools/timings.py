@@ -1,8 +1,9 @@
 """Notebook run times: recorded by ``make execute`` and ``make test``, shown in the README.
 
 - ``notebooks/timings.json`` (committed) holds one row per notebook: the wall time of its last
-  ``make execute`` run (``mmcourse.tools.execute`` records it), the date, and what measured it.
-  Running one notebook updates only its row.
+  ``make execute`` run (``mmcourse.tools.execute`` records it), the date, what measured it, and
+  the machine's load average and CPU count at the end of the run (a time measured beside other
+  work is inflated). Running one notebook updates only its row.
 - ``build/nbval-timings.json`` (not committed) holds the times ``make test`` measured under nbval
   (the root ``conftest.py`` records them), in the same format.
 - The README's syllabus table has a run-time column between the markers ``<!-- timings:start -->``
@@ -44,8 +45,22 @@ def read(path: Path) -> dict[str, dict]:
     return data
 
 
-def record(path: Path, seconds: Mapping[str, float], by: str, date: str | None = None) -> dict[str, dict]:
-    """Merge ``{notebook stem: seconds}`` into the file at ``path``: only those rows change."""
+def machine_load() -> dict[str, float]:
+    """The 1-minute load average and the CPU count: a time measured at load 7 on 2 CPUs is
+    inflated several times, and the row says so."""
+    import os
+
+    try:
+        load = round(os.getloadavg()[0], 1)
+    except OSError:  # pragma: no cover - not on every platform
+        return {}
+    return {"load": load, "cpus": os.cpu_count() or 0}
+
+
+def record(path: Path, seconds: Mapping[str, float], by: str, date: str | None = None,
+           extra: Mapping[str, float] | None = None) -> dict[str, dict]:
+    """Merge ``{notebook stem: seconds}`` into the file at ``path``: only those rows change.
+    ``extra`` (e.g. :func:`machine_load`) is stored in each row too."""
     for name, s in seconds.items():
         if not re.fullmatch(r"\d\d_\w+", name):
             raise ValueError(f"notebook names look like NN_topic, got {name!r}")
@@ -54,7 +69,7 @@ def record(path: Path, seconds: Mapping[str, float], by: str, date: str | None =
     date = date or _dt.date.today().isoformat()
     rows = read(path)
     for name, s in seconds.items():
-        rows[name] = {"seconds": round(float(s), 1), "date": date, "by": by}
+        rows[name] = {"seconds": round(float(s), 1), "date": date, "by": by, **dict(extra or {})}
     write(path, rows)
     return rows
 
