@@ -1,5 +1,8 @@
 # mmcourse: two commands for a newcomer, `make lab` and `make test`; the rest are for maintainers.
 # VENV=/path/to/env points every target at an existing environment instead of ./.venv.
+# PYTHON picks the interpreter for a new venv (3.10-3.13); scripts/setup.sh explains the
+# other setup choices (INSTALLER=uv|pip, TORCH_SPEC, TORCH_INDEX_URL).
+PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.mmcourse-installed
@@ -11,8 +14,9 @@ export PYTHONHASHSEED := 0
 # Let idle OpenMP threads sleep instead of spinning: on a busy 2-core machine (a kernel next to
 # JupyterLab and Chromium) spinning threads made small-model training 10-20x slower.
 export OMP_WAIT_POLICY := PASSIVE
+export PYTHON VENV
 
-.PHONY: help setup lab sync sync-check execute student weights bench test test-fast test-notebooks test-browser clean
+.PHONY: help setup lab sync sync-check execute student weights bench test test-fast test-notebooks test-browser test-install clean
 
 help:
 	@echo "make lab         set up if needed, then open JupyterLab on notebooks/"
@@ -23,15 +27,13 @@ help:
 	@echo "make student     write student notebooks (solutions stripped) to build/student/"
 	@echo "make weights     retrain the shipped checkpoints and update the sha256 registry"
 	@echo "make bench       speed and quality tables"
+	@echo "make test-install  fresh-clone installs with each Python (minutes; CI runs it)"
 	@echo "make clean       remove build/ and caches (keeps the venv)"
 
-$(PY):
-	python3 -m venv $(VENV)
-
-# Installs once, again when the dependency files change. constraints.txt pins the CPU torch wheel.
-$(STAMP): pyproject.toml constraints.txt | $(PY)
-	$(PY) -m pip install --upgrade pip
-	$(PY) -m pip install -c constraints.txt -e ".[lab,test]"
+# Installs once, again when the dependency files change: checks $(PYTHON), installs torch alone
+# (the CPU build), then the rest pinned by constraints.txt (see scripts/setup.sh).
+$(STAMP): pyproject.toml constraints.txt scripts/setup.sh tests/_torchvision_compat.py
+	scripts/setup.sh
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -44,8 +46,9 @@ sync-check: setup
 	$(VENV)/bin/jupytext --sync $(NOTEBOOKS)
 	@git diff --exit-code -- notebooks/ || (echo "notebook pairs out of sync: run 'make sync' (or 'make execute') and commit" && exit 1)
 
+# scripts/lab.sh adds --allow-root only as root, --no-browser only without a display.
 lab: sync
-	$(VENV)/bin/jupyter lab notebooks/
+	scripts/lab.sh $(LAB_ARGS)
 
 execute: setup
 	$(PY) -m mmcourse.tools.execute $(NOTEBOOKS)
@@ -60,17 +63,22 @@ bench: setup
 	$(PY) -m bench
 
 test-fast: setup
-	$(PY) -m pytest -q -m "not browser and not slow" tests
+	$(PY) -m pytest -q -rs -m "not browser and not slow and not install" tests
 
 test-notebooks: setup
 	$(PY) -m pytest -q -p no:cacheprovider --nbval-lax --nbval-current-env \
 		--nbval-sanitize-with tests/nbval_sanitize.cfg notebooks/
 
+# -rs: a skipped browser test says why (no /usr/bin/chromium) and how to install it.
 test-browser: setup
-	$(PY) -m pytest -q -m browser tests
+	$(PY) -m pytest -q -rs -m browser tests
+
+# Real installs in fresh clones (minutes): run by .ci/run as a step of its own.
+test-install: setup
+	$(PY) -m pytest -q -rs -m install tests
 
 test: setup sync-check
-	$(PY) -m pytest -q -m "not browser" tests
+	$(PY) -m pytest -q -rs -m "not browser and not install" tests
 	$(MAKE) --no-print-directory test-notebooks
 	$(MAKE) --no-print-directory test-browser
 

@@ -7,9 +7,13 @@ import torch
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-from _torchvision_compat import install as _install_torchvision_compat  # noqa: E402
-
-_install_torchvision_compat()
+# torchvision beside the CPU torch: the hook `make setup` installs into the venv (the same one
+# the notebook kernel uses); for a VENV= made otherwise, the same file registers it from here.
+try:
+    import _mmcourse_torchvision_compat as _torchvision_compat
+except ImportError:
+    import _torchvision_compat
+_torchvision_compat.register()
 
 
 @pytest.fixture
