@@ -38,6 +38,21 @@
 # - **Run order.** Run each notebook top to bottom (*Run › Run All Cells*, or Shift+Enter cell by
 #   cell). The notebooks are numbered in the order of the course: 01–02 diffusion, 03 ViT, 04 CLIP,
 #   then BLIP, SAM and GLIP. Each one starts from a fresh kernel and takes under a minute.
+#
+# ```mermaid
+# flowchart LR
+#     W["00 welcome<br/>ShapesWorld, digits, fit"] --> F["01 forward diffusion<br/>data to noise"]
+#     F --> R["02 reverse diffusion<br/>noise to data"]
+#     W --> V["03 ViT<br/>patches and attention"]
+#     V --> C["04 CLIP<br/>image and text towers"]
+#     C --> B["BLIP (coming)"]
+#     C --> S["SAM (coming)"]
+#     C --> G["GLIP (coming)"]
+# ```
+#
+# - **Predict, then run.** Before each key experiment a line asks you to predict the outcome.
+#   Write your guess down (a number, a picture) before you run the cell: the surprises are where
+#   the learning is.
 # - **Widgets.** Sliders, drop-downs and clickable images let you change an input and see the
 #   effect at once. They need a live kernel: in a static viewer you see the picture they had when
 #   the notebook was executed.
@@ -88,11 +103,13 @@ except ImportError:
 print("offline     HF_HUB_OFFLINE =", os.environ.get("HF_HUB_OFFLINE", "(not set)"))
 
 # %%
-# NBVAL_CHECK_OUTPUT
 # Kernels run on CUDA when present, but nothing needs it: every notebook is timed on a 2-core CPU.
 x = torch.randn(256, 256, generator=torch.Generator().manual_seed(0))
-print("matmul on cpu works:", torch.allclose(x @ x.T, (x @ x.T).T, atol=1e-4))
-print("float32 default:", torch.get_default_dtype() == torch.float32)
+gram = x @ x.T  # (256, 256), symmetric in exact arithmetic
+matmul_error = (gram.double() - x.double() @ x.double().T).abs().max().item()
+print(f"float32 matmul: max error against float64 {matmul_error:.1e} (target < 1e-2)")
+print(f"default dtype:  {torch.get_default_dtype()} (target torch.float32)")
+assert matmul_error < 1e-2 and torch.get_default_dtype() == torch.float32
 
 # %% [markdown]
 # ## 3. ShapesWorld
@@ -107,8 +124,11 @@ print("float32 default:", torch.get_default_dtype() == torch.float32)
 # - the **labels**: shape, colour, size and position on a 3×3 grid (for ViT classification).
 #
 # Because we know the true answer for every pixel and every word, we can measure exactly what a
-# model learned. Some colour–shape combinations are **held out** of the training split, so later
-# notebooks can ask whether a model recognises a *yellow triangle* it never saw (zero-shot, 零样本).
+# model learned. Some colour–shape pairs are **held out** of the training split: each of their
+# colours and each of their shapes appears in training, but never the two together. Later
+# notebooks ask whether a model recognises **an unseen colour–shape pair** (the ViT in 03, which
+# was trained on the shape labels), and CLIP in 04 goes further: it names classes from their text
+# alone, zero-shot (零样本). The cells below list the held-out pairs and count them in training.
 
 # %%
 from mmcourse.data.shapes import COLOUR_NAMES, HELDOUT_COMBOS, POSITIONS, SHAPES, SIZES, ShapesWorld
@@ -122,30 +142,58 @@ print("shapes   ", SHAPES)
 print("colours  ", COLOUR_NAMES)
 print("sizes    ", SIZES)
 print("positions", POSITIONS)
-print("held out ", HELDOUT_COMBOS)
+print("held out ", ", ".join(f"{c} {s}" for c, s in HELDOUT_COMBOS))
 print("images", tuple(batch.images.shape), batch.images.dtype, "masks", tuple(batch.masks.shape), "boxes", tuple(batch.boxes.shape))
 
 # %%
 from mmcourse.viz import show_images
 
-fig = show_images(batch.images, titles=[c if len(c) < 34 else c[:32] + "…" for c in batch.captions], ncols=4, scale=2.0)
+fig = show_images(batch.images, titles=batch.captions, ncols=4, scale=2.0, title_width=30,
+                  suptitle="training scenes and their captions")
+plt.show()
+
+# %% [markdown]
+# **Predict, then run:** in 2,000 training scenes (about 4,000 objects spread over 30 colour–shape
+# pairs), how many objects of a held-out pair do you expect?
+
+# %%
+# NBVAL_CHECK_OUTPUT
+from mmcourse.data.shapes import pair_counts
+
+counts = pair_counts(world.sample(2000, seed=1, split="train"))  # (colours, shapes)
+held = {(COLOUR_NAMES.index(c), SHAPES.index(s)) for c, s in HELDOUT_COMBOS}
+print("objects per colour-shape pair in 2,000 training scenes (* = held out)")
+print(" " * 7 + "".join(f"{s:>10s}" for s in SHAPES))
+for i, colour in enumerate(COLOUR_NAMES):
+    print(f"{colour:7s}" + "".join(f"{int(counts[i, j]):>9d}{'*' if (i, j) in held else ' '}" for j in range(len(SHAPES))))
+print(f"objects of a held-out pair: {sum(int(counts[i, j]) for i, j in held)} (target 0)")
+
+# %% [markdown]
+# The `"heldout"` split draws *only* those pairs; this is what the later notebooks test on.
+
+# %%
+unseen = world.sample(4, seed=0, split="heldout")
+fig = show_images(unseen.images, titles=unseen.captions, ncols=4, scale=2.0, title_width=30,
+                  suptitle="held-out scenes: every object is a pair never seen in training")
 plt.show()
 
 # %% [markdown]
 # One scene in detail: its masks follow the occlusion (a shape painted later hides part of the
-# one below, and the lower shape's mask loses those pixels), and the boxes are tight around what
-# is visible. The phrase spans point into the caption: `caption[start:end]` is the phrase.
+# one below, and the lower shape's mask loses those pixels), and the boxes (dashed) are tight
+# around what is visible. The masks are drawn as outlines so every object keeps its own colour.
+# The phrase spans point into the caption: `caption[start:end]` is the phrase.
 
 # %%
-from mmcourse.viz import draw_boxes, overlay_masks
+from mmcourse.viz import draw_boxes, draw_mask_outlines
 
 scene = batch[3]
-fig, axes = plt.subplots(1, 2, figsize=(6, 3))
-axes[0].imshow(scene.image.permute(1, 2, 0))
+fig, axes = plt.subplots(1, 2, figsize=(6.4, 3.3))
+axes[0].imshow(scene.image.permute(1, 2, 0).numpy())
 axes[0].set_title("image", fontsize=9)
-axes[1].imshow(overlay_masks(scene.image, scene.masks[scene.valid]))
+axes[1].imshow(scene.image.permute(1, 2, 0).numpy())
+draw_mask_outlines(axes[1], scene.masks[scene.valid])
 draw_boxes(axes[1], scene.boxes[scene.valid], labels=[o["shape"] for o in scene.objects])
-axes[1].set_title("instance masks and boxes", fontsize=9)
+axes[1].set_title("instance masks (outlines) and boxes (dashed)", fontsize=9)
 for ax in axes:
     ax.axis("off")
 plt.show()
@@ -208,11 +256,22 @@ print("range", digits.min().item(), "to", digits.max().item())
 # and a function that draws a batch and returns the loss; it seeds everything, shows a progress
 # bar and returns the loss history for plotting. Here it trains the simplest possible digit
 # classifier, a single linear layer, for a few hundred steps.
+#
+# ```mermaid
+# flowchart LR
+#     G["seeded generator g"] --> L["loss_fn(model, g)<br/>draws a batch, returns the loss"]
+#     L --> B["loss.backward()"] --> O["optimizer.step()"] --> L
+#     L --> H["history<br/>(the loss curve)"]
+# ```
 
 # %%
 from mmcourse.train import fit
 
 show_source(fit)
+
+# %% [markdown]
+# **Predict, then run:** a single linear layer on 64 pixel values, 400 steps: what test accuracy
+# will it reach on the held-back test digits: 50 %, 75 % or above 90 %?
 
 # %%
 import torch.nn.functional as F
@@ -238,8 +297,8 @@ plot_history(history, title="linear digit classifier")
 plt.show()
 
 # %%
-# NBVAL_CHECK_OUTPUT
-print(f"test accuracy >= 0.90: {accuracy >= 0.90}")
+print(f"test accuracy {accuracy:.3f} (target ≥ 0.90)")
+assert accuracy >= 0.90
 
 # %% [markdown]
 # ## 5. Warm-up exercise: a box from a mask
@@ -272,12 +331,9 @@ check_box_from_mask(box_from_mask)
 
 # %%
 # NBVAL_CHECK_OUTPUT
-agree = all(
-    torch.equal(box_from_mask(scene.masks[k]), scene.boxes[k])
-    for scene in (batch[i] for i in range(len(batch)))
-    for k in range(int(scene.valid.sum()))
-)
-print("matches every ShapesWorld box in the batch:", agree)
+pairs = [(batch[i].masks[k], batch[i].boxes[k]) for i in range(len(batch)) for k in range(int(batch.valid[i].sum()))]
+agree = sum(torch.equal(box_from_mask(mask), box) for mask, box in pairs)
+print(f"boxes that match ShapesWorld's: {agree} of {len(pairs)} (target: all {len(pairs)})")
 
 # %% [markdown]
 # ## 6. Glossary · 术语表

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from mmcourse.diffusion import NoiseSchedule
-from mmcourse.diffusion.data2d import make_2d, spiral, two_moons
+from mmcourse.diffusion.data2d import distance_to_data, make_2d, spiral, two_moons
 from mmcourse.diffusion.widgets import (
     SCHEDULES,
     ForwardView,
@@ -175,3 +175,16 @@ def test_make_2d_and_bad_input():
         make_2d("circles", 10)
     with pytest.raises(ValueError, match="n must"):
         two_moons(0)
+
+
+def test_distance_to_data_is_zero_on_the_data_and_grows_with_blur():
+    data = two_moons(2000, seed=0)
+    assert distance_to_data(data[:500], data) == 0.0
+    g = torch.Generator().manual_seed(0)
+    near = distance_to_data(data + 0.02 * torch.randn(data.shape, generator=g), data, chunk=300)
+    far = distance_to_data(data + 0.1 * torch.randn(data.shape, generator=g), data)
+    assert 0 < near < far
+    shifted = torch.tensor([[0.0, 0.0], [3.0, 4.0]])
+    assert distance_to_data(shifted, torch.zeros(1, 2)) == 2.5  # (0 + 5) / 2
+    with pytest.raises(ValueError, match="share D"):
+        distance_to_data(data, data[:, :1])
