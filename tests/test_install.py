@@ -68,8 +68,12 @@ def version(python: str) -> str:
 
 
 def test_the_machine_offers_every_supported_minor_version():
+    """CI must try each of them; elsewhere a missing one is reported, not failed."""
     minors = {version(p).rsplit(".", 1)[0] for p in SUPPORTED}
-    assert minors == {"3.10", "3.11", "3.12", "3.13"}, f"found {sorted(minors)} among {interpreters()}"
+    missing = sorted({"3.10", "3.11", "3.12", "3.13"} - minors)
+    if missing and not os.environ.get("CI"):
+        pytest.skip(f"Python {', '.join(missing)} not found (pyenv install {missing[0]}, or MMCOURSE_TEST_PYTHONS=...)")
+    assert not missing, f"Python {missing} not found among {interpreters()}"
 
 
 @pytest.mark.parametrize("python", SUPPORTED)
