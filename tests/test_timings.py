@@ -61,6 +61,12 @@ def test_rewrite_sets_only_the_last_column_between_the_markers():
     assert tm.rewrite_readme(out, rows) == out
 
 
+def test_a_time_measured_on_a_busy_machine_says_so():
+    assert tm.fmt({"seconds": 216.8, "load": 7.6, "cpus": 2}) == "217 s (load 7.6 on 2 CPUs)"
+    assert tm.fmt({"seconds": 31.4, "load": 1.5, "cpus": 2}) == "31 s"
+    assert tm.fmt({"seconds": 31.4}) == "31 s" == tm.fmt(31.4)
+
+
 def test_rewrite_names_rows_without_a_time_and_missing_markers():
     with pytest.raises(ValueError, match="no recorded time for 01_forward"):
         tm.rewrite_readme(TABLE, {"00_welcome": {"seconds": 1.0}})

@@ -81,9 +81,16 @@ def write(path: Path, rows: Mapping[str, Mapping]) -> None:
     path.write_text("{\n" + body + "\n}\n")
 
 
-def fmt(seconds: float) -> str:
-    """The README's form of a time: whole seconds, ``"31 s"``."""
-    return f"{round(seconds):d} s"
+def fmt(row: Mapping | float) -> str:
+    """The README's form of a recorded row: whole seconds, ``"31 s"``; when the machine was busier
+    than its CPUs, the load goes with it, ``"217 s (load 7.6 on 2 CPUs)"``."""
+    if not isinstance(row, Mapping):
+        return f"{round(row):d} s"
+    text = f"{round(row['seconds']):d} s"
+    load, cpus = row.get("load"), row.get("cpus")
+    if load is not None and cpus and load > cpus:
+        text += f" (load {load:g} on {cpus} CPUs)"
+    return text
 
 
 def _table(text: str, where: str) -> tuple[int, int, list[str]]:
@@ -124,7 +131,7 @@ def rewrite_readme(text: str, timings: Mapping[str, Mapping], where: str = "READ
             missing.append(m["name"])
             continue
         head = lines[i].rstrip().rstrip("|").rsplit("|", 1)[0]
-        lines[i] = f"{head}| {fmt(row['seconds'])} |"
+        lines[i] = f"{head}| {fmt(row)} |"
     if missing:
         raise ValueError(f"{where}: no recorded time for {', '.join(missing)}: run "
                          f"`python -m mmcourse.tools.execute notebooks/<name>.py` (make execute)")
@@ -141,8 +148,8 @@ def disagreements(text: str, timings: Mapping[str, Mapping], notebooks: list[str
         if name not in timings:
             problems.append(f"{name}: no recorded time in notebooks/timings.json (run make execute)")
     for name, cell in shown.items():
-        if name in timings and cell != fmt(timings[name]["seconds"]):
-            problems.append(f"{name}: README says {cell!r}, recorded {fmt(timings[name]['seconds'])!r} "
+        if name in timings and cell != fmt(timings[name]):
+            problems.append(f"{name}: README says {cell!r}, recorded {fmt(timings[name])!r} "
                             f"({timings[name].get('by', '?')}, {timings[name].get('date', '?')})")
     return problems
 
