@@ -287,6 +287,40 @@ def test_every_parameter_learns_from_the_three_losses():
     assert silent == []
 
 
+def itm_overfit_loss(bert_init: bool, seed: int = 0, steps: int = 120) -> float:
+    """ITM loss after ``steps`` AdamW steps on 8 fixed ShapesWorld pairs and 8 mismatched ones."""
+    import torch.nn.functional as F
+
+    from mmcourse.clip.tasks import sample_pairs
+
+    torch.manual_seed(seed)
+    model = BLIP(tiny_cfg(vocab_size=BlipTokenizer().vocab_size))
+    if bert_init:  # BERT's N(0, 0.02) for the text encoder's linear layers
+        for m in model.text_encoder.modules():
+            if isinstance(m, torch.nn.Linear):
+                torch.nn.init.normal_(m.weight, std=0.02)
+                torch.nn.init.zeros_(m.bias)
+    pairs = sample_pairs(8, seed=0, data="classes")                  # "a red circle", ...
+    images = torch.nn.functional.interpolate(pairs.images, size=16, mode="area")
+    tokens = BlipTokenizer(context_length=12)(pairs.captions)
+    wrong = torch.roll(torch.arange(8), 1)
+    labels = torch.cat([torch.ones(8), torch.zeros(8)]).long()
+    opt = torch.optim.AdamW(model.parameters(), lr=2e-3)
+    for _ in range(steps):
+        img = model.encode_image(images)
+        loss = F.cross_entropy(model.itm_logits(torch.cat([img, img[wrong]]), torch.cat([tokens, tokens])), labels)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return loss.item()
+
+
+@pytest.mark.slow
+def test_default_init_lets_itm_learn_where_bert_init_collapses():
+    assert itm_overfit_loss(bert_init=False) < 0.3
+    assert itm_overfit_loss(bert_init=True) > 0.69  # stuck at ln 2: a constant 50/50 answer
+
+
 # ---------------------------------------------------------------------------------------- losses
 def test_itc_is_clip_loss_with_blip_temperature_clamped():
     model = BLIP(tiny_cfg())
