@@ -135,25 +135,25 @@ def batch_matrix_diagram(batch_size: int = 4):
 
     _check_batch(batch_size)
     B = batch_size
-    fig, ax = plt.subplots(figsize=(5.6, 4.2))
+    fig, ax = plt.subplots(figsize=(8, 5.8))
     for i in range(B):
         for j in range(B):
             pos = i == j
             ax.add_patch(plt.Rectangle((j, i), 1, 1, fc="#2a9d8f" if pos else "#e9ecef", ec="white", lw=2))
-            ax.text(j + 0.5, i + 0.5, f"I{i + 1}·T{j + 1}", ha="center", va="center", fontsize=10,
+            ax.text(j + 0.5, i + 0.5, f"I{i + 1}·T{j + 1}", ha="center", va="center", fontsize=13,
                     color="white" if pos else "0.3")
-        ax.text(-0.15, i + 0.5, f"image I{i + 1}", ha="right", va="center", fontsize=10)
-        ax.text(i + 0.5, -0.15, f"T{i + 1}", ha="center", va="bottom", fontsize=10)
-    ax.text(B / 2, -0.65, "captions T1 … TB (text tower)", ha="center", fontsize=10)
+        ax.text(-0.15, i + 0.5, f"image I{i + 1}", ha="right", va="center", fontsize=13)
+        ax.text(i + 0.5, -0.15, f"T{i + 1}", ha="center", va="bottom", fontsize=13)
+    ax.text(B / 2, -0.65, "captions T1 … TB (text tower)", ha="center", fontsize=13)
     ax.annotate("", xy=(B + 0.9, 0.5), xytext=(B + 0.1, 0.5), arrowprops=dict(arrowstyle="->"))
-    ax.text(B + 1.0, 0.5, "softmax over a row:\nwhich caption is\nimage I1's?", va="center", fontsize=9)
+    ax.text(B + 1.0, 0.5, "softmax over a row:\nwhich caption is\nimage I1's?", va="center", fontsize=12)
     ax.annotate("", xy=(0.5, B + 0.9), xytext=(0.5, B + 0.1), arrowprops=dict(arrowstyle="->"))
-    ax.text(0.5, B + 1.0, "softmax over a column: which image is caption T1's?", va="top", fontsize=9)
-    ax.text(B + 1.0, B - 0.9, "green: B positives\ngrey: B² − B in-batch\nnegatives", fontsize=9)
+    ax.text(0.5, B + 1.0, "softmax over a column: which image is caption T1's?", va="top", fontsize=12)
+    ax.text(B + 1.0, B - 0.9, "green: B positives\ngrey: B² − B in-batch\nnegatives", fontsize=12)
     ax.set_xlim(-1.9, B + 3.2)
     ax.set_ylim(B + 1.6, -0.9)
     ax.axis("off")
-    ax.set_title(f"the B × B similarity matrix of a batch (B = {B})", fontsize=11)
+    ax.set_title(f"the B × B similarity matrix of a batch (B = {B})", fontsize=14)
     return fig
 
 
