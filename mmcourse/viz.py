@@ -279,13 +279,13 @@ def scene_view(
 
     fig, axes = plt.subplots(1, 2, figsize=SCENE_FIGSIZE)
     axes[0].imshow(_to_hwc(scene.image))
-    axes[0].set_title("image", fontsize=9)
+    axes[0].set_title("image", fontsize=12)
     axes[1].imshow(_to_hwc(scene.image))
     if show_masks:
         draw_mask_outlines(axes[1], scene.masks[scene.valid])
     if show_boxes:
-        draw_boxes(axes[1], scene.boxes[scene.valid], labels=[o["shape"] for o in scene.objects], fontsize=8)
-    axes[1].set_title("mask outlines and boxes", fontsize=9)
+        draw_boxes(axes[1], scene.boxes[scene.valid], labels=[o["shape"] for o in scene.objects], fontsize=11)
+    axes[1].set_title("mask outlines and boxes", fontsize=12)
     for ax in axes:
         ax.axis("off")
     fig.tight_layout()

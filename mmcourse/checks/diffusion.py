@@ -2,7 +2,8 @@
 
 The learner writes each function from the formulas with plain tensors (no NoiseSchedule), so the
 signatures take the schedule's tables as arguments. Every case fixes the noise, so outputs are
-comparable number for number.
+comparable number for number. ``t`` is always the code index, as in diffusers: the text's level
+t is code index t - 1, so code index 0 is the first forward step and the last reverse step.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ def add_noise_reference(x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor, 
     """x_t = sqrt(alpha_bar_t) x0 + sqrt(1 - alpha_bar_t) noise, alpha_bar_t picked per example.
 
     Args:
-        x0, noise: (B, *).  t: LongTensor (B,) of steps in [0, T).  alphas_cumprod: (T,).
+        x0, noise: (B, *).  t: LongTensor (B,) of code indices in [0, T).  alphas_cumprod: (T,).
     Returns:
         (B, *).
     """
@@ -85,8 +86,8 @@ def _batch_cases(seed: int, with_model: bool) -> list[Case]:
     s = _schedules()
     lin, short, cos = s["linear T=1000"], s["linear T=100"], s["cosine T=50"]
     specs = [
-        ((6, 1), torch.zeros(6, dtype=torch.long), lin, "x0 (6, 1), every t = 0 (the first step), linear T=1000"),
-        ((6, 1), torch.full((6,), 999), lin, "x0 (6, 1), every t = T-1 = 999, linear T=1000"),
+        ((6, 1), torch.zeros(6, dtype=torch.long), lin, "x0 (6, 1), every t = 0 (code index: level 1, the first step), linear T=1000"),
+        ((6, 1), torch.full((6,), 999), lin, "x0 (6, 1), every t = T-1 = 999 (code index: level T, the end of the chain), linear T=1000"),
         ((5, 2), torch.tensor([0, 1, 50, 98, 99]), short, "x0 (5, 2), a batch of different t, linear T=100"),
         ((4, 1, 8, 8), torch.tensor([3, 250, 600, 999]), lin, "image-shaped x0 (4, 1, 8, 8), different t"),
         ((3, 3, 4, 4), torch.tensor([0, 25, 49]), cos, "image-shaped x0 (3, 3, 4, 4), cosine T=50"),
@@ -106,9 +107,9 @@ def _step_cases(seed: int = 0) -> list[Case]:
     g = torch.Generator().manual_seed(seed)
     s = _schedules()
     specs = [
-        ((6, 1), 0, "linear T=1000", "x_t (6, 1) at t = 0: the last step, which adds no noise"),
+        ((6, 1), 0, "linear T=1000", "x_t (6, 1) at t = 0 (code index: level 1): the last step, which adds no noise"),
         ((6, 1), 1, "linear T=1000", "x_t (6, 1) at t = 1, linear T=1000"),
-        ((6, 2), 999, "linear T=1000", "x_t (6, 2) at t = T-1 = 999, the first sampling step"),
+        ((6, 2), 999, "linear T=1000", "x_t (6, 2) at t = T-1 = 999 (code index: level T), the first sampling step"),
         ((4, 1, 8, 8), 40, "linear T=100", "image-shaped x_t (4, 1, 8, 8) at t = 40, linear T=100"),
         ((3, 3, 4, 4), 10, "cosine T=50", "image-shaped x_t (3, 3, 4, 4) at t = 10, cosine T=50"),
         ((5, 1), 49, "cosine T=50", "x_t (5, 1) at t = T-1 = 49, cosine T=50"),

@@ -90,7 +90,7 @@ def ddpm_step(
 
     Args:
         model_output: (B, *) predicted noise eps_theta(x_t, t).
-        t: current step in [0, T).  x_t: (B, *) current sample.
+        t: current step, a code index in [0, T) (level t + 1 of the notebooks' text).  x_t: (B, *) current sample.
         generator: for the added noise, drawn as ``torch.randn(x_t.shape, generator=...)``.
         variance_type: "fixed_small" uses the posterior variance beta~ (the lower bound);
             "fixed_large" uses beta itself (the upper bound, used by the original CIFAR run).

@@ -87,7 +87,7 @@ class ForwardView:
     ``view(t, schedule_name) -> PNG bytes``.
     """
 
-    FIGSIZE = (9.6, 2.7)  # inches, shown at widget_width(9.6) CSS px
+    FIGSIZE = (9.6, 2.9)  # inches, shown at widget_width(9.6) CSS px
 
     def __init__(self, seed: int = 0) -> None:
         import matplotlib.pyplot as plt
@@ -116,7 +116,7 @@ class ForwardView:
         axes[2].set_ylim(-3.5, 3.5)
         axes[2].set_aspect("equal")
         for ax, title in zip(axes[:3], ["digit", "ShapesWorld scene", "two moons (2-D)"]):
-            ax.set_title(title, fontsize=9)
+            ax.set_title(title, fontsize=11)
             ax.set_xticks([])
             ax.set_yticks([])
         self.hist = axes[3].stairs(np.zeros(len(HIST_EDGES) - 1), HIST_EDGES, fill=True, color="tab:gray",
@@ -124,10 +124,11 @@ class ForwardView:
         xs = np.linspace(-4, 4, 200)
         axes[3].plot(xs, np.exp(-xs**2 / 2) / math.sqrt(2 * math.pi), color="tab:red", lw=1.5, label="N(0, 1)")
         axes[3].set_ylim(0, 1.6)
-        axes[3].legend(fontsize=8, loc="upper right")
-        axes[3].tick_params(labelsize=8)
-        self.title = fig.suptitle("", fontsize=10)
-        fig.subplots_adjust(left=0.01, right=0.99, bottom=0.12, top=0.8, wspace=0.15)
+        axes[3].set_yticks([0, 0.5, 1.0, 1.5])
+        axes[3].legend(fontsize=10, loc="upper right")
+        axes[3].tick_params(labelsize=10)
+        self.title = fig.suptitle("", fontsize=12)
+        fig.subplots_adjust(left=0.01, right=0.99, bottom=0.11, top=0.8, wspace=0.3)
         self.fig = fig
         self.blit = _Blitter(fig, [self.digit_im, self.scene_im, self.cloud, self.hist, self.title])
         plt.close("all")  # nothing of this figure should reach the notebook's inline output
@@ -245,9 +246,9 @@ class TrajectoryView:
         ax.set_xlim(-lim, lim)
         ax.set_ylim(-lim * 0.75, lim * 0.75)
         ax.set_aspect("equal")
-        ax.legend(fontsize=9, loc="upper right", markerscale=4)
-        ax.tick_params(labelsize=8)
-        self.title = ax.set_title("", fontsize=11)
+        ax.legend(fontsize=11, loc="upper right", markerscale=4)
+        ax.tick_params(labelsize=10)
+        self.title = ax.set_title("", fontsize=13)
         fig.subplots_adjust(left=0.07, right=0.98, bottom=0.07, top=0.92)
         self.fig = fig
         self.blit = _Blitter(fig, [self.points, self.title])
