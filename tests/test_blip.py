@@ -199,6 +199,9 @@ def test_loader_rejects_a_state_dict_that_does_not_fit():
     sd = BlipForImageTextRetrieval(cfg).state_dict()
     with pytest.raises(ValueError, match="unexpected key 'extra.weight'"):
         from_hf_blip_itm({**sd, "extra.weight": torch.zeros(1)}, cfg)
+    with pytest.raises(ValueError, match="special token ids must be distinct"):
+        from_hf_blip_itm(sd, cfg, enc_token_id=V_HF - 1)  # the config's bos ([DEC]) id
+    assert from_hf_blip_itm(sd, cfg, cls_token_id=5, enc_token_id=6).cfg.text.enc_token_id == 6
     sd.pop("itm_head.bias")
     with pytest.raises(ValueError, match=r"missing \['itm_head.bias'\]"):
         from_hf_blip_itm(sd, cfg)

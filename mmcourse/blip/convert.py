@@ -106,11 +106,15 @@ def hf_blip_to_mmcourse(sd: dict[str, torch.Tensor], text_prefix: str, ours_text
     return out
 
 
-def config_from_hf(sd: dict[str, torch.Tensor], config: Any, text_prefix: str, encoder: bool) -> BlipConfig:
+def config_from_hf(sd: dict[str, torch.Tensor], config: Any, text_prefix: str, encoder: bool,
+                   cls_token_id: int | None = None, enc_token_id: int | None = None) -> BlipConfig:
     """Infer a :class:`BlipConfig` from a transformers BLIP state dict and its ``BlipConfig`` (or dict).
 
     Shapes give the widths, depths and sizes; the config gives heads, activations, LayerNorm eps,
-    token ids and label smoothing (transformers' defaults when ``config`` is None).
+    token ids and label smoothing (transformers' defaults when ``config`` is None). transformers'
+    config has no ``[CLS]`` or ``[ENC]`` id: give them (Salesforce's released BLIP: 101 and 30523),
+    or the course tokenizer's layout is assumed (the 4th- and 2nd-last ids); a clash with the
+    config's ``bos_token_id`` ([DEC]) raises ValueError.
     """
     vcfg, tcfg = _get(config, "vision_config", None), _get(config, "text_config", None)
     for key in ("vision_model.embeddings.patch_embedding.weight", f"{text_prefix}.embeddings.word_embeddings.weight"):
@@ -137,7 +141,7 @@ def config_from_hf(sd: dict[str, torch.Tensor], config: Any, text_prefix: str, e
         mlp_dim=sd[f"{text_prefix}.encoder.layer.0.intermediate.dense.weight"].shape[0], image_width=Dv,
         act=_get(tcfg, "hidden_act", "gelu"), norm_eps=_get(tcfg, "layer_norm_eps", 1e-12),
         pad_token_id=_get(tcfg, "pad_token_id", 0), sep_token_id=_get(tcfg, "sep_token_id", None),
-        dec_token_id=_get(tcfg, "bos_token_id", None),
+        dec_token_id=_get(tcfg, "bos_token_id", None), cls_token_id=cls_token_id, enc_token_id=enc_token_id,
     )
     return BlipConfig(
         vision=vision, text=text, embed_dim=sd["vision_proj.weight"].shape[0] if encoder else 64,
@@ -147,22 +151,31 @@ def config_from_hf(sd: dict[str, torch.Tensor], config: Any, text_prefix: str, e
     )
 
 
-def from_hf_blip_itm(state_dict: dict[str, torch.Tensor], config: Any = None) -> BLIP:
+def from_hf_blip_itm(state_dict: dict[str, torch.Tensor], config: Any = None, cls_token_id: int | None = None,
+                     enc_token_id: int | None = None) -> BLIP:
     """A :class:`BLIP` (encoder side: ITC and ITM) holding a transformers ``BlipForImageTextRetrieval``.
 
     Args:
         state_dict: the model's ``state_dict()`` (or its safetensors tensors).
         config: its transformers ``BlipConfig`` (or ``to_dict()``): heads, eps, activations, token ids.
+        cls_token_id, enc_token_id: the ids our model puts at token 0 for ITC and ITM (see
+            :func:`config_from_hf`).
     """
-    cfg = config_from_hf(state_dict, config, "text_encoder", encoder=True)
+    cfg = config_from_hf(state_dict, config, "text_encoder", encoder=True, cls_token_id=cls_token_id,
+                         enc_token_id=enc_token_id)
     sd = hf_blip_to_mmcourse(state_dict, "text_encoder", "text_encoder")
     sd["temp"] = torch.tensor(TEMP_INIT)  # transformers' retrieval model has no temperature
     return load_checked(BLIP(cfg), sd, "transformers BLIP (retrieval)")
 
 
-def from_hf_blip_captioner(state_dict: dict[str, torch.Tensor], config: Any = None) -> BLIP:
-    """A :class:`BLIP` (decoder side: LM) holding a transformers ``BlipForConditionalGeneration``."""
-    cfg = config_from_hf(state_dict, config, "text_decoder.bert", encoder=False)
+def from_hf_blip_captioner(state_dict: dict[str, torch.Tensor], config: Any = None, cls_token_id: int | None = None,
+                           enc_token_id: int | None = None) -> BLIP:
+    """A :class:`BLIP` (decoder side: LM) holding a transformers ``BlipForConditionalGeneration``.
+
+    The decoder starts from the config's ``bos_token_id`` ([DEC]) and stops at ``sep_token_id``.
+    """
+    cfg = config_from_hf(state_dict, config, "text_decoder.bert", encoder=False, cls_token_id=cls_token_id,
+                         enc_token_id=enc_token_id)
     sd = hf_blip_to_mmcourse(state_dict, "text_decoder.bert", "text_decoder")
     if cfg.tie_word_embeddings:  # one matrix for input embeddings and output scores
         sd["lm_head.decoder.weight"] = sd["text_decoder.embeddings.word_embeddings.weight"]

@@ -71,9 +71,13 @@ class TextConfig:
                               ("dec_token_id", V - 1)):
             if getattr(self, name) is None:
                 setattr(self, name, default)
-        for name in ("pad_token_id", "cls_token_id", "sep_token_id", "enc_token_id", "dec_token_id"):
+        names = ("pad_token_id", "cls_token_id", "sep_token_id", "enc_token_id", "dec_token_id")
+        for name in names:
             if not 0 <= getattr(self, name) < V:
                 raise ValueError(f"{name} must be in 0..vocab_size-1 = 0..{V - 1}, got {getattr(self, name)}")
+        ids = {name: getattr(self, name) for name in names}
+        if len(set(ids.values())) != len(ids):
+            raise ValueError(f"the special token ids must be distinct, got {ids}")
 
     def to_dict(self) -> dict:
         return asdict(self)
