@@ -94,9 +94,9 @@ torch.set_num_threads(1)
 # flowchart RL
 #     xT["x<sub>T</sub> ~ N(0, I)"] -- "p<sub>θ</sub>: step T" --> xT1["x<sub>T−1</sub>"]
 #     xT1 -. "…" .-> xt["x<sub>t</sub>"]
-#     xt -- "p<sub>θ</sub>(x<sub>t−1</sub> ∣ x<sub>t</sub>) = N(μ<sub>θ</sub>, σ<sub>t</sub><sup>2</sup> I)" --> xt1["x<sub>t−1</sub>"]
+#     xt -- "p<sub>θ</sub>(x<sub>t−1</sub> ∣ x<sub>t</sub>)" --> xt1["x<sub>t−1</sub>"]
 #     xt1 -. "…" .-> x1["x<sub>1</sub>"]
-#     x1 -- "step 1: the mean, no noise" --> x0["x<sub>0</sub><br/>a sample"]
+#     x1 -- "step 1: mean only" --> x0["x<sub>0</sub><br/>a sample"]
 # ```
 #
 # Training needs no chain at all, only the one-jump closed form of notebook 01:
