@@ -80,7 +80,9 @@ def show_images(
                 ax.set_title(titles[i], fontsize=7, linespacing=1.1)
     if suptitle:
         fig.suptitle(suptitle, fontsize=9)
-    fig.tight_layout()
+        fig.tight_layout(rect=(0, 0, 1, 1 - 0.3 / fig.get_figheight()))  # keep 0.3 in for the suptitle
+    else:
+        fig.tight_layout()
     return fig
 
 
