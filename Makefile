@@ -27,7 +27,7 @@ help:
 	@echo "make student     write student notebooks (solutions stripped) to build/student/"
 	@echo "make weights     retrain the shipped checkpoints and update the sha256 registry"
 	@echo "make bench       speed and quality tables"
-	@echo "make test-install  fresh-clone installs with each Python (minutes; CI runs it)"
+	@echo "make test-install fresh-clone installs on each Python found (minutes; CI runs it)"
 	@echo "make clean       remove build/ and caches (keeps the venv)"
 
 # Installs once, again when the dependency files change: checks $(PYTHON), installs torch alone

@@ -7,8 +7,9 @@
   imports with the CPU torch, and `make lab` serves.
 - Interpreters outside the supported range, or without venv/ensurepip, get one clear line.
 
-Measured on the course machine (2 cores, shared): the dry runs take about 10-25 s each, the
-fresh-clone install about 1.5-3 min with uv (5 min with INSTALLER=pip).
+Cost, measured on the course machine (2 cores shared with other jobs, so upper bounds): the five
+dry runs 5-12 s each (about 50 s with pytest's start), the one-line checks under 2 s together, the
+fresh-clone install with `make lab` about 3.5 min (uv, cold cache for the new user).
 """
 
 from __future__ import annotations
