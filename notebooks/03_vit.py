@@ -64,6 +64,9 @@ from mmcourse.viz import plot_history, setup_matplotlib, show_images, show_sourc
 
 setup_matplotlib()
 # %matplotlib inline
+# The models here are small: one thread is as fast as two, and on a shared 2-core machine two
+# threads that wait for each other can be many times slower.
+torch.set_num_threads(1)
 
 # %% [markdown]
 # ## 1. Images as sequences of patches

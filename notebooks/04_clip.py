@@ -72,6 +72,9 @@ from mmcourse.vit.tasks import load_results
 
 setup_matplotlib()
 # %matplotlib inline
+# The models here are small: one thread is as fast as two, and on a shared 2-core machine two
+# threads that wait for each other can be many times slower.
+torch.set_num_threads(1)
 
 # %% [markdown]
 # ## 1. Image–caption pairs

@@ -65,6 +65,9 @@ def test_a_time_measured_on_a_busy_machine_says_so():
     assert tm.fmt({"seconds": 216.8, "load": 7.6, "cpus": 2}) == "217 s (load 7.6 on 2 CPUs)"
     assert tm.fmt({"seconds": 31.4, "load": 1.5, "cpus": 2}) == "31 s"
     assert tm.fmt({"seconds": 31.4}) == "31 s" == tm.fmt(31.4)
+    assert tm.fmt({"seconds": 66.0, "slowdown": 2.2, "load": 1.0, "cpus": 2}) == (
+        "66 s (on a machine 2.2x slower than the reference: about 30 s there)")
+    assert tm.fmt({"seconds": 31.4, "slowdown": 1.1}) == "31 s"
 
 
 def test_rewrite_names_rows_without_a_time_and_missing_markers():

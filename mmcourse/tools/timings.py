@@ -87,10 +87,14 @@ def fmt(row: Mapping | float) -> str:
     if not isinstance(row, Mapping):
         return f"{round(row):d} s"
     text = f"{round(row['seconds']):d} s"
-    load, cpus = row.get("load"), row.get("cpus")
+    load, cpus, slow = row.get("load"), row.get("cpus"), row.get("slowdown")
+    notes = []
+    if slow is not None and slow > 1.2:  # mmcourse.tools.calibrate: a slower machine than the reference
+        notes.append(f"on a machine {slow:g}x slower than the reference: about "
+                     f"{round(row['seconds'] / slow):d} s there")
     if load is not None and cpus and load > cpus:
-        text += f" (load {load:g} on {cpus} CPUs)"
-    return text
+        notes.append(f"load {load:g} on {cpus} CPUs")
+    return text + (f" ({'; '.join(notes)})" if notes else "")
 
 
 def _table(text: str, where: str) -> tuple[int, int, list[str]]:
