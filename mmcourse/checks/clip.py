@@ -87,4 +87,4 @@ def check_build_zero_shot_weights(fn) -> Verdict:
     return check("check_build_zero_shot_weights", fn, build_zero_shot_weights_reference, _zero_shot_cases())
 
 
-from .vit import expect, format_bound  # noqa: E402,F401  (notebook 04 prints its measurements the same way)
+from .core import expect, format_bound  # noqa: E402,F401  (notebook 04 prints its measurements the same way)

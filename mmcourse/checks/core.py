@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
@@ -139,3 +140,46 @@ def check(
 def _fail(message: str) -> Verdict:
     print(message)
     return Verdict(False, message)
+
+
+# Printed measurements: a value with its target, for the notebooks' checked cells.
+_OPS = {"≥": float.__ge__, "≤": float.__le__, ">": float.__gt__, "<": float.__lt__, "=": float.__eq__}
+
+
+def format_bound(value: float) -> str:
+    """A tiny non-negative error, rounded *up* to a power of ten: 3.2e-07 -> "≤ 1e-6", 0 -> "0".
+
+    Rounding to the order of magnitude keeps a printed check stable across machines, whose float
+    round-off differs in the last digits."""
+    if value < 0:
+        raise ValueError(f"value must be >= 0 for a bound, got {value!r}")
+    if value == 0:
+        return "0"
+    return f"≤ 1e{math.ceil(math.log10(value))}"
+
+
+def expect(label: str, value: float, target: str, fmt: str = ".3f") -> None:
+    """Print ``label value (target ...)`` and raise AssertionError if ``value`` misses ``target``.
+
+    Args:
+        label: what was measured, e.g. "digits test accuracy".
+        value: the measurement (a number or a 0-d tensor).
+        target: an operator (≥, ≤, >, <, =) and a number, e.g. "≥ 0.95" or "≤ 1e-5".
+        fmt: format of the value; "bound" prints a small error as a power of ten (format_bound).
+    Returns None, so that a cell ending with it shows only the printed line.
+
+    >>> expect("accuracy", 0.9666, "≥ 0.95")
+    accuracy 0.967 (target ≥ 0.95)
+    """
+    op, _, number = target.strip().partition(" ")
+    if op not in _OPS:
+        raise ValueError(f"target must start with one of {' '.join(_OPS)} and a space, got {target!r}")
+    try:
+        threshold = float(number)
+    except ValueError:
+        raise ValueError(f"target must end with a number, got {target!r}") from None
+    value = float(value)
+    shown = format_bound(abs(value)) if fmt == "bound" else format(value, fmt)
+    print(f"{label} {shown} (target {target})")
+    if not _OPS[op](value, threshold):
+        raise AssertionError(f"{label}: {value!r} misses the target {target}")
