@@ -242,7 +242,7 @@ expect("|loss(a, b) - loss(b, a)|", (clip_loss(a, b, 20.0) - clip_loss(b, a, 20.
 # this size: the towers start from OpenAI's initialisation (weights of std width^-½), and the
 # gradient norm is clipped to 0.1 (`grad_clip`), for a reason the loss curve below shows.
 #
-# The live run: 200 steps of 128 pairs (about 10 s on a quiet machine). Afterwards we measure
+# The live run: 200 steps of 128 pairs (its progress bar shows how long it takes on your machine). Afterwards we measure
 # zero-shot accuracy over the 30 colour–shape classes (chance 3.3%; section 7) and image→text
 # **recall@1**, the share of images whose most similar caption among 1,000 describes them
 # (chance about 0.3%; section 8).
@@ -474,7 +474,7 @@ retrieval_explorer(named, bank)
 # steps, the same gradient count, but each pair meets group − 1 negatives.
 #
 # **Predict, then run:** the live run of section 6 gave each pair 127 negatives. Retrain it with
-# 3 (groups of 4), same data and steps (about 10 s). Which retrieves better, and by how much?
+# 3 (groups of 4), same data and steps (as long again as that run). Which retrieves better, and by how much?
 
 # %%
 few, few_history = train_clip("named", negatives_group=4, desc="live CLIP run, 3 negatives per pair", **LIVE)
