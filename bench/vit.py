@@ -36,13 +36,8 @@ DIGITS_RECIPE = dict(steps=500, lr=2e-3)
 
 
 def _import_timm():
-    """timm beside the CPU torch needs the tests' torchvision shim (see tests/_torchvision_compat.py)."""
-    tests = str(Path(__file__).resolve().parents[1] / "tests")
-    if tests not in sys.path:
-        sys.path.insert(0, tests)
-    import _torchvision_compat
-
-    _torchvision_compat.install()
+    """timm imports torchvision; the venv's start-up hook (installed by make setup, see
+    tests/_torchvision_compat.py) lets it import beside the CPU torch."""
     from timm.models.vision_transformer import VisionTransformer as TimmViT
 
     return TimmViT
