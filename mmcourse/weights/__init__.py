@@ -10,8 +10,10 @@ Rebuild every checkpoint with ``make weights`` (``python -m mmcourse.weights.bui
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -102,13 +104,20 @@ def save(
     path = registry.parent / f"{name}.safetensors"
     tensors = {k: v.detach().cpu().contiguous() for k, v in state_dict.items()}
     save_file(tensors, str(path), metadata={"name": name, "command": command})
-    rows = json.loads(registry.read_text()) if registry.exists() else {}
-    rows[name] = {
+    row = {
         "file": path.name,
         "sha256": sha256_of(path),
         "config": config,
         "command": command,
         "metrics": {k: round(float(v), 4) for k, v in metrics.items()},
     }
-    registry.write_text(json.dumps(dict(sorted(rows.items())), indent=2) + "\n")
-    return Entry(name=name, **rows[name])
+    # Builders of different checkpoints may run at once: read, update and replace the registry
+    # under a lock, so no builder drops another's row.
+    with open(registry.parent / ".registry.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        rows = json.loads(registry.read_text()) if registry.exists() else {}
+        rows[name] = row
+        tmp = registry.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(dict(sorted(rows.items())), indent=2) + "\n")
+        os.replace(tmp, registry)
+    return Entry(name=name, **row)

@@ -7,6 +7,7 @@ registry next to the sha256 of the file it wrote.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import sys
 import time
 from typing import Callable
@@ -97,7 +98,9 @@ def build_vit_shapes_broad() -> None:
     _build_vit_shapes("vit_shapes_broad", 0.5)
 
 
-# name -> builder; later topics add their checkpoints here.
+# name -> builder for the foundation's checkpoints. Later topics keep theirs beside their code:
+# a module ``mmcourse/<topic>/checkpoints.py`` with a ``BUILDERS`` dict of the same shape, found
+# by ``all_builders()``.
 BUILDERS: dict[str, Callable[[], None]] = {
     "digits_classifier": build_digits_classifier,
     "vit_digits": build_vit_digits,
@@ -109,17 +112,38 @@ BUILDERS: dict[str, Callable[[], None]] = {
 }
 
 
+def all_builders() -> dict[str, Callable[[], None]]:
+    """The foundation's builders, then each topic's ``mmcourse.<topic>.checkpoints.BUILDERS``
+    in package order (so ``all`` builds a topic's dependencies, e.g. CLIP, before it)."""
+    import importlib
+    import pkgutil
+
+    import mmcourse
+
+    builders = dict(BUILDERS)
+    for pkg in sorted(m.name for m in pkgutil.iter_modules(mmcourse.__path__) if m.ispkg):
+        if importlib.util.find_spec(f"mmcourse.{pkg}.checkpoints") is None:
+            continue
+        topic = importlib.import_module(f"mmcourse.{pkg}.checkpoints").BUILDERS
+        clash = sorted(set(topic) & set(builders))
+        if clash:
+            raise RuntimeError(f"mmcourse.{pkg}.checkpoints registers names already taken: {clash}")
+        builders.update(topic)
+    return builders
+
+
 def main(argv: list[str] | None = None) -> int:
+    builders = all_builders()
     p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("names", nargs="+", help=f"'all' or some of: {', '.join(BUILDERS)}")
+    p.add_argument("names", nargs="+", help=f"'all' or some of: {', '.join(builders)}")
     args = p.parse_args(argv)
-    names = list(BUILDERS) if args.names == ["all"] else args.names
-    unknown = [n for n in names if n not in BUILDERS]
+    names = list(builders) if args.names == ["all"] else args.names
+    unknown = [n for n in names if n not in builders]
     if unknown:
-        p.error(f"unknown checkpoint(s) {unknown}; choose from {list(BUILDERS)} or 'all'")
+        p.error(f"unknown checkpoint(s) {unknown}; choose from {list(builders)} or 'all'")
     for n in names:
         t0 = time.perf_counter()
-        BUILDERS[n]()
+        builders[n]()
         print(f"{n}: built in {time.perf_counter() - t0:.1f} s", flush=True)
     return 0
 
