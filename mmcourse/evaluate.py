@@ -4,6 +4,8 @@
 - A small digit classifier (trained by ``make weights`` and shipped) whose confidence and
   penultimate features score generated 8x8 digits, and the Fréchet distance between feature sets
   (the idea behind FID, at toy scale).
+- COCO-style detection average precision (``detection_ap``, checked against pycocotools),
+  shared by SAM's boxes-from-masks and GLIP.
 """
 
 from __future__ import annotations
@@ -163,3 +165,133 @@ def score_digits(samples: torch.Tensor, classifier: DigitsClassifier | None = No
 def config_dict(cfg) -> dict:
     """A dataclass config as a plain dict (for the weights registry)."""
     return asdict(cfg)
+
+
+# ---------------------------------------------------------------------------------------------
+# Detection: COCO-style average precision (shared by SAM's "everything" boxes and GLIP)
+# ---------------------------------------------------------------------------------------------
+
+COCO_IOU_THRESHOLDS = tuple(np.linspace(0.5, 0.95, 10).round(2).tolist())  # 0.50, 0.55, ..., 0.95
+_RECALL_POINTS = np.linspace(0.0, 1.0, 101)  # COCO's 101-point interpolation
+
+
+def box_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """IoU of every box in ``a`` (N, 4) with every box in ``b`` (M, 4), xyxy: returns (N, M).
+
+    Area is (x1 - x0) * (y1 - y0), no "+1" (as pycocotools and torchvision count it)."""
+    a, b = torch.as_tensor(a, dtype=torch.float64), torch.as_tensor(b, dtype=torch.float64)
+    area_a = (a[:, 2] - a[:, 0]).clamp(min=0) * (a[:, 3] - a[:, 1]).clamp(min=0)
+    area_b = (b[:, 2] - b[:, 0]).clamp(min=0) * (b[:, 3] - b[:, 1]).clamp(min=0)
+    lt = torch.maximum(a[:, None, :2], b[None, :, :2])  # (N, M, 2)
+    rb = torch.minimum(a[:, None, 2:], b[None, :, 2:])  # (N, M, 2)
+    inter = (rb - lt).clamp(min=0).prod(-1)  # (N, M)
+    union = area_a[:, None] + area_b[None, :] - inter
+    return torch.where(union > 0, inter / union.clamp(min=1e-12), torch.zeros_like(inter))
+
+
+def _check_boxes(argument: str, boxes, i: int) -> torch.Tensor:
+    boxes = torch.as_tensor(boxes, dtype=torch.float64)
+    if boxes.ndim != 2 or boxes.shape[1] != 4:
+        raise ValueError(f"{argument}[{i}]['boxes'] must have shape (n, 4) (xyxy pixels), got {tuple(boxes.shape)}")
+    if bool((boxes[:, 2] < boxes[:, 0]).any() or (boxes[:, 3] < boxes[:, 1]).any()):
+        raise ValueError(f"{argument}[{i}]['boxes'] must be xyxy with x1 >= x0 and y1 >= y0")
+    return boxes
+
+
+def _check_vector(argument: str, item: dict, key: str, n: int, i: int) -> torch.Tensor:
+    if key not in item:
+        raise ValueError(f"{argument}[{i}] must have a {key!r} entry (one per box)")
+    v = torch.as_tensor(item[key]).flatten()
+    if v.numel() != n:
+        raise ValueError(f"{argument}[{i}][{key!r}] must have one value per box ({n}), got {v.numel()}")
+    return v
+
+
+def detection_ap(detections: list[dict], targets: list[dict], iou_thresholds=None, max_detections: int = 100) -> dict:
+    """COCO-style average precision of box detections, as ``pycocotools``' COCOeval computes it.
+
+    Args:
+        detections: one dict per image with "boxes" (n, 4) xyxy pixels, "scores" (n,) and
+            "labels" (n,) int (use all zeros for class-agnostic boxes).
+        targets: one dict per image (same order) with "boxes" (m, 4) and "labels" (m,).
+        iou_thresholds: the IoU thresholds to average over; default COCO's 0.50:0.05:0.95.
+        max_detections: at most this many detections per image and class, highest scores first.
+
+    Returns a dict: "AP" (mean over thresholds and classes), "AP50" and "AP75" (when those
+    thresholds are among ``iou_thresholds``), and "per_class_AP50" {label: AP at IoU 0.5}.
+    Classes without any ground-truth box are left out of the mean (as COCOeval does); a class
+    with ground truth but no detection counts 0. Recall is read at 101 points, with the
+    precision envelope (the best precision at any higher recall).
+    """
+    if len(detections) != len(targets):
+        raise ValueError(f"detections and targets must list the same images: {len(detections)} vs {len(targets)}")
+    thresholds = np.asarray(COCO_IOU_THRESHOLDS if iou_thresholds is None else iou_thresholds, dtype=np.float64)
+    if thresholds.ndim != 1 or thresholds.size == 0 or ((thresholds <= 0) | (thresholds > 1)).any():
+        raise ValueError(f"iou_thresholds must be a non-empty list of values in (0, 1], got {iou_thresholds!r}")
+    T = len(thresholds)
+
+    # Per image: check and split by class.
+    classes: set[int] = set()
+    per_image = []
+    for i, (det, tgt) in enumerate(zip(detections, targets)):
+        db, tb = _check_boxes("detections", det["boxes"], i), _check_boxes("targets", tgt["boxes"], i)
+        ds = _check_vector("detections", det, "scores", len(db), i).double()
+        dl = _check_vector("detections", det, "labels", len(db), i).long()
+        tl = _check_vector("targets", tgt, "labels", len(tb), i).long()
+        per_image.append((db, ds, dl, tb, tl))
+        classes.update(tl.tolist())
+
+    per_class: dict[int, np.ndarray] = {}  # label -> AP per threshold (T,)
+    for c in sorted(classes):
+        scores, matched, n_gt = [], [], 0
+        for db, ds, dl, tb, tl in per_image:
+            d_idx = torch.nonzero(dl == c).flatten()
+            g = tb[tl == c]
+            n_gt += len(g)
+            order = torch.sort(ds[d_idx], descending=True, stable=True).indices[:max_detections]
+            d = db[d_idx][order]
+            scores.append(ds[d_idx][order].numpy())
+            m = np.zeros((T, len(d)), dtype=bool)
+            if len(d) and len(g):
+                iou = box_iou(d, g).numpy()  # (nd, ng)
+                for t, thr in enumerate(thresholds):
+                    taken = np.zeros(len(g), dtype=bool)
+                    for k in range(len(d)):  # greedy in score order: the best free box above thr
+                        best, best_iou = -1, min(thr, 1 - 1e-10)
+                        for j in range(len(g)):
+                            if taken[j] or iou[k, j] < best_iou:
+                                continue
+                            best, best_iou = j, iou[k, j]
+                        if best >= 0:
+                            taken[best] = True
+                            m[t, k] = True
+            matched.append(m)
+        s = np.concatenate(scores)
+        order = np.argsort(-s, kind="mergesort")
+        tp = np.concatenate(matched, axis=1)[:, order]  # (T, nd)
+        ap = np.zeros(T)
+        for t in range(T):
+            tps = np.cumsum(tp[t]).astype(float)
+            fps = np.cumsum(~tp[t]).astype(float)
+            recall = tps / n_gt
+            precision = tps / (tps + fps + np.spacing(1))
+            envelope = np.maximum.accumulate(precision[::-1])[::-1] if len(precision) else precision
+            idx = np.searchsorted(recall, _RECALL_POINTS, side="left")
+            q = np.where(idx < len(envelope), envelope[np.minimum(idx, len(envelope) - 1)] if len(envelope) else 0.0, 0.0)
+            ap[t] = q.mean()
+        per_class[c] = ap
+
+    out: dict = {}
+    if per_class:
+        table = np.stack(list(per_class.values()))  # (C, T)
+        out["AP"] = float(table.mean())
+        for name, thr in (("AP50", 0.5), ("AP75", 0.75)):
+            hit = np.isclose(thresholds, thr)
+            if hit.any():
+                out[name] = float(table[:, hit.argmax()].mean())
+        if np.isclose(thresholds, 0.5).any():
+            k = int(np.isclose(thresholds, 0.5).argmax())
+            out["per_class_AP50"] = {c: float(v[k]) for c, v in per_class.items()}
+    else:
+        out["AP"] = float("nan")
+    return out
