@@ -24,3 +24,8 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+# The browser tests' fixtures (one JupyterLab and one Chromium per session, shared by every
+# tests/test_browser*.py); they start nothing until a browser test asks for them.
+from _browser import browser, chromium, lab, page  # noqa: E402,F401
