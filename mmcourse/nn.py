@@ -49,7 +49,9 @@ class Attention(nn.Module):
     weights (B, H, N, N) when ``return_attn`` is true.
     """
 
-    def __init__(self, dim: int, num_heads: int, qkv_bias: bool = True) -> None:
+    def __init__(
+        self, dim: int, num_heads: int, qkv_bias: bool = True, rel_pos_size: tuple[int, int] | None = None
+    ) -> None:
         super().__init__()
         if dim % num_heads:
             raise ValueError(f"dim ({dim}) must be divisible by num_heads ({num_heads})")
@@ -57,13 +59,29 @@ class Attention(nn.Module):
         self.head_dim = dim // num_heads
         self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)
         self.proj = nn.Linear(dim, dim)
+        # Option (SAM's ViTDet encoder): decomposed relative position biases, one learned table per
+        # axis, (2h - 1, hd) and (2w - 1, hd) for a (h, w) token grid. Zero at the start, as in SAM.
+        self.rel_pos_size = rel_pos_size
+        if rel_pos_size is not None:
+            h, w = rel_pos_size
+            self.rel_pos_h = nn.Parameter(torch.zeros(2 * h - 1, self.head_dim))
+            self.rel_pos_w = nn.Parameter(torch.zeros(2 * w - 1, self.head_dim))
 
     def forward(
-        self, x: torch.Tensor, mask: torch.Tensor | None = None, return_attn: bool = False
+        self, x: torch.Tensor, mask: torch.Tensor | None = None, return_attn: bool = False,
+        hw: tuple[int, int] | None = None,
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """``hw``: the (h, w) token grid of x (h * w = N), needed only with relative positions."""
         B, N, D = x.shape
         qkv = self.qkv(x).reshape(B, N, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
         q, k, v = qkv.unbind(0)  # each (B, H, N, hd)
+        if self.rel_pos_size is not None:
+            if hw is None or hw[0] * hw[1] != N:
+                raise ValueError(f"hw must be the (h, w) token grid of x with h * w = N = {N}, got {hw!r}")
+            bias = decomposed_rel_pos(q, self.rel_pos_h, self.rel_pos_w, hw, hw)  # (B, H, N, N)
+            if mask is not None:
+                bias = bias.masked_fill(~mask, float("-inf")) if mask.dtype == torch.bool else bias + mask
+            mask = bias
         if return_attn:
             out, attn = attention(q, k, v, mask)  # (B, H, N, hd), (B, H, N, N)
         else:
@@ -117,23 +135,106 @@ class Block(nn.Module):
 
     def __init__(
         self, dim: int, num_heads: int, mlp_ratio: float = 4.0, qkv_bias: bool = True,
-        act: type[nn.Module] = nn.GELU, eps: float = 1e-6,
+        act: type[nn.Module] = nn.GELU, eps: float = 1e-6, window_size: int = 0,
+        rel_pos_size: tuple[int, int] | None = None,
     ) -> None:
+        """Options of SAM's image encoder (both off by default): ``window_size`` > 0 makes attention
+        local to non-overlapping window_size x window_size windows of the token grid (padded when
+        the grid is not a multiple); ``rel_pos_size`` = the (h, w) token grid turns on decomposed
+        relative position biases (tables sized for the window when windowed, else for the grid).
+        """
         super().__init__()
+        if not isinstance(window_size, int) or window_size < 0:
+            raise ValueError(f"window_size must be an int >= 0 (0 = global attention), got {window_size!r}")
+        self.window_size = window_size
+        if rel_pos_size is not None and window_size > 0:
+            rel_pos_size = (window_size, window_size)
         self.norm1 = nn.LayerNorm(dim, eps=eps)
-        self.attn = Attention(dim, num_heads, qkv_bias=qkv_bias)
+        self.attn = Attention(dim, num_heads, qkv_bias=qkv_bias, rel_pos_size=rel_pos_size)
         self.norm2 = nn.LayerNorm(dim, eps=eps)
         self.mlp = Mlp(dim, int(dim * mlp_ratio), act=act)
 
     def forward(
-        self, x: torch.Tensor, mask: torch.Tensor | None = None, return_attn: bool = False
+        self, x: torch.Tensor, mask: torch.Tensor | None = None, return_attn: bool = False,
+        hw: tuple[int, int] | None = None,
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """``hw``: the (h, w) token grid of x, needed by the windowed and relative-position options."""
+        if self.window_size > 0:
+            if hw is None or hw[0] * hw[1] != x.shape[1]:
+                raise ValueError(f"hw must be the (h, w) token grid of x with h * w = {x.shape[1]}, got {hw!r}")
+            if mask is not None or return_attn:
+                raise ValueError("windowed attention takes no mask and returns no attention weights")
+            B, N, D = x.shape
+            ws = self.window_size
+            windows, pad_hw = window_partition(self.norm1(x).reshape(B, hw[0], hw[1], D), ws)  # (B*nW, ws, ws, D)
+            a = self.attn(windows.reshape(-1, ws * ws, D), hw=(ws, ws))                        # (B*nW, ws*ws, D)
+            x = x + window_unpartition(a.reshape(-1, ws, ws, D), ws, pad_hw, hw).reshape(B, N, D)
+            return x + self.mlp(self.norm2(x))
         if return_attn:
-            a, attn = self.attn(self.norm1(x), mask=mask, return_attn=True)
+            a, attn = self.attn(self.norm1(x), mask=mask, return_attn=True, hw=hw)
             x = x + a
             return x + self.mlp(self.norm2(x)), attn
-        x = x + self.attn(self.norm1(x), mask=mask)
+        x = x + self.attn(self.norm1(x), mask=mask, hw=hw)
         return x + self.mlp(self.norm2(x))
+
+
+def window_partition(x: torch.Tensor, window_size: int) -> tuple[torch.Tensor, tuple[int, int]]:
+    """Cut a token grid (B, H, W, C) into windows (B * nW, ws, ws, C), zero-padding bottom/right.
+
+    Returns the windows and the padded size (Hp, Wp). Padded tokens take part in the attention of
+    their window, as in SAM (segment_anything/modeling/image_encoder.py).
+    """
+    B, H, W, C = x.shape
+    pad_h, pad_w = (-H) % window_size, (-W) % window_size
+    if pad_h or pad_w:
+        x = F.pad(x, (0, 0, 0, pad_w, 0, pad_h))
+    Hp, Wp = H + pad_h, W + pad_w
+    x = x.view(B, Hp // window_size, window_size, Wp // window_size, window_size, C)
+    return x.permute(0, 1, 3, 2, 4, 5).reshape(-1, window_size, window_size, C), (Hp, Wp)
+
+
+def window_unpartition(
+    windows: torch.Tensor, window_size: int, pad_hw: tuple[int, int], hw: tuple[int, int]
+) -> torch.Tensor:
+    """Inverse of :func:`window_partition`: (B * nW, ws, ws, C) -> (B, H, W, C), padding dropped."""
+    (Hp, Wp), (H, W) = pad_hw, hw
+    B = windows.shape[0] // ((Hp // window_size) * (Wp // window_size))
+    x = windows.view(B, Hp // window_size, Wp // window_size, window_size, window_size, -1)
+    x = x.permute(0, 1, 3, 2, 4, 5).reshape(B, Hp, Wp, -1)
+    return x[:, :H, :W].contiguous()
+
+
+def get_rel_pos(q_size: int, k_size: int, rel_pos: torch.Tensor) -> torch.Tensor:
+    """Rows of a relative-position table (L, hd) for every (query, key) pair of one axis: (q, k, hd).
+
+    A table of another length is linearly resized first (SAM's rule, for grids other than the
+    one trained on).
+    """
+    max_rel_dist = 2 * max(q_size, k_size) - 1
+    if rel_pos.shape[0] != max_rel_dist:
+        rel_pos = F.interpolate(rel_pos.T[None], size=max_rel_dist, mode="linear")[0].T
+    q_coords = torch.arange(q_size, device=rel_pos.device)[:, None] * max(k_size / q_size, 1.0)
+    k_coords = torch.arange(k_size, device=rel_pos.device)[None, :] * max(q_size / k_size, 1.0)
+    relative = (q_coords - k_coords) + (k_size - 1) * max(q_size / k_size, 1.0)  # offsets shifted to >= 0
+    return rel_pos[relative.long()]
+
+
+def decomposed_rel_pos(
+    q: torch.Tensor, rel_pos_h: torch.Tensor, rel_pos_w: torch.Tensor,
+    q_size: tuple[int, int], k_size: tuple[int, int],
+) -> torch.Tensor:
+    """Decomposed relative position bias (MViTv2, used by SAM's encoder), to add to the scores.
+
+    bias[q, k] = q · Rh[row(q) - row(k)] + q · Rw[col(q) - col(k)]: one table per axis instead of
+    one per 2-D offset. q: (..., q_h * q_w, hd) unscaled queries. Returns (..., Nq, Nk).
+    """
+    (q_h, q_w), (k_h, k_w) = q_size, k_size
+    Rh, Rw = get_rel_pos(q_h, k_h, rel_pos_h), get_rel_pos(q_w, k_w, rel_pos_w)  # (q_h, k_h, hd), (q_w, k_w, hd)
+    r_q = q.reshape(*q.shape[:-2], q_h, q_w, q.shape[-1])
+    rel_h = torch.einsum("...hwc,hkc->...hwk", r_q, Rh)  # (..., q_h, q_w, k_h)
+    rel_w = torch.einsum("...hwc,wkc->...hwk", r_q, Rw)  # (..., q_h, q_w, k_w)
+    bias = rel_h[..., :, None] + rel_w[..., None, :]      # (..., q_h, q_w, k_h, k_w)
+    return bias.reshape(*q.shape[:-2], q_h * q_w, k_h * k_w)
 
 
 def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
