@@ -34,6 +34,7 @@ from .negatives import sample_hard_negatives
 from .text import TextConfig, TextTransformer, LMHead, tie_decoder_to_encoder
 
 TEMP_INIT, TEMP_MIN, TEMP_MAX = 0.07, 0.001, 0.5
+NEGATIVES = ("hard", "random")
 
 
 def _default_vision() -> ViTConfig:
@@ -186,20 +187,23 @@ class BLIP(nn.Module):
 
     # ----------------------------------------------------------------------------------- losses
     def forward(self, images: torch.Tensor, tokens: torch.Tensor, content_ids: torch.Tensor | None = None,
-                generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+                generator: torch.Generator | None = None, negatives: str = "hard") -> dict[str, torch.Tensor]:
         """The three losses of one step: ``{"itc", "itm", "lm"}`` (only those the model has).
 
         ``content_ids`` (B,): equal for pairs with identical content (e.g. caption ids); they are
-        masked in ITC and never drawn as ITM negatives.
+        masked in ITC and never drawn as ITM negatives. ``negatives``: "hard" (BLIP: drawn from
+        the softmax of the ITC similarities) or "random" (uniform over the allowed pairs).
         """
+        if negatives not in NEGATIVES:
+            raise ValueError(f"negatives must be one of {NEGATIVES}, got {negatives!r}")
         image_tokens = self.encode_image(images)                                    # (B, T, Dv)
         losses = {}
         if self.cfg.encoder:
             self.clamp_temp()
             img, txt = self.image_features(image_tokens), self.text_features(tokens)  # (B, E) each
             losses["itc"] = itc_loss(img, txt, self.temp, content_ids)
-            pair_tokens, pair_images, labels = self.itm_batch(image_tokens, tokens, img @ txt.T / self.temp,
-                                                              content_ids, generator)
+            sim = img @ txt.T / self.temp if negatives == "hard" else torch.zeros(len(img), len(txt))  # zeros: uniform
+            pair_tokens, pair_images, labels = self.itm_batch(image_tokens, tokens, sim, content_ids, generator)
             losses["itm"] = itm_loss(self.itm_logits(pair_images, pair_tokens), labels)
         if self.cfg.decoder:
             pad = self.cfg.text.pad_token_id
