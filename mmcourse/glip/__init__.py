@@ -1,0 +1,28 @@
+"""The GLIP topic (notebook 07): object detection as phrase grounding.
+
+- :mod:`.backbone`: a small CNN to a stride-4 feature map.
+- :mod:`.fusion`: ``BiMultiHeadAttention`` and ``FusionLayer`` (GLIP's deep fusion, X-MHA).
+- :mod:`.head`: the dense FCOS-style head, ``alignment_logits`` and ``AlignmentHead``.
+- :mod:`.targets`: spans -> tokens, centre sampling, token targets, box encoding.
+- :mod:`.losses`: sigmoid focal loss, GIoU, centerness; ``grounding_loss``.
+- :mod:`.nms`: ``nms`` and class-aware ``batched_nms``.
+- :mod:`.model`: ``GLIPConfig`` and ``GLIP``.
+- :mod:`.prompts`, :mod:`.predict`: prompts to phrases, ``grounding_predict``.
+- :mod:`.tasks`: ShapesWorld training data, training and the measurements.
+"""
+
+from .fusion import BiMultiHeadAttention, FusionLayer
+from .head import AlignmentHead, alignment_logits
+from .losses import generalized_box_iou, grounding_loss, sigmoid_focal_loss
+from .model import GLIP, GLIPConfig, count_parameters
+from .nms import batched_nms, nms
+from .predict import grounding_predict, predict_batch
+from .prompts import caption_phrases, detection_prompt, parse_prompt
+from .targets import assign_locations, positive_map, span_to_tokens, token_targets
+
+__all__ = [
+    "BiMultiHeadAttention", "FusionLayer", "AlignmentHead", "alignment_logits", "generalized_box_iou",
+    "grounding_loss", "sigmoid_focal_loss", "GLIP", "GLIPConfig", "count_parameters", "batched_nms", "nms",
+    "grounding_predict", "predict_batch", "caption_phrases", "detection_prompt", "parse_prompt",
+    "assign_locations", "positive_map", "span_to_tokens", "token_targets",
+]

@@ -1,0 +1,342 @@
+"""mmcourse.glip: fusion against transformers, losses against closed forms, targets from spans,
+centre sampling, NMS against a brute-force reference, prompts and bad input, the model's plumbing."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from mmcourse.data.shapes import SHAPES, ShapesWorld
+from mmcourse.glip import (GLIP, BiMultiHeadAttention, GLIPConfig, alignment_logits, assign_locations, batched_nms,
+                           caption_phrases, detection_prompt, generalized_box_iou, grounding_predict, nms,
+                           parse_prompt, positive_map, sigmoid_focal_loss, span_to_tokens, token_targets)
+from mmcourse.glip.fusion import attention_from_hf_weights
+from mmcourse.glip.head import BIAS_INIT, AlignmentHead
+from mmcourse.glip.losses import box_iou
+from mmcourse.glip.targets import (RADIUS, centerness_target, decode_ltrb, encode_ltrb, grid_points,
+                                   tokenize_with_spans)
+from mmcourse.clip.tokenizer import WordTokenizer
+
+
+@pytest.fixture(scope="module")
+def tok():
+    return WordTokenizer(context_length=56)
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    return GLIP(GLIPConfig()).eval()
+
+
+# ---------------------------------------------------------------------------------------------
+# Fusion against transformers' GroundingDinoBiMultiHeadAttention
+# ---------------------------------------------------------------------------------------------
+
+
+def _hf_attention(seed: int = 0):
+    from transformers import GroundingDinoConfig
+    from transformers.models.grounding_dino.modeling_grounding_dino import GroundingDinoBiMultiHeadAttention
+
+    # widths must be equal on both sides; embed_dim = ffn // 2 = 32, heads = 4 // 2 = 2
+    cfg = GroundingDinoConfig(d_model=32, encoder_ffn_dim=64, encoder_attention_heads=4, fusion_dropout=0.0)
+    torch.manual_seed(seed)
+    ref = GroundingDinoBiMultiHeadAttention(cfg).eval()
+    with torch.no_grad():  # non-zero biases, so a missed bias copy shows
+        for p in ref.parameters():
+            p.add_(torch.randn_like(p) * 0.1)
+    ours = BiMultiHeadAttention(32, 32, 32, 2).eval()
+    attention_from_hf_weights(ref.state_dict(), ours)
+    return ref, ours
+
+
+@pytest.mark.parametrize("scale,dtype", [(1.0, torch.float32), (30.0, torch.float64)])
+def test_bi_attention_equals_transformers_grounding_dino(scale, dtype):
+    """Copied weights, padded text and vision; masks converted (ours True = real, HF True = padding).
+    HF subtracts the global max and clamps to +-50000; with scale 30 the scores reach the
+    thousands, where exp() without max subtraction would overflow (compared in float64 there:
+    float32 scores of that size differ by 1e-4 with the summation order alone)."""
+    ref, ours = _hf_attention()
+    ref, ours = ref.to(dtype), ours.to(dtype)
+    g = torch.Generator().manual_seed(1)
+    B, N, M = 3, 20, 7
+    v = torch.randn(B, N, 32, generator=g, dtype=dtype) * scale
+    l = torch.randn(B, M, 32, generator=g, dtype=dtype) * scale
+    text_real = torch.ones(B, M, dtype=torch.bool)
+    text_real[0, 5:] = False
+    text_real[2, 2:] = False
+    vis_real = torch.ones(B, N, dtype=torch.bool)
+    vis_real[1, 15:] = False
+    with torch.no_grad():
+        (hv, _), (hl, _) = ref(v, l, vision_attention_mask=~vis_real, text_attention_mask=~text_real)
+        dv, dl = ours(v, l, vision_mask=vis_real, text_mask=text_real)
+    tol = 1e-5
+    assert torch.isfinite(dv).all() and torch.isfinite(dl).all()
+    assert (dv - hv).abs().max() <= tol, float((dv - hv).abs().max())
+    assert (dl - hl).abs().max() <= tol, float((dl - hl).abs().max())
+
+
+def test_bi_attention_ignores_padding_and_loader_checks_keys():
+    _, ours = _hf_attention()
+    g = torch.Generator().manual_seed(2)
+    v, l = torch.randn(1, 10, 32, generator=g), torch.randn(1, 6, 32, generator=g)
+    real = torch.tensor([[True] * 4 + [False] * 2])
+    with torch.no_grad():
+        a = ours(v, l, text_mask=real)[0]
+        l2 = l.clone()
+        l2[0, 4:] = 100.0  # change only the padding
+        b = ours(v, l2, text_mask=real)[0]
+    torch.testing.assert_close(a, b)
+    with pytest.raises(ValueError, match="key mismatch"):
+        attention_from_hf_weights({"vision_proj.weight": torch.zeros(32, 32)}, ours)
+
+
+def test_fusion_switch_and_small_residual_scales():
+    on, off = GLIP(GLIPConfig()), GLIP(GLIPConfig(fusion=False))
+    assert off.fusion is None and not any("fusion" in k for k in off.state_dict())
+    for layer in on.fusion:
+        assert torch.allclose(layer.gamma_v, torch.full_like(layer.gamma_v, 0.1))
+        assert torch.allclose(layer.gamma_l, torch.full_like(layer.gamma_l, 0.1))
+
+
+# ---------------------------------------------------------------------------------------------
+# Losses
+# ---------------------------------------------------------------------------------------------
+
+
+def test_focal_loss_equals_closed_form():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(200, generator=g, dtype=torch.float64) * 4
+    y = (torch.rand(200, generator=g) < 0.3).double()
+    for alpha, gamma in ((0.25, 2.0), (0.5, 0.0), (0.9, 1.5)):
+        p = 1 / (1 + np.exp(-x.numpy()))
+        want = np.where(y.numpy() == 1, -alpha * (1 - p) ** gamma * np.log(p),
+                        -(1 - alpha) * p**gamma * np.log(1 - p))
+        got = sigmoid_focal_loss(x, y, alpha, gamma).numpy()
+        np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
+    # gamma = 0 and no alpha: plain binary cross-entropy
+    bce = torch.nn.functional.binary_cross_entropy_with_logits(x, y, reduction="none")
+    torch.testing.assert_close(sigmoid_focal_loss(x, y, -1, 0.0), bce)
+    # stable for huge logits
+    assert torch.isfinite(sigmoid_focal_loss(torch.tensor([200.0, -200.0]), torch.tensor([0.0, 1.0]))).all()
+    with pytest.raises(ValueError, match="same shape"):
+        sigmoid_focal_loss(torch.zeros(3), torch.zeros(4))
+
+
+def test_giou_hand_computed_cases():
+    cases = [
+        ((0, 0, 2, 2), (0, 0, 2, 2), 1.0),                     # identical
+        ((0, 0, 1, 1), (2, 0, 3, 1), 0.0 - (3 - 2) / 3),       # disjoint: IoU 0, hull 3, union 2
+        ((0, 0, 4, 4), (1, 1, 3, 3), 4 / 16),                  # nested: hull = the outer box
+        ((0, 0, 2, 2), (1, 1, 3, 3), 1 / 7 - (9 - 7) / 9),     # partial overlap
+        ((0, 0, 1, 1), (10, 10, 11, 11), 0 - (121 - 2) / 121),  # far apart: towards -1
+    ]
+    for a, b, want in cases:
+        got = generalized_box_iou(torch.tensor(a, dtype=torch.float64), torch.tensor(b, dtype=torch.float64))
+        assert abs(float(got) - want) < 1e-12, (a, b, float(got), want)
+
+
+# ---------------------------------------------------------------------------------------------
+# Token targets from spans
+# ---------------------------------------------------------------------------------------------
+
+
+def test_span_to_tokens_known_caption(tok):
+    caption = "a small red circle at the top left and a large blue square"
+    s1 = caption.index("small red circle")
+    s2 = caption.index("large blue square")
+    spans = [(s1, s1 + len("small red circle")), (s2, s2 + len("large blue square"))]
+    m = positive_map(caption, spans, 56)
+    # <start>=0, a=1, small=2, red=3, circle=4, at the top left and a = 5..10, large=11, blue=12, square=13
+    assert m[0].nonzero().flatten().tolist() == [2, 3, 4]
+    assert m[1].nonzero().flatten().tolist() == [11, 12, 13]
+    ids = tok(caption)[0]
+    assert [tok.itos[i] for i in ids[m[1]].tolist()] == ["large", "blue", "square"]
+
+
+def test_targets_mark_exactly_each_phrase_on_shapes_world_captions(tok):
+    scenes = ShapesWorld(image_size=64, max_objects=4).sample(50, seed=3)
+    ids, maps = tokenize_with_spans(tok, scenes.captions, scenes.spans)
+    for i in range(50):
+        for k, phrase in enumerate(scenes.phrases[i]):
+            words = [tok.itos[t] for t in ids[i][maps[i, k]].tolist()]
+            assert words == phrase.split(), (scenes.captions[i], phrase, words)
+        assert not maps[i, len(scenes.phrases[i]):].any()
+
+
+def test_detection_prompt_gives_one_phrase_per_class(tok):
+    text, spans = detection_prompt(list(SHAPES))
+    assert text == "circle. square. triangle. diamond. cross."
+    m = positive_map(text, spans, 56)
+    assert m.sum(1).tolist() == [1] * 5 and m.any(0).sum() == 5
+    assert [tok.itos[i] for i in tok(text)[0][m.any(0)].tolist()] == list(SHAPES)
+    phrases, spans2 = parse_prompt(text, tok)
+    assert phrases == list(SHAPES) and spans2 == spans
+    phrases, _ = parse_prompt("red circle. a large blue square.", tok)
+    assert phrases == ["red circle", "a large blue square"]
+
+
+def test_caption_phrases():
+    cap = "a small red circle at the top left and a large blue square"
+    assert caption_phrases(cap) == [("small red circle", (2, 18)), ("large blue square", (41, 58))]
+    assert caption_phrases("there is a cross") == [("cross", (11, 16))]
+
+
+def test_token_targets_rows_follow_assignment():
+    box_tokens = torch.zeros(1, 2, 6, dtype=torch.bool)
+    box_tokens[0, 0, [1, 2]] = True
+    box_tokens[0, 1, [4]] = True
+    assigned = torch.tensor([[-1, 0, 1, 1, -1]])
+    t = token_targets(assigned, box_tokens)
+    assert t.shape == (1, 5, 6)
+    assert t[0, 0].sum() == 0 and t[0, 4].sum() == 0
+    assert t[0, 1].tolist() == [0, 1, 1, 0, 0, 0] and t[0, 2].tolist() == t[0, 3].tolist() == [0, 0, 0, 0, 1, 0]
+
+
+# ---------------------------------------------------------------------------------------------
+# Centre sampling, box coding
+# ---------------------------------------------------------------------------------------------
+
+
+def test_centre_sampling_rule_and_every_object_gets_positives():
+    scenes = ShapesWorld(image_size=64, max_objects=4).sample(200, seed=5)
+    pts = grid_points(64, 4)
+    a = assign_locations(pts, scenes.boxes, scenes.valid, 4)
+    for i in range(200):
+        for n in (a[i] >= 0).nonzero().flatten().tolist():
+            x, y = pts[n].tolist()
+            x0, y0, x1, y1 = scenes.boxes[i, a[i, n]].tolist()
+            assert x0 < x < x1 and y0 < y < y1
+            assert abs(x - (x0 + x1) / 2) < RADIUS * 4 and abs(y - (y0 + y1) / 2) < RADIUS * 4
+        for k in range(int(scenes.valid[i].sum())):
+            assert (a[i] == k).sum() >= 1, (i, k)
+    assert (a[~scenes.valid.any(1)] == -1).all()
+
+
+def test_overlapping_boxes_take_the_smaller_one_and_invalid_boxes_are_ignored():
+    pts = torch.tensor([[10.0, 10.0]])
+    boxes = torch.tensor([[[0.0, 0.0, 20.0, 20.0], [6.0, 6.0, 14.0, 14.0]]])
+    assert assign_locations(pts, boxes, torch.tensor([[True, True]]), 4).tolist() == [[1]]
+    assert assign_locations(pts, boxes, torch.tensor([[True, False]]), 4).tolist() == [[0]]
+    assert assign_locations(pts, boxes, torch.tensor([[False, False]]), 4).tolist() == [[-1]]
+
+
+def test_box_coding_round_trip_and_centerness():
+    g = torch.Generator().manual_seed(0)
+    pts = torch.rand(50, 2, generator=g) * 64
+    ltrb = torch.rand(50, 4, generator=g) * 10 + 0.1
+    torch.testing.assert_close(encode_ltrb(pts, decode_ltrb(pts, ltrb)), ltrb)
+    assert centerness_target(torch.tensor([3.0, 5.0, 3.0, 5.0])) == 1.0
+    assert abs(float(centerness_target(torch.tensor([1.0, 2.0, 3.0, 2.0]))) - math.sqrt(1 / 3)) < 1e-6
+
+
+# ---------------------------------------------------------------------------------------------
+# NMS against a brute-force reference
+# ---------------------------------------------------------------------------------------------
+
+
+def _iou(a, b):
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def _brute_nms(boxes, scores, labels, thr):
+    """Definition: walk boxes by decreasing score; keep a box unless a kept box of the same label
+    overlaps it with IoU > thr."""
+    order = sorted(range(len(scores)), key=lambda i: -scores[i])
+    kept = []
+    for i in order:
+        if all(labels[j] != labels[i] or _iou(boxes[i], boxes[j]) <= thr for j in kept):
+            kept.append(i)
+    return kept
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_nms_equals_brute_force(seed):
+    g = torch.Generator().manual_seed(seed)
+    n = [0, 1, 5, 30, 80, 150][seed]
+    xy = torch.rand(n, 2, generator=g) * 40
+    wh = torch.rand(n, 2, generator=g) * 20 + 1
+    boxes = torch.cat([xy, xy + wh], 1).double()
+    scores = torch.rand(n, generator=g).double()
+    labels = torch.randint(0, 3, (n,), generator=g)
+    for thr in (0.3, 0.5, 0.7):
+        want_agn = _brute_nms(boxes.tolist(), scores.tolist(), [0] * n, thr)
+        assert nms(boxes, scores, thr).tolist() == want_agn
+        want_cls = _brute_nms(boxes.tolist(), scores.tolist(), labels.tolist(), thr)
+        assert batched_nms(boxes, scores, labels, thr).tolist() == want_cls
+
+
+def test_nms_bad_input_and_iou():
+    with pytest.raises(ValueError, match="boxes must be"):
+        nms(torch.zeros(3, 5), torch.zeros(3), 0.5)
+    a = torch.tensor([[0.0, 0, 2, 2]])
+    assert float(box_iou(a, torch.tensor([[1.0, 1, 3, 3]]))) == pytest.approx(1 / 7)
+
+
+# ---------------------------------------------------------------------------------------------
+# Alignment, model, prediction, bad input
+# ---------------------------------------------------------------------------------------------
+
+
+def test_alignment_logits_formula_and_prior_initialisation():
+    g = torch.Generator().manual_seed(0)
+    O, P, b = torch.randn(2, 7, 8, generator=g), torch.randn(2, 5, 8, generator=g), torch.randn(2, 5, generator=g)
+    want = torch.einsum("bnd,bmd->bnm", O, P) / 0.5 + b[:, None, :]
+    torch.testing.assert_close(alignment_logits(O, P, 0.5, b), want)
+    head = AlignmentHead(8)
+    s = head(torch.zeros(2, 7, 8), P)  # no region evidence yet: every token at the prior 0.01
+    torch.testing.assert_close(s.sigmoid(), torch.full_like(s, 0.01))
+    assert BIAS_INIT == pytest.approx(-math.log(99))
+
+
+def test_model_shapes_and_class_head(model):
+    images = torch.rand(2, 3, 64, 64)
+    tokens = model.tokenizer(["circle. square.", "a small red circle at the top"])
+    out = model(images, tokens)
+    N = (64 // 4) ** 2
+    assert out["logits"].shape == (2, N, 56) and out["boxes"].shape == (2, N, 4)
+    assert out["centerness"].shape == (2, N) and out["regions"].shape == (2, N, 64)
+    assert (out["ltrb"] > 0).all()
+    cls = GLIP(GLIPConfig(head="classes"))
+    assert cls(images, tokens)["logits"].shape == (2, N, 5)
+    with pytest.raises(ValueError, match="images must be"):
+        model(torch.rand(2, 3, 32, 32), tokens[:, :8])
+    with pytest.raises(ValueError, match="head must be"):
+        GLIPConfig(head="mlp")
+
+
+def test_grounding_predict_structure(model):
+    image = ShapesWorld(image_size=64, max_objects=3).sample(1, seed=0).images[0]
+    r = grounding_predict(model, image, "circle. square. cross.", threshold=0.0)
+    assert r["phrases"] == ["circle", "square", "cross"]
+    n = len(r["scores"])
+    assert r["boxes"].shape == (n, 4) and r["labels"].shape == (n,) and len(r["phrase"]) == n
+    assert (r["scores"][:-1] >= r["scores"][1:]).all()
+    assert 0 < n <= 100
+    assert (r["boxes"] >= 0).all() and (r["boxes"] <= 64).all()
+
+
+def test_bad_input_names_the_argument(model, tok):
+    image = torch.rand(3, 64, 64)
+    with pytest.raises(ValueError, match="prompt must be a non-empty"):
+        grounding_predict(model, image, "   ")
+    with pytest.raises(ValueError, match=r"prompt: unknown word 'circel'.*nearest known words: circle"):
+        grounding_predict(model, image, "circel. square.")
+    with pytest.raises(ValueError, match="names no object"):
+        parse_prompt("at the top left", tok)
+    with pytest.raises(ValueError, match="image must be"):
+        grounding_predict(model, torch.rand(64, 64), "circle.")
+    with pytest.raises(ValueError, match="boxes must be xyxy inside the 64 x 64 image"):
+        assign_locations(grid_points(64, 4), torch.tensor([[[50.0, 50.0, 70.0, 60.0]]]), torch.tensor([[True]]), 4,
+                         image_size=64)
+    with pytest.raises(ValueError, match="span"):
+        span_to_tokens("circle.", (3, 20))
+    with pytest.raises(ValueError, match="names"):
+        detection_prompt([])
