@@ -14,17 +14,17 @@
 
 from .capfilt import caption, filter  # noqa: A004 (BLIP's name for the CapFilt filter)
 from .convert import from_hf_blip_captioner, from_hf_blip_itm
-from .decode import beam_search, generate, greedy_decode, nucleus_filter, nucleus_sample
+from .decode import beam_search, generate, greedy_decode, nucleus_filter, nucleus_mask, nucleus_sample
 from .losses import itc_loss, itm_loss, lm_loss, lm_targets
 from .model import BLIP, BlipConfig, count_parameters, sharing_counts
-from .negatives import mask_failure_demo, same_content_mask, sample_hard_negatives, sample_negatives_diagonal_only
-from .text import TextConfig, TextTransformer, attention_mask, tie_decoder_to_encoder
+from .negatives import hard_negative_weights, mask_failure_demo, same_content_mask, sample_hard_negatives, sample_negatives_diagonal_only
+from .text import TextConfig, TextTransformer, attention_mask, mode_mask, tie_decoder_to_encoder
 from .tokenizer import BlipTokenizer
 
 __all__ = [
     "caption", "filter", "from_hf_blip_captioner", "from_hf_blip_itm", "beam_search", "generate", "greedy_decode",
-    "nucleus_filter", "nucleus_sample", "itc_loss", "itm_loss", "lm_loss", "lm_targets", "BLIP", "BlipConfig",
-    "count_parameters", "sharing_counts", "mask_failure_demo", "same_content_mask", "sample_hard_negatives",
+    "nucleus_filter", "nucleus_mask", "nucleus_sample", "itc_loss", "itm_loss", "lm_loss", "lm_targets", "BLIP", "BlipConfig",
+    "count_parameters", "sharing_counts", "hard_negative_weights", "mode_mask", "mask_failure_demo", "same_content_mask", "sample_hard_negatives",
     "sample_negatives_diagonal_only", "TextConfig", "TextTransformer", "attention_mask", "tie_decoder_to_encoder",
     "BlipTokenizer",
 ]

@@ -53,8 +53,8 @@ def greedy_decode(model, image_tokens: torch.Tensor, max_length: int | None = No
     return seqs
 
 
-def nucleus_filter(logits: torch.Tensor, top_p: float) -> torch.Tensor:
-    """(B, V) logits -> the same with every token outside the top-p nucleus set to -inf.
+def nucleus_mask(logits: torch.Tensor, top_p: float) -> torch.Tensor:
+    """(B, V) logits -> (B, V) bool, True for the tokens in the top-p nucleus.
 
     The nucleus is the smallest set of most likely tokens whose probabilities sum to >= top_p;
     the most likely token is always in it (so top_p -> 0 is greedy).
@@ -64,9 +64,13 @@ def nucleus_filter(logits: torch.Tensor, top_p: float) -> torch.Tensor:
     sorted_logits, order = logits.sort(dim=-1, descending=True)
     probs = sorted_logits.softmax(dim=-1)
     before = probs.cumsum(dim=-1) - probs                # mass of the more likely tokens
-    drop_sorted = before >= top_p                        # already enough mass without this token
-    drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
-    return logits.masked_fill(drop, float("-inf"))
+    keep_sorted = before < top_p                         # not yet enough mass without this token
+    return torch.zeros_like(keep_sorted).scatter(-1, order, keep_sorted)
+
+
+def nucleus_filter(logits: torch.Tensor, top_p: float) -> torch.Tensor:
+    """(B, V) logits -> the same with every token outside the top-p nucleus (:func:`nucleus_mask`) at -inf."""
+    return logits.masked_fill(~nucleus_mask(logits, top_p), float("-inf"))
 
 
 @torch.no_grad()

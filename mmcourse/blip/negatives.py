@@ -60,12 +60,23 @@ def sample_hard_negatives(
         content_ids = torch.arange(B, device=sim_i2t.device)
     if content_ids.shape != (B,):
         raise ValueError(f"content_ids must have shape ({B},), got {tuple(content_ids.shape)}")
+    w_t2i, w_i2t = hard_negative_weights(sim_i2t, content_ids)
+    return _draw(w_t2i, generator), _draw(w_i2t, generator)
+
+
+def hard_negative_weights(sim_i2t: torch.Tensor, content_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The probabilities :func:`sample_hard_negatives` draws from: (B, B) ``w_t2i`` (row j: text j
+    over the images) and ``w_i2t`` (row i: image i over the texts).
+
+    Each row is the softmax of the similarities with every same-content pair (the diagonal
+    included) left out; a row with no allowed pair is all zeros.
+    """
     mask = same_content_mask(content_ids.to(sim_i2t.device))               # (B, B): not a negative
     sim = sim_i2t.detach().float().masked_fill(mask, float("-inf"))
-    # softmax of an all -inf row is NaN; those rows get weight 0 and index -1
+    # softmax of an all -inf row is NaN; those rows get weight 0 (and index -1 when drawing)
     w_t2i = sim.T.softmax(dim=1).nan_to_num(0.0)                             # row j: text j over images
     w_i2t = sim.softmax(dim=1).nan_to_num(0.0)                               # row i: image i over texts
-    return _draw(w_t2i, generator), _draw(w_i2t, generator)
+    return w_t2i, w_i2t
 
 
 def sample_negatives_diagonal_only(sim_i2t: torch.Tensor, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:

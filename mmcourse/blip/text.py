@@ -95,6 +95,23 @@ def attention_mask(tokens: torch.Tensor, pad_token_id: int, causal: bool) -> tor
     return keep.expand(B, 1, L, L)
 
 
+def mode_mask(tokens: torch.Tensor, num_image_tokens: int, pad_token_id: int, mode: str) -> torch.Tensor:
+    """(B, L, L + T) bool: which keys each text query reads in one ``mode`` of :data:`MODES`.
+
+    The first L columns are the text keys (self-attention: padding never, later tokens not in
+    the decoder), the last T the image tokens (cross-attention: all of them in "encoder" and
+    "decoder", none in "text"). The notebook draws the three.
+    """
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    if not isinstance(num_image_tokens, int) or num_image_tokens < 1:
+        raise ValueError(f"num_image_tokens must be a positive int, got {num_image_tokens!r}")
+    self_mask = attention_mask(tokens, pad_token_id, causal=mode == "decoder")[:, 0]   # (B, L, L)
+    B, L = tokens.shape
+    cross = torch.full((B, L, num_image_tokens), mode != "text", dtype=torch.bool, device=tokens.device)
+    return torch.cat([self_mask, cross], dim=2)
+
+
 class MultiHeadAttention(nn.Module):
     """Queries from ``x`` (B, L, D); keys and values from ``context`` (B, S, Dc), or from ``x`` itself.
 
