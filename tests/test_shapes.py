@@ -386,3 +386,24 @@ def test_bad_render(objects, match):
     if objects and objects[0].get("shape") == "star":  # also outside the world's own subset
         with pytest.raises(ValueError, match="shape"):
             ShapesWorld(shapes=("square",)).render([_obj()])
+
+
+def test_draw_objects_places_objects_at_given_centres():
+    """draw_objects (SAM's tracking clip): objects at explicit pixel centres, one background per clip."""
+    w = ShapesWorld(image_size=64, noise=0.0)
+    centres = torch.tensor([[[20.0, 20.0], [44.0, 40.0]], [[24.0, 21.0], [44.0, 40.0]]])  # object 0 moves right
+    clip = w.draw_objects(torch.tensor([0, 1]), torch.tensor([0, 2]), torch.tensor([1, 0]), centres, seed=3)
+    assert clip.images.shape == (2, 3, 64, 64) and clip.masks.shape == (2, 2, 64, 64)
+    # the mask moves with the centre: its box shifts by the offset, the static object stays put
+    assert torch.allclose(clip.boxes[1, 0] - clip.boxes[0, 0], torch.tensor([4.0, 1.0, 4.0, 1.0]))
+    assert torch.equal(clip.masks[0, 1], clip.masks[1, 1])
+    # same background in every frame (noise off: identical far from the objects)
+    assert torch.equal(clip.images[0, :, 60:, :5], clip.images[1, :, 60:, :5])
+    # later objects cover earlier ones
+    over = w.draw_objects(torch.tensor([1, 1]), torch.tensor([0, 2]), torch.tensor([1, 1]),
+                          torch.tensor([[[30.0, 30.0], [36.0, 30.0]]]))
+    assert not (over.masks[0, 0] & over.masks[0, 1]).any() and over.masks[0, 1].sum() > over.masks[0, 0].sum()
+    with pytest.raises(ValueError, match="centres must have shape"):
+        w.draw_objects(torch.tensor([0]), torch.tensor([0]), torch.tensor([0]), torch.zeros(2, 3, 2))
+    with pytest.raises(ValueError, match="shape indices"):
+        w.draw_objects(torch.tensor([7]), torch.tensor([0]), torch.tensor([0]), torch.zeros(1, 1, 2))

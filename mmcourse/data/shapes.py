@@ -461,6 +461,50 @@ class ShapesWorld:
                            captions=captions, phrases=phrases, spans=spans)
         return batch[0]
 
+    def draw_objects(self, shape: torch.Tensor, colour: torch.Tensor, size: torch.Tensor,
+                     centres: torch.Tensor, seed: int = 0) -> SceneBatch:
+        """Draw n frames of the same K objects at given pixel centres, e.g. a clip of moving objects.
+
+        shape, colour, size: (K,) label indices (into SHAPES, COLOUR_NAMES, SIZES); centres:
+        (n, K, 2) xy pixel centres per frame (anywhere, also partly outside the image). Every
+        frame shares one background (drawn from ``seed``); the pixel noise differs per frame.
+        Objects are painted in slot order, so later ones cover earlier ones where they overlap.
+        Positions are labelled -1 (no grid cell) and captions left empty.
+        """
+        if not _is_int(seed) or seed < 0:
+            raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+        labels = [torch.as_tensor(t, dtype=torch.long).reshape(-1) for t in (shape, colour, size)]
+        K = len(labels[0])
+        if K == 0 or any(len(t) != K for t in labels):
+            raise ValueError(f"shape, colour and size must be (K,) with the same K >= 1, got "
+                             f"{[tuple(t.shape) for t in labels]}")
+        for t, names, arg in zip(labels, (SHAPES, COLOUR_NAMES, SIZES), ("shape", "colour", "size")):
+            if bool(((t < 0) | (t >= len(names))).any()):
+                raise ValueError(f"{arg} indices must lie in 0..{len(names) - 1}, got {t.tolist()}")
+        centres = torch.as_tensor(centres, dtype=torch.float32)
+        if centres.ndim != 3 or centres.shape[1:] != (K, 2):
+            raise ValueError(f"centres must have shape (n, K={K}, 2), got {tuple(centres.shape)}")
+        n = centres.shape[0]
+        shape, colour, size = (t[None].expand(n, K) for t in labels)
+        gen = torch.Generator().manual_seed(_stream_seed(int(seed), "draw_objects"))
+        background = self._backgrounds(1, gen).expand(n, 3)
+        rgb = _PALETTE[colour]                                              # (n, K, 3)
+        cover = self._coverage(shape, size, centres)                        # (n, K, H, W)
+        visible, _ = _visible_masks(cover >= 0.5)
+        image = background[:, :, None, None]
+        for k in range(K):
+            image = torch.lerp(image, rgb[:, k, :, None, None], cover[:, k, None])
+        if self.noise > 0:
+            image = image + self.noise * torch.randn(image.shape, generator=gen)
+        image = image.clamp(0, 1)
+        position = torch.full((n, K), -1)
+        return SceneBatch(
+            images=image, masks=visible, boxes=_boxes(visible), valid=torch.ones(n, K, dtype=torch.bool),
+            shape=shape.clone(), colour=colour.clone(), size=size.clone(), position=position, rgb=rgb,
+            centres=centres, captions=[""] * n, phrases=[[""] * K for _ in range(n)],
+            spans=[[(0, 0)] * K for _ in range(n)],
+        )
+
     def full_masks(self, batch: SceneBatch) -> torch.Tensor:
         """(B, K, H, W) bool: each object's pixels as if nothing covered it (the amodal mask).
 
