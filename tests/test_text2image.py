@@ -1,0 +1,327 @@
+"""Tests for the text-to-image kernels (mmcourse.diffusion.conditioning / guidance / autoencoder)
+and the ShapesWorld glue (mmcourse.text2image): guidance exactness, guided sampling = plain
+sampling on the guided noise, cross-attention against diffusers and its padding mask, the
+judges against ShapesWorld's labels, and bad input."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from mmcourse.checks.text2image import (ToyConditionedDenoiser, check_dropout_loss, check_guided_eps,
+                                        dropout_loss_reference, guided_eps_reference)
+from mmcourse.data.shapes import ShapesWorld
+from mmcourse.diffusion import NoiseSchedule, ddim_step, ddpm_step, sample, timesteps
+from mmcourse.diffusion.autoencoder import AutoEncoder
+from mmcourse.diffusion.conditioning import CrossAttention, TextCondition, TextUNet
+from mmcourse.diffusion.guidance import (GuidedDenoiser, cfg_combine, check_guidance_scale, condition_dropout,
+                                         guided_ddim_step)
+from mmcourse.text2image.prompts import parse_prompt, prompt_set
+
+try:
+    from diffusers.models.attention_processor import Attention as DiffusersAttention
+except Exception:  # pragma: no cover - diffusers is in the test extra
+    DiffusersAttention = None
+
+
+def _text(B: int, L: int = 6, D: int = 16, E: int = 8, seed: int = 0, real: list[int] | None = None) -> TextCondition:
+    g = torch.Generator().manual_seed(seed)
+    real = real or [L] * B
+    mask = torch.arange(L)[None, :] < torch.tensor(real)[:, None]
+    return TextCondition(torch.randn(B, L, D, generator=g), mask, torch.randn(B, E, generator=g))
+
+
+def _tiny_unet(seed: int = 0) -> TextUNet:
+    torch.manual_seed(seed)
+    return TextUNet(in_channels=2, base=16, channel_mults=(1, 2), image_size=4, context_dim=16, pooled_dim=8,
+                    num_heads=2).eval()
+
+
+# ----------------------------------------------------------------------------- guidance
+
+
+@pytest.mark.parametrize("shape", [(3, 4, 8, 8), (7, 2), (1, 1)])
+def test_cfg_exact_at_zero_and_one(shape):
+    g = torch.Generator().manual_seed(1)
+    u, c = torch.randn(shape, generator=g) * 3, torch.randn(shape, generator=g) * 3
+    assert torch.equal(cfg_combine(u, c, 0.0), u)
+    assert torch.equal(cfg_combine(u, c, 1), c)
+    for w in (0.5, 2.0, 7.5):
+        torch.testing.assert_close(cfg_combine(u, c, w), u + w * (c - u), atol=1e-5, rtol=1e-5)
+
+
+def test_guided_denoiser_matches_the_two_predictions():
+    unet, text, null = _tiny_unet(), _text(3, real=[6, 3, 1]), _text(1, seed=9, real=[2])
+    x, t = torch.randn(3, 2, 4, 4), torch.tensor([0, 500, 999])
+    with torch.no_grad():
+        eps_c, eps_u = unet(x, t, text), unet(x, t, null.repeat(3))
+        assert torch.equal(GuidedDenoiser(unet, text, null, 0.0)(x, t), eps_u)
+        assert torch.equal(GuidedDenoiser(unet, text, null, 1.0)(x, t), eps_c)
+        torch.testing.assert_close(GuidedDenoiser(unet, text, null, 3.0)(x, t), eps_u + 3.0 * (eps_c - eps_u),
+                                   atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("method", ["ddim", "ddpm"])
+def test_guided_sampling_is_plain_sampling_on_the_guided_eps(method):
+    """The sample loop with GuidedDenoiser = a hand loop of the plain step on eps_u + w (eps_c - eps_u)."""
+    unet, text, null, w = _tiny_unet(), _text(2, real=[6, 2]), _text(1, seed=3, real=[2]), 2.5
+    sched = NoiseSchedule.make(1000, "squaredcos_cap_v2")
+    got = sample(GuidedDenoiser(unet, text, null, w), sched, (2, 2, 4, 4), 10, method=method,
+                 generator=torch.Generator().manual_seed(4))
+    g = torch.Generator().manual_seed(4)
+    x = torch.randn((2, 2, 4, 4), generator=g)
+    ts = timesteps(sched, 10).tolist()
+    with torch.no_grad():
+        for i, t in enumerate(ts):
+            prev = ts[i + 1] if i + 1 < len(ts) else -1
+            tb = torch.full((2,), t)
+            eps = guided_eps_reference(unet(x, tb, null.repeat(2)), unet(x, tb, text), w)
+            if method == "ddim":
+                x = ddim_step(sched, eps, t, prev, x).prev_sample
+            else:
+                x = ddpm_step(sched, eps, t, x, g, prev_t=prev).prev_sample
+    torch.testing.assert_close(got, x, atol=1e-4, rtol=1e-4)
+
+
+def test_guided_ddim_step_equals_ddim_step_on_guided_eps():
+    sched = NoiseSchedule.make(1000)
+    g = torch.Generator().manual_seed(0)
+    x, u, c = (torch.randn(4, 4, 8, 8, generator=g) for _ in range(3))
+    for w in (0.0, 1.0, 4.0):
+        got = guided_ddim_step(sched, u, c, w, 500, 480, x)
+        want = ddim_step(sched, u + w * (c - u), 500, 480, x)
+        torch.testing.assert_close(got.prev_sample, want.prev_sample, atol=1e-5, rtol=1e-5)
+    assert torch.equal(guided_ddim_step(sched, u, c, 1.0, 500, 480, x).prev_sample, ddim_step(sched, c, 500, 480, x).prev_sample)
+
+
+def test_condition_dropout_rates_and_rows():
+    text, null = _text(2000, L=3, D=2, E=2), _text(1, L=3, D=2, E=2, seed=5)
+    out = condition_dropout(text, null, 0.0, torch.Generator().manual_seed(0))
+    assert torch.equal(out.context, text.context)
+    out = condition_dropout(text, null, 1.0, torch.Generator().manual_seed(0))
+    assert torch.equal(out.context, null.context.expand(2000, -1, -1)) and torch.equal(out.pooled, null.pooled.expand(2000, -1))
+    out = condition_dropout(text, null, 0.1, torch.Generator().manual_seed(0))
+    dropped = (out.pooled == null.pooled).all(dim=1)
+    assert 0.07 < dropped.float().mean() < 0.13
+    kept = ~dropped
+    assert torch.equal(out.context[kept], text.context[kept]) and torch.equal(out.mask[dropped], null.mask.expand(2000, -1)[dropped])
+
+
+# ----------------------------------------------------------------------------- cross-attention
+
+
+def test_cross_attention_shapes_and_padding_invariance():
+    attn = CrossAttention(32, 16, num_heads=4)
+    x = torch.randn(3, 10, 32)
+    text = _text(3, real=[6, 2, 1])
+    out = attn(x, text.context, text.mask)
+    assert out.shape == (3, 10, 32)
+    messed = text.context.clone()
+    messed[~text.mask] = 1e4 * torch.randn(int((~text.mask).sum()), 16)
+    assert torch.equal(attn(x, messed, text.mask), out)
+    # and the mask matters: without it the padding does change the output
+    assert not torch.allclose(attn(x, messed), out)
+
+
+def test_text_unet_ignores_padding_tokens():
+    unet, text = _tiny_unet(), _text(2, real=[3, 1])
+    x, t = torch.randn(2, 2, 4, 4), torch.tensor([10, 900])
+    messed = text.context.clone()
+    messed[~text.mask] = torch.randn(int((~text.mask).sum()), 16) * 100
+    with torch.no_grad():
+        out = unet(x, t, text)
+        assert out.shape == x.shape
+        assert torch.equal(unet(x, t, TextCondition(messed, text.mask, text.pooled)), out)
+        # a real token and the pooled embedding do change it: both paths are wired
+        changed = text.context.clone()
+        changed[0, 0] += 1
+        assert not torch.allclose(unet(x, t, TextCondition(changed, text.mask, text.pooled))[0], out[0])
+        assert not torch.allclose(unet(x, t, TextCondition(text.context, text.mask, text.pooled + 1)), out)
+
+
+@pytest.mark.skipif(DiffusersAttention is None, reason="diffusers is not installed")
+def test_cross_attention_matches_diffusers():
+    ours = CrossAttention(32, 16, num_heads=4)
+    ref = DiffusersAttention(query_dim=32, cross_attention_dim=16, heads=4, dim_head=8, bias=False, out_bias=True)
+    with torch.no_grad():
+        for name in ("to_q", "to_k", "to_v"):
+            getattr(ref, name).weight.copy_(getattr(ours, name).weight)
+        ref.to_out[0].weight.copy_(ours.to_out.weight)
+        ref.to_out[0].bias.copy_(ours.to_out.bias)
+    x, text = torch.randn(3, 10, 32), _text(3, real=[6, 2, 1])
+    additive = torch.zeros(3, 1, 6).masked_fill(~text.mask[:, None, :], float("-inf"))
+    with torch.no_grad():
+        want = ref(x, encoder_hidden_states=text.context, attention_mask=additive)
+        torch.testing.assert_close(ours(x, text.context, text.mask), want, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(ours(x, text.context), ref(x, encoder_hidden_states=text.context), atol=1e-5, rtol=1e-5)
+
+
+def test_cross_attention_bad_input():
+    attn = CrossAttention(32, 16, num_heads=4)
+    x, text = torch.randn(2, 5, 32), _text(2)
+    with pytest.raises(ValueError, match="mask"):
+        attn(x, text.context, torch.zeros(2, 6, dtype=torch.bool))
+    with pytest.raises(ValueError, match="mask"):
+        attn(x, text.context, text.mask.float())
+    with pytest.raises(ValueError, match="context"):
+        attn(x, text.context[:1], text.mask[:1])
+    with pytest.raises(ValueError, match="divisible"):
+        CrossAttention(30, 16, num_heads=4)
+    with pytest.raises(ValueError, match="batch size"):
+        _tiny_unet()(torch.randn(3, 2, 4, 4), torch.zeros(3, dtype=torch.long), _text(2))
+
+
+# ----------------------------------------------------------------------------- autoencoder
+
+
+def test_autoencoder_shapes_and_scale():
+    ae = AutoEncoder(width=16)
+    x = ShapesWorld().sample(8, seed=0).images
+    z = ae.encode(x)
+    assert z.shape == (8, 4, 8, 8) and ae.latent_shape == (4, 8, 8)
+    ae.fit_latent_scale(x)
+    z = ae.encode(x)
+    torch.testing.assert_close(z.mean(dim=(0, 2, 3)), torch.zeros(4), atol=1e-5, rtol=0)
+    torch.testing.assert_close(z.std(dim=(0, 2, 3)), torch.ones(4), atol=1e-4, rtol=0)
+    r = ae.decode(z)
+    assert r.shape == x.shape and r.min() >= 0 and r.max() <= 1
+    with pytest.raises(ValueError, match="images"):
+        ae.encode(torch.zeros(2, 3, 16, 16))
+    with pytest.raises(ValueError, match="latents"):
+        ae.decode(torch.zeros(2, 4, 4, 4))
+
+
+# ----------------------------------------------------------------------------- prompts and bad input
+
+
+def test_parse_prompt():
+    assert parse_prompt("a large purple diamond at the bottom right") == dict(
+        shape="diamond", colour="purple", size="large", position="bottom right")
+    assert parse_prompt("a red circle at the top") == dict(shape="circle", colour="red", size=None, position="top")
+    assert parse_prompt("") == dict(shape=None, colour=None, size=None, position=None)
+    with pytest.raises(ValueError, match=r"prompt: unknown word 'sqare'.*nearest known words: square"):
+        parse_prompt("a red sqare")
+    with pytest.raises(ValueError, match="prompt: names 2 colours"):
+        parse_prompt("a red blue circle")
+    with pytest.raises(ValueError, match="prompt: names 2 positions"):
+        parse_prompt("a red circle at the top and on the left")
+
+
+def test_prompt_sets_respect_the_split():
+    from mmcourse.data.shapes import COLOUR_NAMES, HELDOUT_COMBOS, SHAPES
+
+    held = {(COLOUR_NAMES.index(c), SHAPES.index(s)) for c, s in HELDOUT_COMBOS}
+    prompts, labels = prompt_set(300, seed=0, split="test")
+    assert len(prompts) == 300 and labels.shape == (300, 4)
+    assert not any((int(c), int(s)) in held for s, c, _, _ in labels)
+    p2, l2 = prompt_set(300, seed=0, split="test")
+    assert p2 == prompts and torch.equal(l2, labels)
+    _, lh = prompt_set(50, seed=0, split="heldout")
+    assert all((int(c), int(s)) in held for s, c, _, _ in lh)
+    for p, (s, c, z, q) in zip(prompts[:20], labels[:20].tolist()):
+        parsed = parse_prompt(p)
+        assert (parsed["shape"], parsed["colour"]) == (SHAPES[s], COLOUR_NAMES[c])
+
+
+@pytest.fixture(scope="module")
+def tiny_model():
+    from mmcourse.text2image.tasks import T2IConfig, TextToImage, text_encoder
+
+    cfg = T2IConfig(ae=dict(in_channels=3, latent_channels=4, width=16, image_size=32),
+                    unet=dict(in_channels=4, base=16, channel_mults=[1, 2], image_size=8, context_dim=64,
+                              pooled_dim=64, num_heads=2))
+    torch.manual_seed(0)
+    return TextToImage(cfg.autoencoder().eval(), cfg.denoiser().eval(), text_encoder(), cfg.schedule(), cfg)
+
+
+def test_generate_shapes_and_determinism(tiny_model):
+    from mmcourse.text2image.tasks import generate
+
+    a = generate(tiny_model, "a red circle", guidance_scale=2.0, steps=5, seed=3, n=2)
+    b = generate(tiny_model, "a red circle", guidance_scale=2.0, steps=5, seed=3, n=2)
+    assert a.shape == (2, 3, 32, 32) and torch.equal(a, b)
+    img, traj = generate(tiny_model, ["a red circle", "a blue square"], steps=4, sampler="ddpm", return_trajectory=True)
+    assert img.shape == (2, 3, 32, 32) and traj.shape == (5, 2, 3, 32, 32)
+    torch.testing.assert_close(traj[-1], img)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(prompts="a red sqare"), r"prompt: unknown word 'sqare'.*nearest known words: square"),
+    (dict(prompts="a crimson circle"), r"prompt: unknown word 'crimson'"),
+    (dict(guidance_scale=-1.0), "guidance_scale must be a finite number >= 0"),
+    (dict(guidance_scale=float("nan")), "guidance_scale"),
+    (dict(steps=0), r"steps must be an int in \[1, 1000\]"),
+    (dict(steps=1001), r"steps must be an int in \[1, 1000\]"),
+    (dict(steps=2.5), "steps"),
+    (dict(sampler="euler"), "sampler must be one of"),
+])
+def test_generate_bad_input(tiny_model, kwargs, match):
+    from mmcourse.text2image.tasks import generate
+
+    kwargs = {"prompts": "a red circle", **kwargs}
+    with pytest.raises(ValueError, match=match):
+        generate(tiny_model, **kwargs)
+
+
+def test_guidance_scale_check():
+    assert check_guidance_scale(3) == 3.0
+    for bad in (-0.1, True, "2", float("inf")):
+        with pytest.raises(ValueError, match="guidance_scale"):
+            check_guidance_scale(bad)
+    with pytest.raises(ValueError, match="guidance_scale"):
+        GuidedDenoiser(nn.Identity(), _text(1), _text(1), -2)
+
+
+# ----------------------------------------------------------------------------- judges
+
+
+@pytest.fixture(scope="module")
+def judges():
+    from mmcourse.text2image.judges import Judges
+
+    return Judges.load()
+
+
+def _labels(b):
+    return torch.stack([b.shape[:, 0], b.colour[:, 0], b.size[:, 0], b.position[:, 0]], dim=1)
+
+
+def test_judges_agree_with_shapesworld_on_real_scenes(judges):
+    from mmcourse.text2image.judges import agreement
+
+    b = ShapesWorld(image_size=32).sample(600, seed=21, split="test")
+    got = agreement(judges, b.images, _labels(b))
+    for a in ("shape", "colour", "size", "position"):
+        assert got[a] >= 0.98, (a, got)
+
+
+def test_judges_verdict_and_clip_score(judges):
+    w = ShapesWorld(image_size=32)
+    scene = w.render([dict(shape="diamond", colour="purple", size="large", position="bottom right")], seed=1)
+    v = judges.verdict(scene.image[None], [parse_prompt("a large purple diamond at the bottom right")])[0]
+    assert v == dict(shape=True, colour=True, size=True, position=True)
+    v = judges.verdict(scene.image[None], [parse_prompt("a small red circle")])[0]
+    assert v == dict(shape=False, colour=False, size=False, position=None)
+    s = judges.clip_score(scene.image[None].expand(2, -1, -1, -1),
+                          ["a large purple diamond at the bottom right", "a small green circle at the top left"])
+    assert s[0] > s[1] + 0.3
+    # an empty image: no object, every named attribute judged wrong
+    blank = torch.full((1, 3, 32, 32), 0.5)
+    assert judges.verdict(blank, [parse_prompt("a small red circle at the top")])[0] == dict(
+        shape=judges.verdict(blank, [dict(shape="circle")])[0]["shape"], colour=False, size=False, position=False)
+
+
+# ----------------------------------------------------------------------------- exercise checkers
+
+
+def test_checkers_accept_the_reference_and_reject_mistakes(capsys):
+    assert check_guided_eps(guided_eps_reference)
+    assert not check_guided_eps(lambda u, c, w: c + w * (c - u))            # pushes from the wrong end
+    assert not check_guided_eps(lambda u, c, w: u + w * c)
+    assert check_dropout_loss(dropout_loss_reference)
+    assert not check_dropout_loss(lambda m, x0, t, n, c, null, u, p, a: dropout_loss_reference(m, x0, t, n, c, null, u, 0.0, a))
+    assert not check_dropout_loss(lambda m, x0, t, n, c, null, u, p, a: dropout_loss_reference(m, x0, t, n, c, null, 1 - u, p, a))
+    out = capsys.readouterr().out
+    assert "✓ check_guided_eps" in out and "✗ check_dropout_loss" in out
+    assert ToyConditionedDenoiser()(torch.zeros(2, 3), torch.zeros(2), torch.zeros(2, 4)).shape == (2, 3)
