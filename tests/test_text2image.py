@@ -325,3 +325,40 @@ def test_checkers_accept_the_reference_and_reject_mistakes(capsys):
     out = capsys.readouterr().out
     assert "✓ check_guided_eps" in out and "✗ check_dropout_loss" in out
     assert ToyConditionedDenoiser()(torch.zeros(2, 3), torch.zeros(2), torch.zeros(2, 4)).shape == (2, 3)
+
+
+# ----------------------------------------------------------------------------- the prompt widget's logic
+
+
+def test_strip_indices():
+    from mmcourse.text2image.widgets import strip_indices
+
+    assert strip_indices(50) == [0, 7, 14, 21, 29, 36, 43, 50]
+    assert strip_indices(3) == [0, 1, 2, 3]
+    assert strip_indices(1) == [0, 1]
+
+
+def test_prompt_view_draws_and_judges(tiny_model, judges):
+    from mmcourse.text2image.widgets import prompt_view
+
+    v = prompt_view(tiny_model, judges, "a large purple diamond at the bottom right", 2.0, "ddim", 4, seed=1)
+    assert v.png[:8] == b"\x89PNG\r\n\x1a\n" and v.image.shape == (3, 32, 32)
+    assert set(v.verdict) == {"shape", "colour", "size", "position"} and all(x in (True, False) for x in v.verdict.values())
+    assert "shape: judged" in v.message and "CLIP score" in v.message
+    w = prompt_view(tiny_model, judges, "a large purple diamond at the bottom right", 2.0, "ddim", 4, seed=2)
+    assert not torch.equal(w.image, v.image)  # another seed, another picture
+    u = prompt_view(tiny_model, judges, "a red circle", 0.0, "ddpm", 3, seed=1)
+    assert u.verdict["size"] is None and "(not asked)" in u.message
+
+
+@pytest.mark.parametrize("args, match", [
+    (("a small red cirle", 2.0, "ddim", 4), "nearest known words: circle"),
+    (("a small red circle", -1.0, "ddim", 4), "guidance_scale"),
+    (("a small red circle", 2.0, "ddim", 0), "steps"),
+    (("a red blue circle", 2.0, "ddim", 4), "names 2 colours"),
+])
+def test_prompt_view_reports_bad_input_as_a_message(tiny_model, judges, args, match):
+    from mmcourse.text2image.widgets import prompt_view
+
+    v = prompt_view(tiny_model, judges, *args)
+    assert v.png is None and match in v.message

@@ -239,15 +239,25 @@ def state_dict(model: TextToImage) -> dict[str, torch.Tensor]:
     return {k: v.contiguous() for k, v in out.items()}
 
 
-def train_text2image(cfg: T2IConfig | None = None, ae_steps: int = 1500, steps: int = 6000, batch_size: int = 128,
-                     n_train: int = 40_000, seed: int = 0, progress: bool = True) -> tuple[TextToImage, dict]:
-    """Both stages; returns the model and {"ae_history", "history", "ae_seconds", "seconds"}."""
+def train_text2image(cfg: T2IConfig | None = None, ae_steps: int = 2500, steps: int = 3000, batch_size: int = 64,
+                     n_train: int = 20_000, seed: int = 0, progress: bool = True,
+                     stage1: tuple[dict, History, float] | None = None) -> tuple[TextToImage, dict]:
+    """Both stages; returns the model and {"ae_history", "history", "ae_seconds", "seconds"}.
+
+    ``stage1`` = (autoencoder state, its history, its seconds) from an earlier run of stage 1 with
+    the same config and seed skips retraining it (stage 1 is deterministic on one thread).
+    """
     cfg = cfg or T2IConfig()
     seed_everything(seed)
     ae = cfg.autoencoder()
-    t0 = time.perf_counter()
-    ae_hist = train_autoencoder(ae, steps=ae_steps, seed=seed, progress=progress)
-    ae_seconds = time.perf_counter() - t0
+    if stage1 is None:
+        t0 = time.perf_counter()
+        ae_hist = train_autoencoder(ae, steps=ae_steps, seed=seed, progress=progress)
+        ae_seconds = time.perf_counter() - t0
+    else:
+        ae.load_state_dict(stage1[0])
+        ae_hist, ae_seconds = stage1[1], stage1[2]
+        ae.eval()
     encoder = text_encoder()
     data = encode_dataset(ae, encoder, n_train, seed=seed + 1)
     seed_everything(seed)

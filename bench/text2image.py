@@ -1,0 +1,148 @@
+"""Text-to-image measurements behind notebook 08: ``python -m bench text2image``.
+
+Stored in bench/results/:
+
+- ``text2image_space.json``: pixel space at 16x16 against latent space (32x32x3 -> 8x8x4):
+  whether the course's shape judge (the shipped 32x32 ViT) can judge each (agreement with
+  ShapesWorld's labels on real scenes, 16x16 scenes upsampled), and the cost of one training
+  step and one guided sampling step of the same denoiser on each.
+- ``text2image_guidance.json``: the shipped model at w in {0, 1, 2, 4, 8} with DDIM-50:
+  per-attribute accuracy on 300 seen and 300 held-out prompts, diversity (pixel variance across
+  seeds of one prompt) and the CLIP score; DDIM-50 time for one image and per image in a batch.
+
+One thread throughout; the load average is stored with each file (a busy machine is slower).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import time
+from datetime import date
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+RESULTS = Path(__file__).parent / "results"
+GUIDANCE_SCALES = (0.0, 1.0, 2.0, 4.0, 8.0)
+
+
+def _store(name: str, payload: dict) -> None:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"{name}.json").write_text(json.dumps(payload, indent=1) + "\n")
+
+
+def _median_ms(fn, repeats: int = 7) -> float:
+    fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return 1000 * statistics.median(times)
+
+
+def space() -> dict:
+    """Pixel 16x16 against latent 8x8x4: judge agreement and per-step costs."""
+    from mmcourse.data.shapes import ShapesWorld
+    from mmcourse.diffusion.conditioning import TextCondition
+    from mmcourse.text2image.judges import Judges
+    from mmcourse.text2image.tasks import T2IConfig
+
+    judges = Judges.load()
+    out: dict = {"date": str(date.today()), "threads": 1, "loadavg_before": round(os.getloadavg()[0], 2)}
+    agree = {}
+    for size in (16, 32):
+        b = ShapesWorld(image_size=size).sample(2000, seed=5, split="test")
+        x = b.images if size == 32 else F.interpolate(b.images, size=32, mode="bicubic", align_corners=False).clamp(0, 1)
+        agree[f"{size}px" + (" upsampled (bicubic)" if size == 16 else "")] = round(
+            float((judges.shape(x) == b.shape[:, 0]).float().mean()), 4)
+    out["shape_judge_agreement"] = agree
+
+    cfg = T2IConfig()
+    costs = {}
+    for name, (channels, side) in {"pixel 16x16x3": (3, 16), "latent 8x8x4": (4, 8)}.items():
+        kw = dict(cfg.unet, in_channels=channels, image_size=side)
+        kw["channel_mults"] = tuple(kw["channel_mults"])
+        from mmcourse.diffusion.conditioning import TextUNet
+
+        torch.manual_seed(0)
+        unet = TextUNet(**kw)
+        opt = torch.optim.AdamW(unet.parameters())
+        B = 64
+        x, t = torch.randn(B, channels, side, side), torch.randint(0, 1000, (B,))
+        text = TextCondition(torch.randn(B, 16, 64), torch.ones(B, 16, dtype=torch.bool), torch.randn(B, 64))
+
+        def train_step() -> None:
+            loss = F.mse_loss(unet(x, t, text), x)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+
+        with torch.no_grad():
+            x2, t2, text2 = x[:2], t[:2], text.index(slice(0, 2))
+            fwd = _median_ms(lambda: unet(x2, t2, text2), 15)
+        costs[name] = {"train_step_ms_batch64": round(_median_ms(train_step, 5), 1),
+                       "guided_step_ms_one_image": round(fwd, 2), "numbers_per_image": channels * side * side}
+    out["denoiser_cost"] = costs
+    out["loadavg_after"] = round(os.getloadavg()[0], 2)
+    return out
+
+
+def guidance(n_prompts: int = 300, n_seeds: int = 8, n_diversity_prompts: int = 16) -> dict:
+    """The shipped model across guidance scales, seen and held-out prompts."""
+    from mmcourse.text2image.checkpoints import guidance_accuracy
+    from mmcourse.text2image.judges import Judges
+    from mmcourse.text2image.prompts import prompt_set
+    from mmcourse.text2image.tasks import generate, load_text2image
+
+    model, judges = load_text2image(), Judges.load()
+    out: dict = {"date": str(date.today()), "threads": 1, "loadavg_before": round(os.getloadavg()[0], 2),
+                 "n_prompts": n_prompts, "sampler": "ddim", "steps": 50}
+    t0 = time.perf_counter()
+    out["seen"] = guidance_accuracy(model, judges, n_prompts, GUIDANCE_SCALES, split="test")
+    out["heldout"] = guidance_accuracy(model, judges, n_prompts, GUIDANCE_SCALES, split="heldout")
+    prompts, _ = prompt_set(n_diversity_prompts, seed=5, split="test")
+    diversity, clip = {}, {}
+    for w in GUIDANCE_SCALES:
+        var, score = [], []
+        for p in prompts:
+            x = generate(model, p, w, steps=50, seed=1, n=n_seeds)
+            var.append(float(x.var(dim=0).mean()))
+            score.append(float(judges.clip_score(x, [p] * n_seeds).mean()))
+        diversity[str(w)], clip[str(w)] = round(statistics.mean(var), 5), round(statistics.mean(score), 4)
+    out["diversity_pixel_variance"] = diversity
+    out["clip_score"] = clip
+    out["sweep_seconds"] = round(time.perf_counter() - t0, 1)
+    one = _median_ms(lambda: generate(model, "a large purple diamond at the bottom right", 4.0, steps=50), 5)
+    batch = _median_ms(lambda: generate(model, "a large purple diamond at the bottom right", 4.0, steps=50, n=64), 3)
+    out["ddim50_ms_one_image"] = round(one, 1)
+    out["ddim50_ms_per_image_batch64"] = round(batch / 64, 2)
+    out["loadavg_after"] = round(os.getloadavg()[0], 2)
+    return out
+
+
+def run() -> None:
+    torch.set_num_threads(1)
+    s = space()
+    _store("text2image_space", s)
+    print(json.dumps(s, indent=1))
+    g = guidance()
+    _store("text2image_guidance", g)
+    print(json.dumps({k: v for k, v in g.items() if k not in ("seen", "heldout")}, indent=1))
+    for split in ("seen", "heldout"):
+        for w, row in g[split].items():
+            print(split, w, {k: round(v, 3) for k, v in row.items()})
+
+
+if __name__ == "__main__":
+    import sys
+
+    torch.set_num_threads(1)
+    parts = sys.argv[1:] or ["space", "guidance"]
+    if "space" in parts:
+        _store("text2image_space", space())
+    if "guidance" in parts:
+        _store("text2image_guidance", guidance())
