@@ -146,3 +146,36 @@ def test_loader_fails_loudly_on_a_wrong_state_dict(pair):
     sd["prompt_encoder.no_mask_embed.weight"] = torch.zeros(1, 16)
     with pytest.raises(ValueError, match="shapes differ"):
         from_segment_anything(sd, cfg)
+
+
+def test_vit_b_layout_small():
+    """ViT-B's layout at small width: a 16 x 16 grid with 14 x 14 windows (padded to 28 x 28), global
+    blocks 1 and 3, 256-wide prompts: the config is read off the weights and the embedding matches."""
+    from segment_anything.modeling import ImageEncoderViT, MaskDecoder, PromptEncoder, Sam, TwoWayTransformer
+
+    torch.manual_seed(3)
+    ref = Sam(
+        image_encoder=ImageEncoderViT(img_size=256, patch_size=16, embed_dim=48, depth=4, num_heads=3, out_chans=64,
+                                      qkv_bias=True, norm_layer=partial(nn.LayerNorm, eps=1e-6), use_rel_pos=True,
+                                      window_size=14, global_attn_indexes=(1, 3)),
+        prompt_encoder=PromptEncoder(embed_dim=64, image_embedding_size=(16, 16), input_image_size=(256, 256),
+                                     mask_in_chans=16),
+        mask_decoder=MaskDecoder(num_multimask_outputs=3, transformer_dim=64, iou_head_depth=3, iou_head_hidden_dim=32,
+                                 transformer=TwoWayTransformer(depth=2, embedding_dim=64, mlp_dim=128, num_heads=8)),
+    ).eval()
+    with torch.no_grad():
+        for name, p in ref.named_parameters():
+            if "rel_pos" in name or "pos_embed" in name:
+                p.normal_(0, 0.3)
+    ours = from_segment_anything(ref.state_dict())          # heads: 48 / head_dim 16 = 3; decoder 8 (SAM's)
+    enc = ours.cfg.encoder
+    assert (enc.num_heads, enc.window_size, enc.global_attn_indexes, ours.cfg.decoder_heads) == (3, 14, (1, 3), 8)
+    x = torch.randn(1, 3, 256, 256)
+    with torch.no_grad():
+        assert (ours.image_encoder(x) - ref.image_encoder(x)).abs().max().item() < ATOL
+        pts, lab = torch.tensor([[[100.0, 60.0]]]), torch.tensor([[1]])
+        emb = ref.image_encoder(x)
+        s, d = ref.prompt_encoder(points=(pts, lab), boxes=None, masks=None)
+        want, _ = ref.mask_decoder(emb, ref.prompt_encoder.get_dense_pe(), s, d, True)
+        got, _ = ours.decode(emb, pts, lab)
+    assert (got - want).abs().max().item() < ATOL

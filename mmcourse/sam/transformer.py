@@ -20,7 +20,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..nn import attention
+import torch.nn.functional as F
 from .common import MLPBlock
 
 
@@ -49,7 +49,9 @@ class Attention(nn.Module):
         q = self._separate_heads(self.q_proj(q))
         k = self._separate_heads(self.k_proj(k))
         v = self._separate_heads(self.v_proj(v))
-        out, _ = attention(q, k, v)                            # (B, heads, Nq, c/heads)
+        # softmax(q kᵀ / sqrt(d)) v, as mmcourse.nn.attention writes it out; the fused kernel
+        # gives the same numbers (the segment-anything cross-check) in fewer steps per prompt.
+        out = F.scaled_dot_product_attention(q, k, v)          # (B, heads, Nq, c/heads)
         b, _, n, _ = out.shape
         return self.out_proj(out.transpose(1, 2).reshape(b, n, self.internal_dim))
 
