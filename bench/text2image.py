@@ -93,7 +93,7 @@ def space() -> dict:
 
 def guidance(n_prompts: int = 300, n_seeds: int = 8, n_diversity_prompts: int = 16) -> dict:
     """The shipped model across guidance scales, seen and held-out prompts."""
-    from mmcourse.text2image.checkpoints import guidance_accuracy
+    from mmcourse.text2image.recipe import guidance_accuracy
     from mmcourse.text2image.judges import Judges
     from mmcourse.text2image.prompts import prompt_set
     from mmcourse.text2image.tasks import generate, load_text2image
