@@ -3,7 +3,7 @@
 (a) ``negatives``: ITM trained with random negatives against BLIP's mined (hard) ones. Two
     models of the same recipe (fewer steps than the checkpoint), differing only in how ITM's
     negatives are drawn; both measured on one-word-changed captions (single and 2-3 objects).
-(b) ``capfilt``: :func:`mmcourse.blip.tasks.capfilt_experiment` at full size: 40% of the
+(b) ``capfilt``: :func:`mmcourse.blip.tasks.capfilt_experiment` on single-object scenes: 40% of the
     captions corrupted, a 5% clean subset, captioner and filter fine-tuned, the bootstrapped set,
     noisy / bootstrapped / clean pretraining compared.
 
@@ -20,9 +20,9 @@ from pathlib import Path
 import torch
 
 RESULTS = Path(__file__).resolve().parent / "results"
-NEGATIVES_RECIPE = dict(steps=800, batch_size=64, lr=1e-3, vit_init="clip_shapes_named", seed=0)
-CAPFILT_RECIPE = dict(n_images=2000, noise=0.4, clean_share=0.05, steps=500, finetune_steps=150, batch_size=64,
-                      threshold=0.5, seed=0)
+NEGATIVES_RECIPE = dict(steps=600, batch_size=64, lr=1e-3, vit_init="clip_shapes_named", seed=0)
+CAPFILT_RECIPE = dict(n_images=2000, noise=0.4, clean_share=0.05, steps=600, finetune_steps=150, batch_size=64,
+                      threshold=0.5, seed=0, min_objects=1, max_objects=1)
 
 
 def _load() -> list[str]:

@@ -7,9 +7,10 @@ import torch
 
 from mmcourse.blip import BLIP
 from mmcourse.blip.tasks import (ATTRIBUTES, CONTEXT_LENGTH, PairSet, blip_loss_fn, caption_scores, changed_captions,
-                                 content_ids, content_key, one_word_change, parse_caption, sample_scenes,
-                                 scene_objects, shapes_blip_config, tokenizer_for, word_marks)
-from mmcourse.data.shapes import CAPTION_TEMPLATES
+                                 content_ids, content_key, corrupt_captions, filter_quality, one_word_change,
+                                 parse_caption, sample_scenes, scene_objects, shapes_blip_config, tokenizer_for,
+                                 word_marks)
+from mmcourse.data.shapes import CAPTION_TEMPLATES, COLOUR_NAMES, SHAPES
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -111,3 +112,34 @@ def test_pair_set_and_training_loss_run_one_step():
         assert float(loss.detach()) == pytest.approx(curves["itc"][-1] + curves["lm"][-1], rel=1e-5)
     with pytest.raises(ValueError, match="negatives"):
         model(batch.images[:4], tokenizer_for(model)(batch.captions[:4]), negatives="easy")
+
+
+def test_corrupt_captions_and_filter_quality(scenes):
+    truth = list(scenes.captions)
+    noisy, corrupted = corrupt_captions(truth, 0.4, seed=0)
+    assert 0.3 < corrupted.float().mean() < 0.5
+    for t, n, bad in zip(truth, noisy, corrupted.tolist()):
+        assert (t != n) == bad
+        if bad:  # one colour or shape word changed
+            diff = [(a, b) for a, b in zip(t.split(), n.split()) if a != b]
+            assert len(diff) == 1 and diff[0][0] in (*SHAPES, *COLOUR_NAMES)
+    again, again_mask = corrupt_captions(truth, 0.4, seed=0)
+    assert again == noisy and torch.equal(again_mask, corrupted)
+    keep = torch.tensor([True, False, False, True, False])
+    bad = torch.tensor([False, True, False, False, True])
+    q = filter_quality(keep, bad)
+    assert q == pytest.approx({"precision": 2 / 3, "recall": 1.0, "kept": 0.4})
+    with pytest.raises(ValueError, match="share"):
+        corrupt_captions(truth, 1.5)
+
+
+def test_caption_limits_length_so_the_filter_can_read_it_back():
+    from mmcourse.blip import caption, filter
+
+    torch.manual_seed(1)
+    model = BLIP(shapes_blip_config()).eval()   # untrained: it rarely stops by itself
+    batch = sample_scenes(6, seed=2)
+    texts = caption(model, batch.images, method="nucleus", top_p=1.0, generator=torch.Generator().manual_seed(0))
+    assert max(len(t.split()) for t in texts) <= CONTEXT_LENGTH - 2
+    keep, probs = filter(model, batch.images, texts)
+    assert keep.shape == probs.shape == (6,)

@@ -42,6 +42,8 @@ def caption(model, images: torch.Tensor, tokenizer: BlipTokenizer | None = None,
             generator: torch.Generator | None = None) -> list[str]:
     """Synthetic captions (one str per image) from the decoder; ``method`` greedy, beam or nucleus."""
     tokenizer = _tokenizer(model, tokenizer)
+    # at most context_length - 2 words, so that [CLS] caption [SEP] fits the encoder (the filter) again
+    max_length = model.cfg.text.context_length - 1 if max_length is None else max_length
     ids = generate(model, images, method=method, max_length=max_length, num_beams=num_beams, top_p=top_p,
                    generator=generator)
     return [tokenizer.decode(row) for row in ids]

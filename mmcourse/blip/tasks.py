@@ -430,10 +430,10 @@ def evaluate(model: BLIP, n: int = 500) -> dict[str, float]:
 
 def capfilt_experiment(n_images: int = 2000, noise: float = 0.4, clean_share: float = 0.05, steps: int = 500,
                        finetune_steps: int = 150, batch_size: int = 64, threshold: float = 0.5, seed: int = 0,
-                       eval_n: int = 500, progress: bool = True) -> dict:
+                       min_objects: int = 1, max_objects: int = 1, eval_n: int = 500, progress: bool = True) -> dict:
     """BLIP's CapFilt on ShapesWorld, end to end (bench/blip.py runs the full size, the notebook a small one).
 
-    1. ``n_images`` training scenes; a share ``noise`` of their captions corrupted
+    1. ``n_images`` training scenes (``min_objects``..``max_objects`` objects); a share ``noise`` of their captions corrupted
        (:func:`corrupt_captions`); pretrain on the noisy set.
     2. A clean subset (``clean_share`` of the images, true captions): fine-tune a copy of the
        model as captioner (LM only) and one as filter (ITC + ITM), as BLIP does on COCO.
@@ -446,7 +446,7 @@ def capfilt_experiment(n_images: int = 2000, noise: float = 0.4, clean_share: fl
     from .capfilt import filter as itm_filter
 
     t0 = time.perf_counter()
-    scenes = sample_scenes(n_images, seed=1000 + seed)
+    scenes = sample_scenes(n_images, seed=1000 + seed, min_objects=min_objects, max_objects=max_objects)
     images, truth = scenes.images, list(scenes.captions)
     noisy, corrupted = corrupt_captions(truth, noise, seed)
     kw = dict(steps=steps, batch_size=batch_size, seed=seed, progress=progress)
@@ -478,7 +478,7 @@ def capfilt_experiment(n_images: int = 2000, noise: float = 0.4, clean_share: fl
     gap = results["clean"]["zero_shot"] - results["noisy"]["zero_shot"]
     return {
         "recipe": dict(n_images=n_images, noise=noise, clean_share=clean_share, steps=steps, finetune_steps=finetune_steps,
-                       batch_size=batch_size, threshold=threshold, seed=seed),
+                       batch_size=batch_size, threshold=threshold, seed=seed, objects=[min_objects, max_objects]),
         "filter": filter_quality(keep_web, corrupted),
         "synthetic": {"right": float(synthetic_right.float().mean()), "kept": float(keep_syn.float().mean()),
                       "right_among_kept": float(synthetic_right[keep_syn].float().mean()) if keep_syn.any() else 0.0},
