@@ -190,6 +190,10 @@ def test_autoencoder_shapes_and_scale():
         ae.encode(torch.zeros(2, 3, 16, 16))
     with pytest.raises(ValueError, match="latents"):
         ae.decode(torch.zeros(2, 4, 4, 4))
+    with pytest.raises(ValueError, match="decoder must be one of"):
+        AutoEncoder(decoder="transposed")
+    two = AutoEncoder(width=16, decoder="shuffle2x2")
+    assert two(x).shape == x.shape and two.encode(x).shape == (8, 4, 8, 8)
 
 
 # ----------------------------------------------------------------------------- prompts and bad input

@@ -20,6 +20,9 @@ from torch import nn
 from .models import _groups
 
 
+DECODERS = ("shuffle4", "shuffle2x2")
+
+
 class _Res(nn.Module):
     """x + conv(SiLU(GroupNorm(x))), 3x3, at the latent resolution."""
 
@@ -45,7 +48,8 @@ class AutoEncoder(nn.Module):
         image_size: side of the input (divisible by 4); the latent side is image_size / 4.
     """
 
-    def __init__(self, in_channels: int = 3, latent_channels: int = 4, width: int = 64, image_size: int = 32) -> None:
+    def __init__(self, in_channels: int = 3, latent_channels: int = 4, width: int = 64, image_size: int = 32,
+                 decoder: str = "shuffle4") -> None:
         super().__init__()
         if image_size % 4:
             raise ValueError(f"image_size must be divisible by 4, got {image_size}")
@@ -57,14 +61,20 @@ class AutoEncoder(nn.Module):
             nn.GroupNorm(_groups(w), w), nn.SiLU(),
             nn.Conv2d(w, latent_channels, 1),                           # (B, 4, S/4, S/4)
         )
-        self.decoder = nn.Sequential(
-            nn.Conv2d(latent_channels, w, 3, padding=1),                # (B, w, S/4, S/4)
-            _Res(w), _Res(w),
-            nn.GroupNorm(_groups(w), w), nn.SiLU(),
-            nn.Conv2d(w, 4 * w, 1), nn.SiLU(),                          # a per-position MLP head ...
-            nn.Conv2d(4 * w, in_channels * 16, 1),                      # ... to (B, 3 * 16, S/4, S/4)
-            nn.PixelShuffle(4),                                         # (B, 3, S, S)
-        )
+        if decoder not in DECODERS:
+            raise ValueError(f"decoder must be one of {DECODERS}, got {decoder!r}")
+        head = [nn.Conv2d(latent_channels, w, 3, padding=1), _Res(w), _Res(w),   # (B, w, S/4, S/4)
+                nn.GroupNorm(_groups(w), w), nn.SiLU()]
+        if decoder == "shuffle4":  # every 4x4 patch painted from its own position's features
+            tail = [nn.Conv2d(w, 4 * w, 1), nn.SiLU(),                  # a per-position MLP head ...
+                    nn.Conv2d(4 * w, in_channels * 16, 1),              # ... to (B, 3 * 16, S/4, S/4)
+                    nn.PixelShuffle(4)]                                 # (B, 3, S, S)
+        else:  # "shuffle2x2": one more 3x3 stage at S/2, where neighbouring pixels can agree on an edge
+            h = w // 2
+            tail = [nn.Conv2d(w, 4 * h, 1), nn.PixelShuffle(2),         # (B, w/2, S/2, S/2)
+                    _Res(h), nn.GroupNorm(_groups(h), h), nn.SiLU(),
+                    nn.Conv2d(h, in_channels * 4, 3, padding=1), nn.PixelShuffle(2)]  # (B, 3, S, S)
+        self.decoder = nn.Sequential(*head, *tail)
         self.register_buffer("latent_mean", torch.zeros(latent_channels))
         self.register_buffer("latent_std", torch.ones(latent_channels))
 

@@ -76,23 +76,54 @@ def text_encoder(name: str = TEXT_TOWER) -> FrozenTextEncoder:
 # ---------------------------------------------------------------------------------------------
 
 
-def autoencoder_loss(ae: AutoEncoder, images: torch.Tensor, object_weight: float = 20.0) -> torch.Tensor:
-    """Mean squared error with the object's pixels weighted ``1 + object_weight``: an object covers
-    a few percent of the image, and a plain MSE is happy to blur it into the background."""
+PERCEPTUAL_VIT = "vit_shapes"  # the narrow shape ViT; the judge is vit_shapes_broad, a different network
+
+
+def autoencoder_loss(ae: AutoEncoder, images: torch.Tensor, object_weight: float = 20.0,
+                     perceptual: nn.Module | None = None, perceptual_weight: float = 1.0) -> torch.Tensor:
+    """Pixel loss (L1 + squared error) with the object's pixels weighted ``1 + object_weight``, plus
+    a perceptual term when ``perceptual`` (a frozen ViT) is given.
+
+    An object covers a few percent of the image, and a plain pixel loss is happy to blur it into
+    the background. The perceptual term compares the ViT's tokens for the reconstruction and the
+    original (Stable Diffusion's autoencoder does the same with LPIPS, a VGG's features): edges
+    that decide a shape matter to it more than their few pixels do to a pixel loss.
+    """
+    from ..vit.tasks import subtract_background
+
     recon = ae(images)
     background = images.flatten(2).median(dim=-1).values[:, :, None, None]
     on_object = ((images - background).norm(dim=1, keepdim=True) > 0.2).float()
     err = (recon - images).abs()
-    return ((err + err**2) * (1 + object_weight * on_object)).mean()  # L1 keeps edges sharper than MSE alone
+    loss = ((err + err**2) * (1 + object_weight * on_object)).mean()  # L1 keeps edges sharper than MSE alone
+    if perceptual is not None:
+        with torch.no_grad():
+            want = perceptual.forward_features(subtract_background(images))
+        got = perceptual.forward_features(subtract_background(recon))
+        loss = loss + perceptual_weight * F.mse_loss(got, want)
+    return loss
 
 
 def train_autoencoder(ae: AutoEncoder, steps: int = 2500, batch_size: int = 32, n_train: int = 20_000, lr: float = 3e-3,
-                      seed: int = 0, progress: bool = True) -> History:
-    """Train ``ae`` on "train" scenes, then standardise its latents; returns the loss history."""
+                      seed: int = 0, perceptual: bool = False, progress: bool = True) -> History:
+    """Train ``ae`` on "train" scenes, then standardise its latents; returns the loss history.
+
+    ``perceptual`` adds the ViT term of :func:`autoencoder_loss` (with ``vit_shapes``). Measured
+    on one run of 2,000 steps: it kept 96% of shape labels under ``vit_shapes`` but only 72% under
+    the judge ``vit_shapes_broad``, with 7x the pixel error: the reconstruction learned to please
+    the network it was trained against, so the shipped recipe leaves it off.
+    """
     images = world(ae.image_size).sample(n_train, seed=seed, split="train").images
+    vit = None
+    if perceptual:
+        from ..vit.tasks import load_vit
+
+        vit = load_vit(PERCEPTUAL_VIT)
+        for p in vit.parameters():
+            p.requires_grad_(False)
 
     def loss_fn(m: nn.Module, g: torch.Generator) -> torch.Tensor:
-        return autoencoder_loss(m, images[torch.randint(0, len(images), (batch_size,), generator=g)])
+        return autoencoder_loss(m, images[torch.randint(0, len(images), (batch_size,), generator=g)], perceptual=vit)
 
     hist = fit(ae, loss_fn, steps=steps, lr=lr, seed=seed, warmup=min(50, steps - 1), cosine=True, grad_clip=1.0,
                progress=progress, desc="autoencoder")
@@ -239,7 +270,7 @@ def state_dict(model: TextToImage) -> dict[str, torch.Tensor]:
     return {k: v.contiguous() for k, v in out.items()}
 
 
-def train_text2image(cfg: T2IConfig | None = None, ae_steps: int = 2500, steps: int = 3000, batch_size: int = 64,
+def train_text2image(cfg: T2IConfig | None = None, ae_steps: int = 2500, steps: int = 2000, batch_size: int = 64,
                      n_train: int = 20_000, seed: int = 0, progress: bool = True,
                      stage1: tuple[dict, History, float] | None = None) -> tuple[TextToImage, dict]:
     """Both stages; returns the model and {"ae_history", "history", "ae_seconds", "seconds"}.
