@@ -340,3 +340,60 @@ def test_bad_input_names_the_argument(model, tok):
         span_to_tokens("circle.", (3, 20))
     with pytest.raises(ValueError, match="names"):
         detection_prompt([])
+
+
+def test_text_tower_starts_from_the_clip_checkpoint():
+    from mmcourse.weights import load
+
+    m = GLIP(GLIPConfig())
+    m.load_clip_text("clip_shapes_named")
+    state, _ = load("clip_shapes_named")
+    torch.testing.assert_close(m.text.token_embedding.weight, state["text.token_embedding.weight"])
+    torch.testing.assert_close(m.text.blocks[1].mlp.fc2.weight, state["text.blocks.1.mlp.fc2.weight"])
+    pos = m.text.positional_embedding
+    torch.testing.assert_close(pos[:16], state["text.positional_embedding"])
+    assert (pos[16:] == state["text.positional_embedding"][-1]).all()
+
+
+# ---------------------------------------------------------------------------------------------
+# Shipped checkpoints
+# ---------------------------------------------------------------------------------------------
+
+
+def test_shipped_glip_meets_its_targets_on_a_test_subset():
+    """The registry's measurements meet the issue's targets (AP50 >= 0.90 with shape names on 500
+    test scenes, caption grounding >= 90%), and the file scores alike on the first 100 scenes."""
+    from mmcourse import weights
+    from mmcourse.glip.tasks import TARGETS, evaluate_names, glip_world, load_glip
+
+    stored = weights.entry("glip_shapes").metrics
+    for key, target in TARGETS.items():
+        assert stored[key] >= target, (key, stored[key])
+    model = load_glip("glip_shapes")
+    live = evaluate_names(model, glip_world().sample(100, seed=1, split="test"))
+    assert live["AP50"] >= 0.85, live
+
+
+@pytest.mark.slow
+def test_shipped_glip_registry_metrics_are_what_the_files_score():
+    from mmcourse import weights
+    from mmcourse.glip.tasks import CHECKPOINTS, load_glip, measure
+
+    for name in CHECKPOINTS:
+        stored = weights.entry(name).metrics
+        for key, value in measure(load_glip(name)).items():
+            assert abs(value - stored[key]) < 2e-3, (name, key, value, stored[key])
+
+
+def test_soft_token_loss_is_cross_entropy_over_the_prompt_tokens():
+    from mmcourse.glip.losses import soft_token_loss
+
+    logits = torch.tensor([[[0.0, 2.0, 1.0, 5.0], [0.0, 0.0, 3.0, 9.0]]])   # (1, N=2, M=4)
+    target = torch.tensor([[[0.0, 1.0, 1.0, 0.0], [0.0, 0.0, 0.0, 0.0]]])
+    mask = torch.tensor([[False, True, True, False]])                      # token 3 is padding
+    positive = torch.tensor([[True, False]])
+    z = torch.tensor([2.0, 1.0])
+    logp = z - torch.logsumexp(z, 0)
+    want = -(0.5 * logp[0] + 0.5 * logp[1])
+    torch.testing.assert_close(soft_token_loss(logits, target, mask, positive), want)
+    assert soft_token_loss(logits, target, mask, torch.zeros(1, 2, dtype=torch.bool)) == 0

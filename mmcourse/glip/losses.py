@@ -59,10 +59,29 @@ def generalized_box_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return iou - (hull - union) / hull.clamp(min=1e-9)
 
 
+def soft_token_loss(logits: torch.Tensor, token_target: torch.Tensor, token_mask: torch.Tensor,
+                    positive: torch.Tensor) -> torch.Tensor:
+    """MDETR's soft-token prediction at the positive locations: a softmax over the prompt's word
+    tokens, cross-entropy against the target row spread uniformly over its phrase's tokens.
+
+    Unlike the per-token sigmoid, the softmax makes the tokens compete, so "circle" rises only if
+    "square" falls: the gradient of a classifier, which the focal loss scales down for every
+    moderately wrong token (weight (1 - alpha) p^gamma = 0.07 at p = 0.3).
+    """
+    if not positive.any():
+        return logits.sum() * 0
+    z = logits[positive].masked_fill(~token_mask[:, None, :].expand_as(logits)[positive], float("-inf"))
+    t = token_target[positive]
+    t = t / t.sum(-1, keepdim=True).clamp(min=1)
+    return -(t * z.log_softmax(-1).masked_fill(t == 0, 0)).sum(-1).mean()
+
+
 def grounding_loss(logits: torch.Tensor, token_target: torch.Tensor, token_mask: torch.Tensor,
                    pred_boxes: torch.Tensor, target_boxes: torch.Tensor, centerness_logits: torch.Tensor,
-                   centerness_target: torch.Tensor, positive: torch.Tensor) -> dict[str, torch.Tensor]:
-    """GLIP's three losses for one batch; returns a dict with "cls", "box", "ctr" and "total".
+                   centerness_target: torch.Tensor, positive: torch.Tensor, soft_token_weight: float = 0.0
+                   ) -> dict[str, torch.Tensor]:
+    """GLIP's three losses for one batch, plus optionally MDETR's soft-token loss (weight
+    ``soft_token_weight``, :func:`soft_token_loss`); returns "cls", "box", "ctr", "token", "total".
 
     Args:
         logits: (B, N, M) alignment logits; token_target: (B, N, M) in {0, 1};
@@ -83,4 +102,5 @@ def grounding_loss(logits: torch.Tensor, token_target: torch.Tensor, token_mask:
         ctr = F.binary_cross_entropy_with_logits(centerness_logits[positive], w)
     else:  # no object in the batch's prompts: only the background term
         box = ctr = logits.sum() * 0
-    return {"cls": cls, "box": box, "ctr": ctr, "total": cls + box + ctr}
+    token = soft_token_loss(logits, token_target, token_mask, positive) if soft_token_weight else cls * 0
+    return {"cls": cls, "box": box, "ctr": ctr, "token": token, "total": cls + box + ctr + soft_token_weight * token}

@@ -85,6 +85,28 @@ class GLIP(nn.Module):
         self.align = AlignmentHead(cfg.dim) if cfg.head == "alignment" else ClassHead(cfg.dim, cfg.num_classes)
         self.register_buffer("points", grid_points(cfg.img_size, Backbone.stride), persistent=False)
 
+    def load_clip_text(self, name: str = "clip_shapes_named") -> None:
+        """Start the text transformer from a shipped CLIP checkpoint's text tower (notebook 04).
+
+        GLIP starts from a pre-trained BERT; here the words already mean something after CLIP's
+        training. CLIP's 16 position embeddings fill the first 16 rows; later positions (only long
+        captions reach them) start as a copy of the last one.
+        """
+        from ..weights import load
+
+        state, _ = load(name)
+        text = {k[len("text."):]: v for k, v in state.items() if k.startswith("text.")}
+        own = self.text.state_dict()
+        if sorted(text) != sorted(own):
+            raise ValueError(f"{name}'s text tower has keys {sorted(set(text) ^ set(own))} that differ from GLIP's")
+        pos = text["positional_embedding"]
+        L = own["positional_embedding"].shape[0]
+        text["positional_embedding"] = torch.cat([pos[:L], pos[-1:].expand(max(0, L - len(pos)), -1)])
+        for k, v in text.items():
+            if v.shape != own[k].shape:
+                raise ValueError(f"{k}: shape {tuple(v.shape)} in {name}, {tuple(own[k].shape)} in GLIP")
+        self.text.load_state_dict(text)
+
     @property
     def stride(self) -> int:
         return Backbone.stride

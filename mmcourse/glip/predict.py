@@ -67,3 +67,14 @@ def grounding_predict(model: GLIP, image: torch.Tensor, prompt: str, threshold: 
     if not isinstance(image, torch.Tensor) or image.ndim != 3:
         raise ValueError(f"image must be a (3, H, W) tensor, got {getattr(image, 'shape', type(image).__name__)}")
     return predict_batch(model, image[None], [prompt], threshold, nms_iou, max_detections)[0]
+
+
+def top_per_phrase(result: dict) -> dict:
+    """The subset of a :func:`grounding_predict` result that keeps each phrase's best box only
+    (boxes come sorted by score, so that is each phrase's first box)."""
+    first = {}
+    for i, k in enumerate(result["labels"].tolist()):
+        first.setdefault(k, i)
+    idx = torch.tensor(sorted(first.values()), dtype=torch.long)
+    return {"boxes": result["boxes"][idx], "scores": result["scores"][idx], "labels": result["labels"][idx],
+            "phrases": result["phrases"], "phrase": [result["phrase"][i] for i in idx.tolist()]}
