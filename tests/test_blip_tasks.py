@@ -143,3 +143,18 @@ def test_caption_limits_length_so_the_filter_can_read_it_back():
     assert max(len(t.split()) for t in texts) <= CONTEXT_LENGTH - 2
     keep, probs = filter(model, batch.images, texts)
     assert keep.shape == probs.shape == (6,)
+
+
+def test_shipped_checkpoint_keeps_its_measured_numbers():
+    """blip_shapes: ITM beats ITC on one-word changes and the registry's numbers reproduce (smaller n)."""
+    from mmcourse.blip.checkpoints import GATES, load_blip
+    from mmcourse.blip.tasks import caption_accuracy, matching_accuracy, retrieval_r1
+    from mmcourse.weights import entry
+
+    model = load_blip()
+    metrics = entry("blip_shapes").metrics
+    assert all(metrics[k] >= v for k, v in GATES.items())
+    m = matching_accuracy(model, 200)
+    assert m["itm"] >= 0.95 and m["itm"] >= m["itc"]
+    assert abs(caption_accuracy(model, 200)["all_right"] - metrics["caption_single_all_right"]) < 0.1
+    assert retrieval_r1(model)["i2t_attribute_r1"] == pytest.approx(metrics["i2t_attribute_r1"], abs=1e-3)

@@ -9,6 +9,23 @@ The notebook, ``make weights`` (:mod:`mmcourse.blip.checkpoints`) and ``make ben
 - One-word-changed captions (:func:`one_word_change`): the same caption with one colour, shape,
   size or position word swapped, the test ITM exists for (:func:`matching_accuracy`).
 - Retrieval and zero-shot use notebook 04's test sets and scoring (:mod:`mmcourse.clip`).
+
+ITM's plateau (measured while writing this module, one seed each, batch 32 unless named). From
+scratch, ITM sits at 0.636, the loss of always answering "match" with probability 1/3 (one true
+pair for two negatives), while ITC and LM learn; it is not a bug in the pairs or the labels
+(``tests/test_blip.py`` checks both, and ITM's gradient reaches cross-attention, norm 0.1-0.4):
+
+- random ViT, no gradient clipping: ITC stuck at ln 32 = 3.47 too, ITM 0.636 after 300 steps;
+- gradient norm clipped, 50 warm-up steps: ITC 0.90 after 300 steps, ITM still 0.637;
+- ITM alone with random negatives: 0.637 after 200 steps;
+- image encoder started from notebook 04's CLIP (``vit_init``): ITC 0.27 by step 100, and ITM
+  leaves the plateau at step 250-300, as LM falls below about 1.1 (0.49 at step 350).
+
+At initialisation cross-attention is uniform over the 17 image tokens (entropy = ln 17) and the
+[ENC] state varies little with the caption (std 0.07 across captions, 0.19 across images):
+nothing in it correlates with "match", a product of caption and image. LM, which shares the
+cross-attention, teaches it to look words up in the image, and ITM follows. The shipped recipe
+(:mod:`.checkpoints`, batch 64) shows the same: ITM 0.636 until step 250, 0.54 at 400, 0.16 at 900.
 """
 
 from __future__ import annotations
