@@ -17,5 +17,4 @@ def build_glip_shapes_nofusion() -> None:
     build_checkpoint("glip_shapes_nofusion")
 
 
-# Registered together with the checkpoint files (tests/test_weights.py pairs builders with registry rows).
-BUILDERS: dict = {}
+BUILDERS = {"glip_shapes": build_glip_shapes, "glip_shapes_nofusion": build_glip_shapes_nofusion}

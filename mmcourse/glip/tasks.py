@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from torch import nn
 
 from ..data.shapes import COLOUR_NAMES, HELDOUT_COMBOS, SHAPES, SceneBatch, ShapesWorld
 from ..evaluate import box_iou, detection_ap
@@ -112,16 +113,25 @@ def batch_loss(model: GLIP, batch: GroundingBatch, soft_token_weight: float = SO
 
 def train_glip(cfg: GLIPConfig | None = None, steps: int = 2000, batch_size: int = 32, lr: float = 2e-3,
                seed: int = 0, kinds: tuple[str, ...] = KINDS, progress: bool = True, desc: str = "GLIP",
-               text_init: str | None = "clip_shapes_named") -> tuple[GLIP, History]:
-    """Train a GLIP on fresh ShapesWorld scenes (a new batch every step), its text transformer
-    taken from the CLIP checkpoint ``text_init`` and frozen (None: trained from scratch)."""
+               text_init: str | None = "random", freeze_text: bool = True,
+               soft_token_weight: float = SOFT_TOKEN_WEIGHT) -> tuple[GLIP, History]:
+    """Train a GLIP on fresh ShapesWorld scenes (a new batch every step).
+
+    The text transformer (mmcourse.clip's) starts with ``text_init``: "random" (word embeddings at
+    std 1), a CLIP checkpoint name, or None (CLIP's own small initialisation); ``freeze_text``
+    keeps it fixed."""
     torch.manual_seed(seed)
     model = GLIP(cfg or GLIPConfig())
-    if text_init:
+    if text_init == "random":
+        # Word embeddings at nn.Embedding's default scale (std 1, CLIP's is 0.02): the tower's
+        # output is then dominated by the word itself, and different words start nearly
+        # orthogonal (cosine ~0.2) instead of 0.8 as in the CLIP checkpoint's token features.
+        nn.init.normal_(model.text.token_embedding.weight, std=1.0)
+    elif text_init:
         model.load_clip_text(text_init)
-        # Frozen: trained along, the tower collapsed every token onto one "object" direction
-        # within 150 steps (cosine 0.99 between "circle" and "square"), and the head could no
-        # longer tell the words apart. Fusion still adapts the token features to the image.
+    if freeze_text:
+        # Trained along with focal loss only, the tower collapsed every token onto one "object"
+        # direction within 150 steps (cosine 0.99 between "circle" and "square").
         model.text.requires_grad_(False)
     world = glip_world()
     rng = np.random.default_rng(seed)
@@ -129,7 +139,7 @@ def train_glip(cfg: GLIPConfig | None = None, steps: int = 2000, batch_size: int
     def loss_fn(m, g):
         scenes = world.sample(batch_size, seed=int(rng.integers(2**31)), split="train")
         batch = make_batch(scenes, list(rng.choice(kinds, size=batch_size)), rng, m.tokenizer)
-        return batch_loss(m, batch)["total"]
+        return batch_loss(m, batch, soft_token_weight)["total"]
 
     hist = fit(model, loss_fn, steps, lr=lr, seed=seed, weight_decay=1e-4, warmup=100, cosine=True,
                grad_clip=1.0, progress=progress, desc=desc)
@@ -242,7 +252,8 @@ def timed(fn, *args, **kwargs):
 # Shipped checkpoints
 # ---------------------------------------------------------------------------------------------
 
-TRAINING = {"steps": 800, "batch_size": 24, "lr": 3e-3, "seed": 0}
+TRAINING = {"steps": 800, "batch_size": 24, "lr": 3e-3, "seed": 0, "text_init": "random", "freeze_text": True,
+            "soft_token_weight": 1.0}
 CHECKPOINTS = {"glip_shapes": True, "glip_shapes_nofusion": False}  # name -> fusion on?
 EVAL_SCENES = {"names": 500, "attributes": 300, "captions": 300}
 TARGETS = {"names_AP50": 0.90, "caption_accuracy": 0.90}
