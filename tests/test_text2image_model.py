@@ -1,0 +1,60 @@
+"""The shipped text-to-image checkpoint (``text2image_shapes``).
+
+It misses the course's targets (autoencoder shape kept >= 0.98, shape and colour >= 0.90 at the
+best guidance scale) and says so in its registry row; these tests hold it to what it measured
+(bounds several standard errors below the registry's 300-prompt and 2,000-scene values) and
+check the claims the notebook makes: guidance helps, colour and position are learned better
+than shape.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from mmcourse.text2image.judges import Judges
+from mmcourse.text2image.prompts import prompt_set
+from mmcourse.text2image.recipe import TARGETS
+from mmcourse.text2image.tasks import generate, load_text2image, world
+from mmcourse.weights import entry
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.set_num_threads(1)
+    return load_text2image()
+
+
+@pytest.fixture(scope="module")
+def judges():
+    return Judges.load()
+
+
+def test_registry_says_whether_the_targets_were_met():
+    m = entry("text2image_shapes").metrics
+    met = m["ae_shape_kept"] >= TARGETS["ae_shape_kept"] and m["best_shape_and_colour"] >= TARGETS["best_shape_and_colour"]
+    assert m["targets_met"] == float(met)
+    assert m["best_shape_and_colour"] > m["w0_shape_and_colour"] + 0.1
+
+
+def test_autoencoder_round_trip(model, judges):
+    b = world().sample(300, seed=31, split="test")
+    with torch.no_grad():
+        r = model.ae.decode(model.ae.encode(b.images))
+    assert float(((r - b.images) ** 2).mean()) < 0.005
+    assert (judges.shape(r) == b.shape[:, 0]).float().mean() >= 0.5
+    lab = judges.labels(r)
+    assert (lab[:, 1] == b.colour[:, 0]).float().mean() >= 0.98   # colour survives
+    assert (lab[:, 3] == b.position[:, 0]).float().mean() >= 0.98  # and so does the place
+
+
+def test_guidance_helps_and_colour_and_place_beat_shape(model, judges):
+    best = entry("text2image_shapes").metrics["best_guidance_scale"]
+    prompts, labels = prompt_set(60, seed=17, split="test")
+    acc = {}
+    for w in (0.0, best):
+        got = judges.labels(generate(model, prompts, w, steps=50, seed=3))
+        acc[w] = (got == labels).float().mean(dim=0)  # shape, colour, size, position
+    assert acc[best][1] >= 0.4 and acc[best][3] >= 0.45, acc
+    assert acc[best][1] > acc[0.0][1] + 0.25 and acc[best][3] > acc[0.0][3] + 0.25, acc
+    assert acc[best][1] > acc[best][0] and acc[best][3] > acc[best][0], acc
