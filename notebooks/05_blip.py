@@ -1,0 +1,625 @@
+# ---
+# jupyter:
+#   jupytext:
+#     cell_metadata_filter: -all
+#     formats: ipynb,py:percent
+#     notebook_metadata_filter: kernelspec,jupytext,-jupytext.text_representation.jupytext_version
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 05 · BLIP: one model that retrieves, matches and captions
+#
+# CLIP (notebook 04) can tell which caption goes with an image, but it cannot *write* one, and
+# it compares an image and a caption only through two vectors made separately. BLIP (Li et al.,
+# 2022, "Bootstrapping Language-Image Pre-training") trains **one** text transformer for three
+# jobs at once, a **multimodal mixture of encoder–decoder** (MED, 编码器–解码器混合模型):
+#
+# | job | text transformer mode | reads the image? | head | loss |
+# |---|---|---|---|---|
+# | retrieve | unimodal encoder: bidirectional self-attention, `[CLS]` first | no (CLIP-style, two towers) | `text_proj` on `[CLS]` | **ITC**, image–text contrastive (对比) |
+# | match | image-grounded encoder: bidirectional + **cross-attention** (交叉注意力) to every image token, `[ENC]` first | yes, in every layer | 2-way `itm_head` on `[ENC]` | **ITM**, image–text matching (匹配) |
+# | caption | image-grounded decoder: **causal** self-attention + the same cross-attention, `[DEC]` first | yes, in every layer | `lm_head` on every token | **LM**, language modelling (语言建模), label smoothing 0.1 |
+#
+# Then BLIP cleans its own noisy training data (**CapFilt**): a captioner writes new captions and
+# a filter throws away the pairs that do not match. This notebook shows why each part exists, each
+# by a measurement on ShapesWorld scenes with one to three objects.
+#
+# ```mermaid
+# flowchart LR
+#     img["image 3 × 32 × 32"] --> vit["ViT (notebook 03)<br/>17 tokens"]
+#     vit -- "class token" --> vp["vision_proj"] --> itc(("ITC"))
+#     cap["caption"] --> te["text encoder<br/>[CLS] · bidirectional"] --> tp["text_proj"] --> itc
+#     vit -- "all tokens" --> ge["image-grounded encoder<br/>[ENC] · bidirectional + cross-attn"]
+#     cap --> ge --> itm(("ITM<br/>match / no match"))
+#     vit -- "all tokens" --> gd["image-grounded decoder<br/>[DEC] · causal + cross-attn"]
+#     cap --> gd --> lm(("LM<br/>next word"))
+#     ge -. "shares all but self-attention" .- gd
+# ```
+#
+# The course's targets, all on test scenes: greedy captions of single-object scenes with every
+# word right ≥ 95%; ITM telling the true caption from a one-word-changed one ≥ 95%, and better
+# than ITC; image→text recall@1 ≥ 95%; a CapFilt filter that finds corrupted captions with
+# precision and recall ≥ 0.9.
+
+# %%
+import json
+import math
+import os
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from IPython.display import HTML, Image, Markdown, display
+
+from mmcourse.checks.blip import expect
+from mmcourse.clip.widgets import markdown_table
+from mmcourse.viz import setup_matplotlib, show_images, show_source
+from mmcourse.vit.tasks import load_results
+
+setup_matplotlib()
+# %matplotlib inline
+# The models here are small: one thread is as fast as two, and on a shared 2-core machine two
+# threads that wait for each other can be many times slower.
+torch.set_num_threads(1)
+
+# %% [markdown]
+# ## 1. The three objectives side by side
+#
+# ### One tokenizer, three first tokens
+#
+# BLIP reads every caption with one tokenizer, and tells the text transformer which job it is
+# doing by the first token. Ours is notebook 04's word tokenizer with BERT's special tokens
+# added; the model itself swaps `[CLS]` for `[ENC]` or `[DEC]`.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+from mmcourse.blip import BLIP, BlipTokenizer
+from mmcourse.blip.tasks import CONTEXT_LENGTH, sample_scenes, shapes_blip_config
+
+tok = BlipTokenizer(context_length=CONTEXT_LENGTH)
+print(tok, "| special ids:", tok.token_ids())
+ids = tok(["a small red circle on the left"])[0]
+print("ids:", ids[:10].tolist(), "...")
+for first in ("cls", "enc", "dec"):
+    row = ids.clone()
+    row[0] = getattr(tok, f"{first}_token_id")
+    print(f"{first.upper():>4} mode reads:", " ".join(tok.itos[i] for i in row[:9].tolist()))
+try:
+    tok(["a small red circel"], argument="captions")
+except ValueError as err:
+    print("error:", err)
+
+# %% [markdown]
+# ### Three attention masks
+#
+# Which keys may each text token read? The text keys come first (self-attention), then the 17
+# image tokens of the ViT (cross-attention). The unimodal encoder reads no image at all; the
+# image-grounded encoder reads every word and every image token; the decoder reads the image but
+# only the words *before* it, so that it can be trained to predict the next one.
+#
+# ### Exercise 1: `decoder_mask`
+#
+# Write the decoder's mask for token ids `tokens` (B, L) and `num_image_tokens` T: a (B, L, L + T)
+# bool tensor, True where query token t may read key s. The first L columns are the text keys: a
+# key is readable if it is not `[PAD]` (`pad_token_id`) and comes at or before the query (s ≤ t).
+# The last T columns are the image tokens, all readable.
+
+# %%
+import torch
+
+
+def decoder_mask(tokens: torch.Tensor, num_image_tokens: int, pad_token_id: int) -> torch.Tensor:
+    ### BEGIN SOLUTION
+    B, L = tokens.shape
+    keys = (tokens != pad_token_id)[:, None, :]                      # (B, 1, L)
+    causal = torch.ones(L, L, dtype=torch.bool).tril()[None]         # (1, L, L)
+    image = torch.ones(B, L, num_image_tokens, dtype=torch.bool)
+    return torch.cat([keys & causal, image], dim=2)
+    ### END SOLUTION
+
+
+from mmcourse.checks.blip import check_decoder_mask
+
+check_decoder_mask(decoder_mask)
+
+# %% [markdown]
+# Compare with the course's version, `mode_mask`, which draws all three modes:
+
+# %%
+from mmcourse.blip import mode_mask
+
+show_source(mode_mask)
+example = tok(["a small red circle on the left"])[:, :10]
+T_IMG = 17
+fig, axes = plt.subplots(1, 3, figsize=(12, 3.4))
+words = [tok.itos[i] for i in example[0].tolist()]
+for ax, mode, first in zip(axes, ("text", "encoder", "decoder"), ("[CLS]", "[ENC]", "[DEC]")):
+    m = mode_mask(example, T_IMG, tok.pad_token_id, mode)[0].int().numpy()
+    ax.imshow(m, cmap="Blues", vmin=0, vmax=1.3, aspect="auto")
+    ax.axvline(len(words) - 0.5, color="k", lw=1)
+    ax.set_yticks(range(len(words)), [first] + words[1:], fontsize=8)
+    ax.set_xticks([4, len(words) + T_IMG // 2], ["text keys", "17 image tokens"], fontsize=8)
+    ax.set_title({"text": "ITC: bidirectional, no image", "encoder": "ITM: bidirectional + cross",
+                  "decoder": "LM: causal + cross"}[mode], fontsize=10)
+fig.tight_layout()
+plt.show()
+
+# %% [markdown]
+# ### What each head reads, and the three losses of one step
+#
+# `BLIP.forward` runs all three on one batch. ITC is CLIP's loss (with BLIP's learned
+# temperature, clamped to [0.001, 0.5]); ITM classifies B true pairs and 2B hard negatives
+# (section 5); LM is next-word cross-entropy with label smoothing 0.1.
+#
+# **Predict, then run:** an untrained model guesses. What should each loss be? (Batch of 16;
+# vocabulary of 36 tokens; ITM sees one true pair for every two false ones.)
+
+# %%
+from mmcourse.blip.tasks import content_ids
+
+show_source(BLIP.forward)
+torch.manual_seed(0)
+fresh = BLIP(shapes_blip_config())
+batch = sample_scenes(16, seed=0)
+with torch.no_grad():
+    losses = fresh(batch.images, tok(batch.captions), content_ids(batch.captions), torch.Generator().manual_seed(0))
+prior = -(1 / 3 * math.log(1 / 3) + 2 / 3 * math.log(2 / 3))
+print(f"ITC {losses['itc']:.2f} (ln 16 = {math.log(16):.2f}) | ITM {losses['itm']:.2f} (a fixed 1/3 guess: {prior:.2f}, "
+      f"ln 2 = {math.log(2):.2f}) | LM {losses['lm']:.2f} (ln 36 = {math.log(36):.2f})")
+
+# %% [markdown]
+# ### Sharing
+#
+# BLIP's encoder and decoder share everything except self-attention: embeddings, cross-attention,
+# MLPs and their LayerNorms are the same tensors. Causal and bidirectional reading want different
+# attention weights; what the words and the image *mean* can be shared.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+from mmcourse.blip import sharing_counts
+
+counts = sharing_counts(shapes_blip_config())
+print(f"with sharing {counts['shared']:,} parameters, without {counts['unshared']:,}: "
+      f"{counts['saved']:,} saved ({counts['saved'] / counts['unshared']:.0%}); the decoder's own: "
+      f"{counts['decoder_own']:,} (self-attention and its LayerNorm)")
+
+# %% [markdown]
+# ## 2. Training on ShapesWorld
+#
+# `train_blip` draws fresh scenes (one to three objects, a caption naming every object) at every
+# step and adds the three losses. As BLIP starts from a pre-trained ViT, ours starts from notebook
+# 04's CLIP image tower. A short live run:
+#
+# **Predict, then run:** which of the three losses will fall first, and which will barely move
+# in 40 steps?
+
+# %%
+from mmcourse.blip.tasks import train_blip
+
+live, live_curves = train_blip(steps=40, batch_size=32, seed=0, desc="live BLIP run")
+
+
+def smooth(x, w=10):
+    x = np.asarray(x, dtype=float)
+    c = np.cumsum(np.insert(x, 0, 0.0))
+    i = np.arange(1, len(x) + 1)
+    lo = np.maximum(i - w, 0)
+    return (c[i] - c[lo]) / (i - lo)
+
+
+fig, ax = plt.subplots(figsize=(6, 3))
+for k in ("itc", "itm", "lm"):
+    ax.plot(smooth(live_curves[k]), label=k.upper())
+ax.axhline(prior, color="grey", ls=":", lw=1, label="ITM's 1/3 guess")
+ax.set(xlabel="step", ylabel="loss (mean of 10 steps)", title="live run: 40 steps of 32 scenes")
+ax.legend(fontsize=8)
+plt.show()
+first, last = {k: np.mean(v[:10]) for k, v in live_curves.items()}, {k: np.mean(v[-10:]) for k, v in live_curves.items()}
+print(" | ".join(f"{k.upper()} {first[k]:.2f} → {last[k]:.2f}" for k in ("itc", "itm", "lm")))
+expect("ITC, first 10 steps minus last 10", first["itc"] - last["itc"], "> 0.5", fmt=".2f")
+expect("LM, first 10 steps minus last 10", first["lm"] - last["lm"], "> 0.5", fmt=".2f")
+
+# %% [markdown]
+# ITC and LM fall at once; ITM sits at the loss of a fixed answer ("match" one time in three).
+# Why? ITC compares two vectors each tower makes alone, and LM can guess the next word from the
+# words before it and a coarse look at the image. ITM has to compare the *words* with the
+# *image*: a product of the two, which a freshly initialised network does not compute, so nothing
+# in the `[ENC]` token correlates with "match" and the head learns only the base rate. It leaves
+# that plateau once cross-attention has learned to look words up in the image, which the LM loss
+# teaches it (cross-attention is shared). The shipped model's curves show the plateau and the
+# escape:
+
+# %%
+from mmcourse.blip.checkpoints import checkpoint_metrics, load_blip
+from mmcourse.weights import entry
+
+stored = load_results("blip_training")["blip_shapes"]
+fig, ax = plt.subplots(figsize=(6, 3))
+for k in ("itc", "itm", "lm"):
+    ax.plot(stored["step"], stored[k], label=k.upper())
+ax.axhline(prior, color="grey", ls=":", lw=1, label="ITM's 1/3 guess")
+ax.set(xlabel="step", ylabel="loss (mean of 50 steps)",
+       title=f"shipped model: {stored['recipe']['steps']} steps of {stored['recipe']['batch_size']} scenes")
+ax.legend(fontsize=8)
+plt.show()
+model = load_blip()
+shipped = entry("blip_shapes").metrics
+print(f"trained in {stored['train_seconds'] / 60:.1f} min on one thread (load {stored['load'][0]})")
+
+# %% [markdown]
+# ## 3. Captioning
+#
+# The decoder writes a caption one word at a time, starting from `[DEC]` and stopping at `[SEP]`.
+# Three ways to pick the next word:
+#
+# - **greedy**: always the most likely word;
+# - **beam search** (束搜索): keep the 3 most likely beginnings and extend each, so one early
+#   mistake is not final;
+# - **nucleus (top-p) sampling** (核采样): draw from the smallest set of words whose
+#   probabilities add up to p; the captions vary, which CapFilt needs (section 6).
+#
+# ### Exercise 2: `nucleus`
+#
+# Given next-word logits (B, V) and `top_p`, return a (B, V) bool tensor, True for the words in
+# the nucleus: sort each row's probabilities in decreasing order; keep a word if the words *more*
+# likely than it add up to less than `top_p` (so the most likely word is always kept).
+
+# %%
+import torch
+
+
+def nucleus(logits: torch.Tensor, top_p: float) -> torch.Tensor:
+    ### BEGIN SOLUTION
+    probs, order = logits.softmax(dim=-1).sort(dim=-1, descending=True)
+    before = probs.cumsum(dim=-1) - probs
+    keep_sorted = before < top_p
+    return torch.zeros_like(keep_sorted).scatter(-1, order, keep_sorted)
+    ### END SOLUTION
+
+
+from mmcourse.checks.blip import check_nucleus_mask
+
+check_nucleus_mask(nucleus)
+
+# %% [markdown]
+# Compare with the course's version, `nucleus_mask`, which `nucleus_sample` calls at every step:
+
+# %%
+from mmcourse.blip import nucleus_mask, nucleus_sample
+
+show_source(nucleus_mask)
+show_source(nucleus_sample)
+
+# %% [markdown]
+# Each word is judged against the scene: a colour, shape or size word is right when the object at
+# the position its clause names has it. **Predict, then run:** which method will be most often
+# right, and which will make the most mistakes?
+
+# %%
+# NBVAL_CHECK_OUTPUT
+from mmcourse.blip.tasks import caption_accuracy
+
+rows = []
+for method, n1, n3 in (("greedy", 500, 200), ("beam", 50, 50), ("nucleus", 50, 50)):  # beam search is the slow one
+    single = caption_accuracy(model, n1, method=method)
+    multi = caption_accuracy(model, n3, min_objects=2, max_objects=3, method=method)
+    rows.append([method, f"{single['all_right']:.1%} of {n1}", f"{multi['all_right']:.1%} of {n3}",
+                 *(f"{multi[a]:.1%}" for a in ("shape", "colour", "size", "position"))])
+    if method == "greedy":
+        greedy_single = single["all_right"]
+display(Markdown(markdown_table(["method", "1 object: all words right", "2–3 objects: all words right",
+                                 "2–3 objects: shape", "colour", "size", "position"], rows)))
+expect("greedy captions of single-object scenes with every word right", greedy_single, "≥ 0.7")
+print("(the course's target is ≥ 0.95; the shipped model, trained for 1,500 steps, does not reach it)")
+
+# %% [markdown]
+# Try it: pick a scene and the number of objects; the **sample** slider draws another nucleus
+# sample. Green words are right, red ones wrong.
+
+# %%
+from mmcourse.blip.widgets import caption_explorer
+
+caption_explorer(model)
+
+# %% [markdown]
+# ## 4. Matching: why ITM exists
+#
+# ITC squeezes the image and the caption into one vector each, made separately. A caption with one
+# word changed moves its vector only a little, and which object that word belonged to is easy to
+# lose. ITM reads the caption *with* the image in every layer (cross-attention), so it can check
+# each word against the picture.
+#
+# Edit one word of a caption and watch both scores:
+
+# %%
+from mmcourse.blip.widgets import matching_explorer
+
+matching_explorer(model)
+
+# %% [markdown]
+# The measurement: for 500 single-object and 300 two-to-three-object test scenes, each caption
+# against its one-word-changed copies (a colour, a shape, a size, a position word). A score wins
+# when it ranks the true caption higher.
+#
+# **Predict, then run:** on which scenes will ITC lose most against ITM?
+
+# %%
+# NBVAL_CHECK_OUTPUT
+from mmcourse.blip.tasks import ATTRIBUTES, matching_accuracy
+
+m1 = matching_accuracy(model, 500, min_objects=1, max_objects=1)
+m3 = matching_accuracy(model, 300, min_objects=2, max_objects=3)
+rows = [[f"{name} ({scenes})", f"{m[name]:.1%}", *(f"{m[f'{name}_{a}']:.1%}" for a in ATTRIBUTES)]
+        for scenes, m in (("1 object", m1), ("2–3 objects", m3)) for name in ("itm", "itc")]
+display(Markdown(markdown_table(["score", "all changes", *ATTRIBUTES], rows)))
+expect("ITM, true caption over one-word-changed, single objects", m1["itm"], "≥ 0.95")
+expect("ITM minus ITC, single objects", m1["itm"] - m1["itc"], "> 0", fmt=".3f")
+expect("ITM minus ITC, 2–3 objects", m3["itm"] - m3["itc"], "> 0", fmt=".3f")
+
+# %% [markdown]
+# ITC is retrieval's workhorse all the same: it is cheap (one vector per image and per caption,
+# compared by a dot product), so it ranks 1,000 captions at once, where ITM must run the
+# transformer once per pair. BLIP retrieves with ITC and re-ranks the best few with ITM.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+from mmcourse.blip.tasks import retrieval_r1
+
+recall = retrieval_r1(model)
+expect("image→text recall@1 on notebook 04's 1,000 test captions, attribute level", recall["i2t_attribute_r1"],
+       "≥ 0.9")
+print("(the course's target is ≥ 0.95, which notebook 04's CLIP reaches on single objects; the shipped BLIP does not)")
+
+# %% [markdown]
+# ## 5. Hard negatives
+#
+# Random wrong pairs are easy ("a red circle" against a picture of a blue square). BLIP picks
+# ITM's negatives *hard*: for each caption, an image drawn from the softmax of ITC's similarities
+# of the batch, so the images most like the caption are picked most often (and for each image, a
+# caption likewise). Here are the negatives the sampler draws for four captions of a batch of 32:
+
+# %%
+from mmcourse.blip import hard_negative_weights, sample_hard_negatives
+
+scenes = sample_scenes(32, seed=11, split="test", min_objects=1, max_objects=1)
+with torch.no_grad():
+    it = model.encode_image(scenes.images)
+    sim = model.image_features(it) @ model.text_features(tok(scenes.captions)).T / model.temp
+w_t2i, _ = hard_negative_weights(sim, content_ids(scenes.captions))
+picked, _ = sample_hard_negatives(sim, content_ids(scenes.captions), torch.Generator().manual_seed(0))
+show = [0, 1, 2, 3]
+imgs = torch.cat([scenes.images[show], scenes.images[picked[show]]])
+titles = [f"caption {j}: {scenes.captions[j]}" for j in show] + \
+         [f"its negative (p = {w_t2i[j, picked[j]]:.2f})" for j in show]
+fig = show_images(imgs, titles=titles, ncols=4, scale=2.2, title_width=26)
+plt.show()
+
+# %% [markdown]
+# ### Exercise 3: `negative_weights`
+#
+# Write the probabilities the sampler draws from. Input: similarities `sim_i2t` (B, B) (row =
+# image, column = caption) and `content_ids` (B,), equal for pairs whose content is the same.
+# Return `(w_t2i, w_i2t)`: row j of `w_t2i` is caption j's distribution over the images, row i of
+# `w_i2t` image i's over the captions. Each is a softmax of the similarities with every pair of
+# the *same content* left out (the true pair, and any duplicate of it); a row with nothing left
+# is all zeros (no NaN).
+
+# %%
+import torch
+
+
+def negative_weights(sim_i2t: torch.Tensor, content_ids: torch.Tensor):
+    ### BEGIN SOLUTION
+    same = content_ids[:, None] == content_ids[None, :]
+    s = sim_i2t.float().masked_fill(same, float("-inf"))
+    return s.T.softmax(dim=1).nan_to_num(0.0), s.softmax(dim=1).nan_to_num(0.0)
+    ### END SOLUTION
+
+
+from mmcourse.checks.blip import check_hard_negative_weights
+
+check_hard_negative_weights(negative_weights)
+
+# %% [markdown]
+# Compare with the course's version, and see why the mask matters. BLIP's pretraining code masks
+# only the diagonal; in a batch with duplicates (ShapesWorld repeats scenes; the web repeats
+# images), the "negative" it draws is then sometimes a true match, which teaches ITM to reject
+# correct pairs. And a batch whose pairs all share one content leaves a row with no candidate at
+# all: `torch.multinomial` fails on it.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+from mmcourse.blip import mask_failure_demo
+
+show_source(hard_negative_weights)
+dup = torch.tensor([0, 1, 2, 3, 4, 5, 6, 7, 0, 1, 2, 3])          # pairs 8-11 repeat pairs 0-3
+sim_dup = torch.randn(12, 12, generator=torch.Generator().manual_seed(0))
+sim_dup[8:, :] = sim_dup[:4, :]
+sim_dup[:, 8:] = sim_dup[:, :4]
+demo = mask_failure_demo(sim_dup, dup, draws=200)
+print(f"negatives that are really positives: diagonal mask only {demo['false_negative_rate_diagonal_only']:.1%}, "
+      f"same-content mask {demo['false_negative_rate_masked']:.1%}")
+print("a batch of one content without the fallback:", demo["error_without_fallback"])
+expect("false negatives with the same-content mask", demo["false_negative_rate_masked"], "= 0")
+
+# %% [markdown]
+# Do hard negatives help? Two models of the same recipe (shorter than the shipped model's), one
+# with ITM's negatives drawn at random, one with mined negatives, measured as in section 4
+# (stored runs):
+
+# %%
+neg = load_results("blip_negatives")
+print(f"{neg['recipe']['steps']} steps of {neg['recipe']['batch_size']} scenes each")
+rows = [[kind, f"{neg[kind]['single']['itm']:.1%}", f"{neg[kind]['multi']['itm']:.1%}",
+         f"{neg[kind]['single']['itm_reject']:.1%}", f"{neg[kind]['multi']['itm_reject']:.1%}",
+         f"{neg[kind]['single']['itm_accept']:.1%}"] for kind in ("random", "hard")]
+display(Markdown(markdown_table(["ITM's negatives", "ranks the true caption first: 1 object", "2–3 objects",
+                                 "says “no match” to the changed caption: 1 object", "2–3 objects",
+                                 "says “match” to the true caption: 1 object"], rows)))
+
+# %% [markdown]
+# Read the middle columns. Trained on random negatives, ITM rarely met a caption that was *almost*
+# right, so it calls a one-word-changed caption a match about as often as not; mined negatives
+# teach it to say no (at this short training length, at the price of rejecting some true
+# captions too: the last column). Ranking the true caption above its changed copy differs less (and, on 2–3
+# objects at this short training length, not in the mined negatives' favour): a model can rank
+# two captions correctly and still call both a match. A filter (section 6) needs the yes/no answer.
+
+# %% [markdown]
+# ## 6. CapFilt: a model that cleans its own data
+#
+# Web captions are noisy: alt-text often says something the image does not show. BLIP's answer:
+#
+# 1. pretrain on the noisy pairs;
+# 2. fine-tune two copies on a small clean set: a **captioner** (LM) and a **filter** (ITC + ITM);
+# 3. the captioner writes a synthetic caption for every image (nucleus sampling, for variety);
+#    the filter keeps an original or a synthetic caption only if ITM says it matches;
+# 4. pretrain a new model on what is left.
+#
+# Here single-object scenes stand in for the web: 40% of the training captions get one wrong
+# colour or shape word, and 5% of the images get their correct captions as the clean set (BLIP
+# used COCO's human captions). The full run is stored:
+
+# %%
+cf = load_results("blip_capfilt")
+r = cf["recipe"]
+print(f"{r['n_images']} images, {r['noise']:.0%} corrupted, clean set {r['clean_share']:.0%}; pretraining "
+      f"{r['steps']} steps of {r['batch_size']}, fine-tuning {r['finetune_steps']} steps")
+print(f"filter on the web captions: precision {cf['filter']['precision']:.3f}, recall {cf['filter']['recall']:.3f}, "
+      f"kept {cf['filter']['kept']:.1%}")
+print(f"synthetic captions right {cf['synthetic']['right']:.1%}; kept by the filter {cf['synthetic']['kept']:.1%}, "
+      f"of which right {cf['synthetic']['right_among_kept']:.1%}")
+print(f"captions right: noisy set {cf['noisy_set_right']:.1%}, bootstrapped set {cf['bootstrapped_set']['right']:.1%} "
+      f"({cf['bootstrapped_set']['pairs']} pairs)")
+rows = [[name, *(f"{m[k]:.1%}" for k in ("zero_shot", "i2t_attribute_r1", "caption_all_right", "itm_one_word"))]
+        for name, m in cf["models"].items()]
+display(Markdown(markdown_table(["pretrained on", "zero-shot (30 classes)", "image→text R@1", "greedy captions all right",
+                                 "ITM one-word"], rows)))
+gap = cf["zero_shot_gap_recovered"]
+print("share of the noisy→clean zero-shot gap recovered:", "no gap to recover" if gap is None else f"{gap:.0%}")
+
+# %% [markdown]
+# What the stored run shows, at this small scale: bootstrapping makes the training set cleaner
+# (the share of right captions above) and recovers most of the zero-shot gap between noisy and
+# clean data, and the bootstrapped model's ITM is much better than the noisy one's. It does not
+# recover retrieval or caption accuracy, and the filter (pretrained for only 600 steps on noisy
+# data, then fine-tuned on 100 clean pairs) finds corrupted captions with less than the course's
+# 0.9 precision and recall. Its synthetic captions are right less than half the time, so
+# keeping them adds new mistakes. BLIP's filter and captioner start from a model pretrained on
+# 14 million pairs; ours is the weak link here.
+
+# %% [markdown]
+# A small live version: the shipped model (trained on clean captions) plays the filter and the
+# captioner for 300 single-object test scenes, 40% of whose captions we corrupt the same way, and
+# then for 300 scenes with two or three objects. **Predict, then run:** on which will the filter
+# miss more corrupted captions?
+
+# %%
+from mmcourse.blip import caption as write_captions
+from mmcourse.blip import filter as itm_filter
+from mmcourse.blip.tasks import content_key, corrupt_captions, filter_quality, parse_caption
+
+multi_scenes = sample_scenes(300, seed=21, split="test", min_objects=2, max_objects=3)
+noisy_multi, corrupted_multi = corrupt_captions(list(multi_scenes.captions), 0.4, seed=0)
+quality_multi = filter_quality(itm_filter(model, multi_scenes.images, noisy_multi, 0.5, tok)[0], corrupted_multi)
+live_scenes = sample_scenes(300, seed=21, split="test", min_objects=1, max_objects=1)
+noisy, corrupted = corrupt_captions(list(live_scenes.captions), 0.4, seed=0)
+keep, probs = itm_filter(model, live_scenes.images, noisy, 0.5, tok)
+quality = filter_quality(keep, corrupted)
+synthetic = write_captions(model, live_scenes.images, tok, method="nucleus", top_p=0.9,
+                           generator=torch.Generator().manual_seed(0))
+right = torch.tensor([content_key(parse_caption(s)) == content_key(parse_caption(t))
+                      for s, t in zip(synthetic, live_scenes.captions)])
+keep_syn, _ = itm_filter(model, live_scenes.images, synthetic, 0.5, tok)
+print(f"2–3 objects: precision {quality_multi['precision']:.3f}, recall {quality_multi['recall']:.3f} at finding the "
+      f"{int(corrupted_multi.sum())} corrupted captions")
+print(f"1 object: precision {quality['precision']:.3f}, recall {quality['recall']:.3f} at finding the "
+      f"{int(corrupted.sum())} corrupted captions")
+print(f"nucleus captions right {right.float().mean():.1%}; the filter keeps {keep_syn.float().mean():.1%} of them, "
+      f"{right[keep_syn].float().mean():.1%} of those right")
+for i in range(4):
+    print(f"  web: {noisy[i]!r} {'(corrupted)' if corrupted[i] else ''} → p(match) {probs[i]:.2f}, "
+          f"{'kept' if keep[i] else 'dropped'}\n  synthetic: {synthetic[i]!r}")
+expect("filter precision at finding corrupted captions, 1 object", quality["precision"], "≥ 0.9")
+expect("filter recall at finding corrupted captions, 1 object", quality["recall"], "≥ 0.9")
+
+# %% [markdown]
+# A better-trained filter (the shipped model) catches corrupted single-object captions with
+# precision and recall above 0.9. With two or three objects it is still precise (what it drops
+# is wrong) but misses half the corrupted captions: one wrong word among three objects is the
+# hard case of section 4.
+#
+# ## 7. Optional: real BLIP weights
+#
+# `from_hf_blip_captioner` maps the weights of transformers' `BlipForConditionalGeneration` onto
+# `mmcourse.blip` (renaming and shape-checking every key, or failing loudly). Real BLIP uses
+# BERT's tokenizer, whose `[CLS]` is id 101 and whose `[ENC]` is id 30523 (transformers' config
+# does not record either). With the weights on disk, the cell captions scikit-image's sample
+# photos greedily; without them it explains how to get them and skips.
+
+# %%
+from mmcourse.blip import from_hf_blip_captioner, greedy_decode
+
+weights_dir = os.environ.get("MMCOURSE_BLIP_WEIGHTS", "")
+if weights_dir and (Path(weights_dir) / "model.safetensors").exists():
+    import skimage.data
+    from safetensors.torch import load_file
+    from transformers import BertTokenizer
+
+    config = json.loads((Path(weights_dir) / "config.json").read_text())
+    real = from_hf_blip_captioner(load_file(str(Path(weights_dir) / "model.safetensors")), config,
+                                  cls_token_id=101, enc_token_id=30523)
+    bert = BertTokenizer(str(Path(weights_dir) / "vocab.txt"))
+    size = real.cfg.vision.img_size
+    mean = torch.tensor([0.48145466, 0.4578275, 0.40821073])[:, None, None]
+    std = torch.tensor([0.26862954, 0.26130258, 0.27577711])[:, None, None]
+    for name, photo in {"astronaut": skimage.data.astronaut(), "coffee": skimage.data.coffee(),
+                        "cat": skimage.data.chelsea()}.items():
+        x = torch.tensor(photo[..., :3]).permute(2, 0, 1).float()[None] / 255
+        x = (torch.nn.functional.interpolate(x, size=(size, size), mode="bicubic", align_corners=False) - mean) / std
+        with torch.no_grad():
+            ids = greedy_decode(real, real.encode_image(x), max_length=20)[0]
+        print(f"{name:>10}: {bert.decode(ids[1:], skip_special_tokens=True)}")
+else:
+    print("Skipped: set MMCOURSE_BLIP_WEIGHTS to a folder with transformers' BLIP captioner files (model.safetensors,\n"
+          "config.json, vocab.txt). On a machine with internet: huggingface-cli download\n"
+          "Salesforce/blip-image-captioning-base model.safetensors config.json vocab.txt --local-dir blip-base\n"
+          "then copy the folder here and restart the kernel with MMCOURSE_BLIP_WEIGHTS=/path/to/blip-base.")
+
+# %% [markdown]
+# ## 8. What we measured
+#
+# The table is filled from this notebook's cells and the stored runs. Two course targets are
+# missed by the shipped model: its greedy captions most often get the *shape* wrong (section 3's
+# table), and its retrieval is below notebook 04's CLIP. Both were still improving when training
+# stopped at 1,500 steps (section 2's curves); a longer run did not fit the course's time budget
+# for a checkpoint. ITM's targets, the heart of this notebook, are met, though by a small margin
+# over ITC. CapFilt's stored run misses the filter's target (see section 6).
+
+# %%
+rows = [
+    ["greedy captions, 1 object, every word right (target ≥ 95%)", f"{greedy_single:.1%} (target missed)"],
+    ["ITM, true over one-word-changed caption, 1 object (target ≥ 95%)", f"{m1['itm']:.1%} (ITC {m1['itc']:.1%})"],
+    ["the same, 2–3 objects", f"ITM {m3['itm']:.1%}, ITC {m3['itc']:.1%}"],
+    ["image→text recall@1, attribute level (target ≥ 95%)", f"{recall['i2t_attribute_r1']:.1%} (target missed)"],
+    ["ITM says “no match” to a one-word-changed caption, mined against random negatives (stored, 1 object)",
+     f"{neg['hard']['single']['itm_reject']:.1%} against {neg['random']['single']['itm_reject']:.1%}"],
+    ["CapFilt filter, precision / recall (stored; target ≥ 0.9)",
+     f"{cf['filter']['precision']:.2f} / {cf['filter']['recall']:.2f}"],
+    ["shipped model as the filter, live: 1 object / 2–3 objects",
+     f"{quality['precision']:.2f} / {quality['recall']:.2f}, {quality_multi['precision']:.2f} / {quality_multi['recall']:.2f}"],
+    ["CapFilt, zero-shot: noisy / bootstrapped / clean (stored)",
+     " / ".join(f"{cf['models'][k]['zero_shot']:.1%}" for k in ("noisy", "bootstrapped", "clean"))],
+    ["CapFilt, image→text R@1: noisy / bootstrapped / clean (stored)",
+     " / ".join(f"{cf['models'][k]['i2t_attribute_r1']:.1%}" for k in ("noisy", "bootstrapped", "clean"))],
+]
+display(Markdown(markdown_table(["claim or course target", "measured"], rows)))
