@@ -386,7 +386,7 @@ display(Markdown(
 # %% [markdown]
 # Both models find shapes by name equally well (the shape-name and caption rows): a shape word
 # alone needs no help from the image side. The attribute prompt does: with fusion the stored AP50
-# is 0.760 against 0.600 without (AP 0.661 against 0.520). Without fusion the region features are
+# is 0.760 against 0.600 without (AP 0.66 against 0.52). Without fusion the region features are
 # computed before the prompt is read, so a location on a *blue* circle scores the mean of a low
 # "red" and a high "circle": half the way up. With fusion the image side has read "red" first and
 # can turn the whole location down. The same recipe, steps and seed trained both checkpoints.
