@@ -402,8 +402,14 @@ titles = [f"caption {j}: {scenes.captions[j]}" for j in show] + \
          [f"its negative (p = {w_t2i[j, picked[j]]:.2f})" for j in show]
 fig = show_images(imgs, titles=titles, ncols=4, scale=2.2, title_width=26)
 plt.show()
+top2 = w_t2i.topk(2, dim=1).values
+print(f"learned temperature {model.temp.item():.3f}: on average a caption's likeliest negative gets "
+      f"p = {top2[:, 0].mean():.2f}, the next one {top2[:, 1].mean():.2f}")
 
 # %% [markdown]
+# The trained temperature is so low that the softmax is nearly one-hot: each caption's negative is
+# almost always the single most similar other image of the batch.
+#
 # ### Exercise 3: `negative_weights`
 #
 # Write the probabilities the sampler draws from. Input: similarities `sim_i2t` (B, B) (row =
