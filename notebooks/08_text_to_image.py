@@ -28,11 +28,15 @@
 #   (交叉注意力) to the prompt's token features, and the pooled sentence embedding added to the
 #   time embedding;
 # - **classifier-free guidance** (无分类器引导): one network learns the prompted and the
-#   unprompted noise prediction, and sampling pushes from one towards the other;
+#   unprompted noise prediction, and sampling starts from the unprompted one and steps along the
+#   difference, past the prompted one when the guidance scale is above 1;
 # - **latent diffusion** (潜空间扩散): an autoencoder squeezes 32×32×3 pictures into 8×8×4
 #   latents, diffusion runs there, the decoder paints the result;
 # - **judges**: the shipped shape ViT (notebook 03), the colour, centre and area of the object's
 #   pixels, and a CLIP score.
+#
+# Sampling uses notebook 02's DDIM sampler with 50 steps (DDIM-50): deterministic steps that skip
+# through the 1000-step schedule, each fed the guided noise prediction instead of the plain one.
 #
 # ```mermaid
 # flowchart LR
@@ -46,8 +50,8 @@
 # ```
 
 # %%
-import json
-import os
+import operator
+import statistics
 import time
 
 import matplotlib.pyplot as plt
@@ -61,6 +65,14 @@ from mmcourse.viz import plot_history, setup_matplotlib, show_images, show_sourc
 
 setup_matplotlib()
 # %matplotlib inline
+
+
+def against(label: str, value: float, op: str, target: float) -> None:
+    """Print a measurement beside the course's target and whether it is met (computed, not typed)."""
+    met = {"≥": operator.ge, "≤": operator.le}[op](value, target)
+    print(f"{label}: {value:.3f} (target {op} {target:g}: {'met' if met else 'MISSED'})")
+
+
 # Small models: one thread is as fast as two, and two threads that wait for each other on a
 # shared 2-core machine can be many times slower.
 torch.set_num_threads(1)
@@ -68,20 +80,23 @@ torch.set_num_threads(1)
 # %% [markdown]
 # ## 1. The plan in code: two paths for the prompt
 #
-# **Path 1, cross-attention.** Every position of a feature map asks a question (a *query*); the
-# prompt's tokens hold the answers (*keys* and *values*). A position where the object should go
-# can pick out "purple" and "diamond"; one in a corner can check "bottom right". Padding tokens
-# (the prompt is shorter than the 16 slots) are masked out:
+# **Path 1, cross-attention.** Every position of a feature map makes a *query*; each of the
+# prompt's tokens offers a *key* (what it is about) and a *value* (what it passes on). A position
+# takes a weighted mean of the values, weighted by how well its query matches each key, so
+# different positions can take different words from the prompt. Padding tokens (the prompt is
+# shorter than the 16 slots) are masked out: they get weight 0.
 
 # %%
-from mmcourse.diffusion.conditioning import CrossAttention, FrozenTextEncoder, TextUNet
+from mmcourse.diffusion.conditioning import CrossAttention, TextUNet
 
 show_source(CrossAttention.forward)
 
 # %% [markdown]
-# **Path 2, the pooled embedding.** CLIP's sentence embedding (the end-of-text feature) goes
-# through one linear layer and is added to the time embedding, so every ResBlock gets a shift per
-# channel from the prompt. Both paths in the U-Net's forward pass (the two lines marked
+# **Path 2, the pooled embedding.** CLIP's sentence embedding (the end-of-text token's feature,
+# projected as in notebook 04) goes through one linear layer and is added to the time embedding,
+# so every ResBlock gets one shift per channel from the prompt, the same at every position: it
+# can say *what* to draw but not *where*. Stable Diffusion 1.x uses path 1 only; Imagen and SDXL
+# add a pooled text embedding as well. Both paths in the U-Net's forward pass (the lines marked
 # `path 1` / `path 2`):
 
 # %%
@@ -112,13 +127,17 @@ with torch.no_grad():
 expect("largest output change when the padding tokens' features change", change, "= 0", fmt="bound")
 
 # %% [markdown]
+# Not at all: the change is exactly 0. The mask gives padding tokens attention weight 0 in every
+# cross-attention layer, and the pooled embedding is read at the end-of-text token, which is a
+# real token.
+#
 # ## 2. Where the pixels live: 16×16 pixels or 8×8×4 latents
 #
 # Two ways to make diffusion cheap enough for a CPU: draw small pictures (ShapesWorld renders
 # 16×16 scenes) or draw in a compressed space and decode (Stable Diffusion's design). We
 # measured both before choosing. The deciding number is whether the course's shape judge (the
 # shipped ViT, trained on 32×32 scenes) can still tell the shapes apart in 16×16 pictures,
-# upsampled for it: a small triangle at 16×16 covers about five pixels.
+# upsampled for it: a small triangle at 16×16 is a handful of pixels.
 
 # %%
 from mmcourse.text2image.tasks import load_results
@@ -131,14 +150,16 @@ display(Markdown(markdown_table(
     ["space", "numbers per image", "training step, batch 64 (ms)", "one guided sampling step (ms)"],
     [[k, v["numbers_per_image"], v["train_step_ms_batch64"], v["guided_step_ms_one_image"]]
      for k, v in space["denoiser_cost"].items()])))
-print(f"(measured on one thread, load average {space['loadavg_before']} on 2 cores: a busy machine)")
+print("(both spaces timed the same way on the same machine: compare the ratio, not the milliseconds)")
 
 # %% [markdown]
 # At 16×16 the judge is wrong on more than one scene in ten *before any model draws anything*,
 # so a generated 16×16 picture could not be judged to the 98% the course asks of its judges. The
 # latent option keeps 32×32 pictures (the judges' own size) and gives the denoiser a third of
 # the numbers (a training step about a third of the cost, in the table), at the price of
-# training an autoencoder first. We chose latents.
+# training an autoencoder first. One sampling step for one image costs nearly the same in both
+# (30 against 37 ms): with so few numbers, the time goes into calling the layers, not into
+# arithmetic. We chose latents.
 #
 # The autoencoder (`mmcourse.diffusion.autoencoder.AutoEncoder`) turns every 4×4 patch into one
 # latent position with 4 channels, a 12× compression, and is trained with a pixel loss that
@@ -159,18 +180,24 @@ show_images(torch.cat([real.images[:8], recon[:8]]), ncols=8, scale=0.9)
 plt.show()
 m = entry("text2image_shapes").metrics
 kept = (judges.shape(recon) == judges.shape(real.images)).float().mean()
-print(f"shape label kept by encode → decode: {kept:.3f} on these 200 test scenes, "
-      f"{m['ae_shape_kept']:.3f} on the checkpoint's 2,000 (the course's target: ≥ 0.98)")
+against("shape label kept by encode → decode, these 200 test scenes", kept, "≥", 0.98)
+against("the same on the checkpoint's 2,000 test scenes", m["ae_shape_kept"], "≥", 0.98)
 print(f"reconstruction MSE {m['ae_mse_test']:.4f}; colour, size and position judged on the reconstructions:",
       ", ".join(f"{a} {v:.3f}" for a, v in zip(("colour", "size", "position"),
                                                  (judges.labels(recon) == judges.labels(real.images)).float().mean(0)[1:].tolist())))
 
 # %% [markdown]
-# Colour and position survive the round trip; the shape's corners do not always: the decoder
-# rounds small objects off (crosses and diamonds drift towards circles), and the shape ViT,
-# trained on crisp edges, then reads another shape. This autoencoder misses the course's 98%
-# target: a few minutes of training on a CPU were not enough to make its edges crisp, and every
-# shape the diffusion model draws goes through it. Keep that bound in mind in sections 5 and 6.
+# The shape suffers most. Colour and position survive the round trip (1.000 each on these 200
+# scenes); size, judged from the object's area, is kept on 0.795, because blurred edges change
+# the area; the shape label is kept on only 0.645. The decoder rounds small objects off
+# (squares, diamonds and crosses are read as circles most often), and the shape ViT, trained on
+# crisp edges, then reads another shape.
+#
+# **Target missed: the course asks the round trip to keep the shape on ≥ 0.98 of scenes; this
+# autoencoder keeps 0.62.** The measured cause is the blur: its test MSE is small (0.0014), but
+# the errors sit on the edges that tell a cross from a circle, and 2,500 training steps did not
+# remove them. Every picture the diffusion model draws goes through this decoder, so its shape
+# accuracy in sections 5 and 6 cannot be expected to exceed about 0.62.
 #
 # ## 3. Training: the loss falls
 #
@@ -178,8 +205,7 @@ print(f"reconstruction MSE {m['ae_mse_test']:.4f}; colour, size and position jud
 # U-Net for the noise given the caption, exactly notebook 02's loss with one more input. With
 # probability 0.1 the caption is replaced by the empty prompt "" (condition dropout), so the
 # same network also learns the unprompted noise: section 5 needs both. A short live run of a
-# smaller U-Net on 2,000 scenes (predict: does the loss fall faster or slower than the digits
-# U-Net's in notebook 02?):
+# smaller U-Net on 2,000 scenes. Predict: where does the loss start, and why there?
 
 # %%
 from mmcourse.text2image.tasks import encode_dataset, train_denoiser
@@ -199,17 +225,23 @@ plt.show()
 print(f"live loss: first 20 steps {np.mean(live_hist.loss[:20]):.3f}, last 20 steps {np.mean(live_hist.loss[-20:]):.3f}")
 
 # %% [markdown]
+# It starts near 1: an untrained U-Net outputs numbers near 0, and the squared error of
+# predicting 0 for unit Gaussian noise is its variance, 1. In 150 steps it falls to about a third.
+#
 # The shipped checkpoint (`text2image_shapes`) trained the same way for longer, with a larger
-# U-Net and an average of its weights (EMA); its numbers:
+# U-Net and an average of its weights (EMA). Its loss (right) was still falling slowly when
+# training stopped (about 0.126 over steps 1000–1500, 0.118 over 1500–2000). Its numbers:
 
 # %%
 r = curve["recipe"]
 print(f"autoencoder: {r['ae_steps']} steps; denoiser: {r['steps']} steps of {r['batch_size']} latents "
       f"from {r['n_train']:,} captioned scenes")
 total = curve["ae_seconds"] + curve["denoiser_seconds"]
-print(f"training time {total / 60:.1f} min on one thread "
-      f"(autoencoder {curve['ae_seconds'] / 60:.1f} min, denoiser {curve['denoiser_seconds'] / 60:.1f} min), "
-      f"load average {curve['loadavg_before']} → {curve['loadavg_after']} on 2 cores")
+print(f"training time {total / 60:.1f} min on a CPU "
+      f"(autoencoder {curve['ae_seconds'] / 60:.1f} min, denoiser {curve['denoiser_seconds'] / 60:.1f} min)")
+steps_, losses_ = np.array(curve["curve"]["step"]), np.array(curve["curve"]["loss"])
+print("shipped loss, mean over steps 1000–1500: {:.3f}; over 1500–2000: {:.3f}".format(
+    losses_[(steps_ >= 1000) & (steps_ < 1500)].mean(), losses_[steps_ >= 1500].mean()))
 print("U-Net parameters:", sum(p.numel() for p in model.unet.parameters()),
       "| autoencoder parameters:", sum(p.numel() for p in model.ae.parameters()))
 
@@ -236,7 +268,8 @@ prompt_explorer(model, judges)
 # pictures for one prompt?
 #
 # The stored sweep (300 prompts of seen colour–shape pairs per scale, DDIM-50; diversity is the
-# pixel variance across 8 seeds of one prompt, averaged over 16 prompts):
+# pixel variance across 8 seeds of one prompt, averaged over 16 prompts; the CLIP score is the
+# course CLIP's image–text similarity):
 
 # %%
 sweep = load_results("text2image_guidance")
@@ -248,25 +281,52 @@ display(Markdown(markdown_table(["w", "shape", "colour", "size", "position", "sh
 fig, ax = plt.subplots(1, 2, figsize=(9, 3))
 for a in ("shape", "colour", "size", "position", "shape_and_colour"):
     ax[0].plot([float(w) for w in ws], [sweep["seen"][w][a] for w in ws], marker="o", label=a)
-ax[0].set(xlabel="guidance scale w", ylabel="accuracy (judges)", title="accuracy")
+ax[0].axhline(0.9, color="grey", ls="--", lw=1, label="target, shape and colour")
+ax[0].set(xlabel="guidance scale w", ylabel="accuracy (judges)", title="accuracy, 300 seen prompts")
 ax[0].legend(fontsize=7)
 ax[1].plot([float(w) for w in ws], [sweep["diversity_pixel_variance"][w] for w in ws], marker="o")
-ax[1].set(xlabel="guidance scale w", ylabel="pixel variance across seeds", title="diversity")
+ax[1].set(xlabel="guidance scale w", ylabel="pixel variance across seeds", title="diversity, 16 prompts × 8 seeds")
 plt.tight_layout()
 plt.show()
 best = max(ws, key=lambda w: sweep["seen"][w]["shape_and_colour"])
-print(f"best w = {best}: shape and colour {sweep['seen'][best]['shape_and_colour']:.3f} "
-      f"(target ≥ 0.90) against {sweep['seen']['0.0']['shape_and_colour']:.3f} at w = 0")
-print(f"DDIM-50, one image: {sweep['ddim50_ms_one_image']:.0f} ms (target ≤ 200 ms on a quiet machine); "
-      f"per image in a batch of 64: {sweep['ddim50_ms_per_image_batch64']:.1f} ms; load {sweep['loadavg_before']}")
+against(f"best w = {best}: shape and colour both right", sweep["seen"][best]["shape_and_colour"], "≥", 0.90)
+print(f"gain over w = 0: {sweep['seen'][best]['shape_and_colour'] - sweep['seen']['0.0']['shape_and_colour']:+.3f} "
+      f"(from {sweep['seen']['0.0']['shape_and_colour']:.3f})")
+from mmcourse.text2image.tasks import generate
+
+times = []
+for _ in range(4):  # the first call warms up; the median of the other three is printed
+    t0 = time.perf_counter()
+    generate(model, "a large purple diamond at the bottom right", 4.0, steps=50)
+    times.append(time.perf_counter() - t0)
+against("DDIM-50, one image, seconds (measured now)", statistics.median(times[1:]), "≤", 0.2)
+print(f"stored: per image in a batch of 64, {sweep['ddim50_ms_per_image_batch64']:.0f} ms")
 
 # %% [markdown]
+# What the sweep shows. Guidance is what makes the prompt count: at w = 0 the model ignores the
+# prompt (shape 0.210, about the 1 in 5 of guessing; colour 0.060; position 0.053), and raising
+# w lifts colour to 0.630, position to 0.713 (at w = 4) and size to 0.650. The price is variety:
+# the pixel variance across seeds falls from 0.161 at w ≤ 1 to 0.116 at w = 8, and position
+# and the CLIP score already dip from w = 4 to w = 8. w = 8 is "best" for shape and colour by 3
+# prompts of 300 over w = 4 (0.210 against 0.200), which is within the noise of 300 prompts.
+#
+# **Target missed: shape and colour both right on 0.21 of seen prompts at the best w, against
+# ≥ 0.90.** The measured cause is the shape: even at w = 8 the shape is right on only 0.310,
+# while colour is right on 0.630, and 0.31 × 0.63 ≈ 0.2 is about the joint score. Two measured
+# limits hold the shape down: the decoder keeps the shape label of only 0.62 of real scenes
+# (section 2), and the denoiser, trained 2,000 steps with its loss still falling (section 3),
+# barely learned it (0.210 → 0.310 where colour went 0.060 → 0.630).
+#
+# **Target missed: one image with DDIM-50 in ≤ 0.2 s** (printed above, measured on this machine
+# now). With guidance, each of the 50 steps runs the U-Net on a batch of two (prompted and
+# unprompted); at batch 1 the time goes into calling the U-Net's many small layers rather than
+# into arithmetic, which is why a batch of 64 costs far less per image.
+#
 # A short live version on 24 prompts, w = 0 against the best scale, and one prompt at four
 # scales (six seeds each):
 
 # %%
 from mmcourse.text2image.prompts import parse_prompt, prompt_set
-from mmcourse.text2image.tasks import generate
 
 prompts, labels = prompt_set(24, seed=11, split="test")
 for w in (0.0, float(best)):
@@ -293,6 +353,8 @@ display(Markdown(markdown_table(["w", "seen: shape and colour", "held-out: shape
 held = world().sample(400, seed=8, split="heldout")
 agree_held = (judges.shape(held.images) == held.shape[:, 0]).float().mean()
 print(f"caveat: on real held-out scenes the shape judge itself agrees with ShapesWorld {agree_held:.3f} of the time")
+print(f"caveat: the autoencoder keeps the shape label of {m['ae_shape_kept_heldout']:.3f} of held-out scenes "
+      f"({m['ae_shape_kept_test']:.3f} of seen ones)")
 heldout_prompts = ["a large red square in the middle", "a large green triangle at the top left",
                    "a large blue circle on the right", "a large purple cross at the bottom"]
 x = generate(model, heldout_prompts, float(best), steps=50, seed=2)
@@ -303,9 +365,14 @@ plt.show()
 
 # %% [markdown]
 # Read the table as a zero-shot test: "shape and colour" on held-out prompts counts the pictures
-# where the model composed a pair it never saw. A gap to the seen prompts means the model learned
-# some pairs as units rather than as colour *and* shape; the judge's own agreement on real
-# held-out scenes (printed above) bounds what can be measured there.
+# where the model composed a pair it never saw. A gap below the seen prompts would mean the model
+# learned some pairs as units rather than as colour *and* shape. Here the two columns are close:
+# held-out is higher at w = 2 (0.167 against 0.137) and lower at w = 4 (0.177 against 0.200) and
+# w = 8 (0.153 against 0.210). On 300 prompts a score near 0.2 is uncertain by about ±0.02
+# (one standard error), so only the gap at w = 8 is more than noise, and part of it is the
+# measuring: the autoencoder keeps fewer held-out shapes than seen ones (printed above). The
+# honest answer to "can it draw a red square it never saw?" is: about as rarely as it draws a
+# seen pair right. A model this weak on seen pairs cannot answer the zero-shot question well.
 #
 # ## 7. Closing the loop: CLIP ranks the samples
 #
@@ -323,11 +390,13 @@ plt.show()
 ok = [all(v.values()) for v in judges.verdict(samples[order], [{"shape": "cross", "colour": "yellow", "size": "large",
                                                                 "position": "top right"}] * 8)]
 print("judges: all four attributes right, in CLIP's order:", ["✓" if o else "✗" for o in ok])
+print(f"{sum(ok)} of 8 samples right on all four; CLIP's first choice is {'right' if ok[0] else 'wrong'}")
 
 # %% [markdown]
-# Segmenting or grounding the generated object with notebook 06's SAM or notebook 07's GLIP
-# would close the loop further; this version does not link them (they were being written at
-# the same time).
+# CLIP's score and the judges need not agree: CLIP compares the whole picture with the whole
+# sentence, the judges check one attribute each. Segmenting or grounding the generated object
+# with notebook 06's SAM or notebook 07's GLIP would close the loop further; this notebook does
+# not do that.
 #
 # ## 8. Exercises
 #
@@ -405,20 +474,22 @@ show_source(text_eps_loss)
 # ## What we measured
 #
 # The option chosen and the numbers behind it, from this notebook's cells and stored results.
-# The course set this model two targets it does not meet (printed first): the autoencoder's
-# round trip keeps too few shapes, and the denoiser, trained for minutes on one CPU thread,
-# draws the asked colour and place more reliably than the asked shape. The parts are all
-# here and each is tested; what is missing is training time, and first a sharper autoencoder.
+# The model misses three of the course's targets (printed first): the autoencoder's round trip
+# keeps the shape of 0.62 of scenes (target ≥ 0.98); at the best guidance scale shape and colour
+# are both right on 0.21 of seen prompts (target ≥ 0.90), because the asked shape is drawn on
+# only 0.31 while colour and position reach 0.63–0.68; and one DDIM-50 image takes longer than
+# 0.2 s. The parts are all here and each is tested. What is measured to be short is a sharper
+# decoder first (it caps the shape), then a longer-trained denoiser (its loss was still falling).
 
 # %%
-targets = curve["targets"]
-print("the course's targets:", ", ".join(f"{k} ≥ {v}" for k, v in targets.items()),
-      "| missed:", ", ".join(f"{k} {v:.3f}" for k, v in curve["targets_missed"].items()) or "none")
+against("autoencoder: shape label kept", m["ae_shape_kept"], "≥", 0.98)
+against(f"best w = {best}: seen shape and colour both right", sweep["seen"][best]["shape_and_colour"], "≥", 0.90)
+against("DDIM-50, one image, seconds", statistics.median(times[1:]), "≤", 0.2)
 print(f"space: latent 8×8×4 (shape judge on upsampled 16×16 scenes: "
       f"{space['shape_judge_agreement']['16px upsampled (bicubic)']:.3f}, on 32×32: {space['shape_judge_agreement']['32px']:.3f})")
-print(f"autoencoder: shape kept {m['ae_shape_kept']:.3f}, MSE {m['ae_mse_test']:.4f}")
+print(f"autoencoder: MSE {m['ae_mse_test']:.4f}")
 print(f"best w = {best}: seen shape and colour {sweep['seen'][best]['shape_and_colour']:.3f}, size "
       f"{sweep['seen'][best]['size']:.3f}, position {sweep['seen'][best]['position']:.3f}; "
       f"w = 0: {sweep['seen']['0.0']['shape_and_colour']:.3f}; held-out {sweep['heldout'][best]['shape_and_colour']:.3f}")
-print(f"DDIM-50 one image {sweep['ddim50_ms_one_image']:.0f} ms (load {sweep['loadavg_before']}); "
-      f"training {total / 60:.1f} min on one thread (load {curve['loadavg_before']})")
+print(f"DDIM-50 per image in a batch of 64: {sweep['ddim50_ms_per_image_batch64']:.0f} ms; "
+      f"training {total / 60:.1f} min on a CPU")
