@@ -156,5 +156,8 @@ def test_shipped_checkpoint_keeps_its_measured_numbers():
     assert all(metrics[k] >= v for k, v in GATES.items())
     m = matching_accuracy(model, 200)
     assert m["itm"] >= 0.95 and m["itm"] >= m["itc"]
+    # the counts of comparisons only one score gets right explain the difference of the shares
+    assert m["comparisons"] > 0 and m["itm_only"] + m["itc_only"] <= m["comparisons"]
+    assert m["itm"] - m["itc"] == pytest.approx((m["itm_only"] - m["itc_only"]) / m["comparisons"], abs=1e-6)
     assert abs(caption_accuracy(model, 200)["all_right"] - metrics["caption_single_all_right"]) < 0.1
     assert retrieval_r1(model)["i2t_attribute_r1"] == pytest.approx(metrics["i2t_attribute_r1"], abs=1e-3)

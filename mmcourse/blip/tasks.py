@@ -340,7 +340,9 @@ def matching_accuracy(model: BLIP, n: int = 500, seed: int = 1, min_objects: int
     probability, or ITC's cosine similarity) is higher than the changed caption's. Returns
     ``itm``, ``itc`` (over every attribute) and ``itm_<attribute>``, ``itc_<attribute>``;
     ``itm_reject``: the share of changed captions ITM calls no match (probability < 0.5) and
-    ``itm_accept`` the share of true captions it calls a match.
+    ``itm_accept`` the share of true captions it calls a match; ``comparisons``: how many
+    (scene, changed caption) comparisons there were, ``itm_only`` / ``itc_only``: how many of
+    them one score won and the other lost.
     """
     model.eval()
     batch = sample_scenes(n, seed=seed, split="test", min_objects=min_objects, max_objects=max_objects)
@@ -356,6 +358,10 @@ def matching_accuracy(model: BLIP, n: int = 500, seed: int = 1, min_objects: int
         rejects.append(p < 0.5)
     for name in ("itm", "itc"):
         out[name] = float(torch.cat(wins[name]).float().mean())
+    itm_won, itc_won = torch.cat(wins["itm"]), torch.cat(wins["itc"])
+    out["comparisons"] = len(itm_won)
+    out["itm_only"] = int((itm_won & ~itc_won).sum())
+    out["itc_only"] = int((itc_won & ~itm_won).sum())
     out["itm_reject"] = float(torch.cat(rejects).float().mean())
     out["itm_accept"] = float((true_itm >= 0.5).float().mean())
     return out
