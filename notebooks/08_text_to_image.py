@@ -306,7 +306,7 @@ print(f"stored: per image in a batch of 64, {sweep['ddim50_ms_per_image_batch64'
 # What the sweep shows. Guidance is what makes the prompt count: at w = 0 the model ignores the
 # prompt (shape 0.210, about the 1 in 5 of guessing; colour 0.060; position 0.053), and raising
 # w lifts colour to 0.630, position to 0.713 (at w = 4) and size to 0.650. The price is variety:
-# the pixel variance across seeds falls from 0.161 at w ≤ 1 to 0.116 at w = 8, and position
+# the pixel variance across seeds falls from 0.161–0.162 at w ≤ 1 to 0.116 at w = 8, and position
 # and the CLIP score already dip from w = 4 to w = 8. w = 8 is "best" for shape and colour by 3
 # prompts of 300 over w = 4 (0.210 against 0.200), which is within the noise of 300 prompts.
 #
@@ -369,7 +369,8 @@ plt.show()
 # learned some pairs as units rather than as colour *and* shape. Here the two columns are close:
 # held-out is higher at w = 2 (0.167 against 0.137) and lower at w = 4 (0.177 against 0.200) and
 # w = 8 (0.153 against 0.210). On 300 prompts a score near 0.2 is uncertain by about ±0.02
-# (one standard error), so only the gap at w = 8 is more than noise, and part of it is the
+# (one standard error), and the difference of two such scores by about ±0.03, so only the gap
+# at w = 8 (0.057) stands out, and even it is under two standard errors. Part of it is the
 # measuring: the autoencoder keeps fewer held-out shapes than seen ones (printed above). The
 # honest answer to "can it draw a red square it never saw?" is: about as rarely as it draws a
 # seen pair right. A model this weak on seen pairs cannot answer the zero-shot question well.
