@@ -127,8 +127,16 @@ def click_widget(sam: Sam, images: list[torch.Tensor]):
     """An ipympl canvas: left click = positive point, right click (or the toggle) = negative,
     drag = box; buttons: reset, next image. Returns the VBox (its ``.session`` is the state)."""
     import ipywidgets as w
-    from ipympl.backend_nbagg import Canvas, FigureManager
+    import matplotlib
+    import matplotlib.pyplot as plt
     from matplotlib.figure import Figure
+
+    # Importing ipympl's backend module makes it pyplot's backend; keep the notebook's own (inline)
+    # for every other figure: only this canvas is interactive.
+    backend = matplotlib.get_backend()
+    from ipympl.backend_nbagg import Canvas, FigureManager
+
+    plt.switch_backend(backend)
 
     fig = Figure(figsize=(8.4, 2.4), dpi=100)
     axes = fig.subplots(1, 4)
