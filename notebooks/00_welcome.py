@@ -20,7 +20,8 @@
 # This course takes apart the ideas behind today's generative and multimodal models:
 # **diffusion** (扩散模型), the **Vision Transformer** (ViT), **CLIP** (contrastive image–text
 # training, 对比学习), **BLIP**, **SAM** (promptable segmentation, 分割) and **GLIP** (detection as
-# phrase grounding, 定位). Every idea comes with an experiment you can run on a laptop CPU,
+# phrase grounding, 定位), and it closes by joining its own CLIP and diffusion parts into a tiny
+# text-to-image model (文生图). Every idea comes with an experiment you can run on a laptop CPU,
 # offline, in about a minute per notebook.
 #
 # This first notebook shows how the course works:
@@ -37,7 +38,8 @@
 #
 # - **Run order.** Run each notebook top to bottom (*Run › Run All Cells*, or Shift+Enter cell by
 #   cell). The notebooks are numbered in the order of the course: 01–02 diffusion, 03 ViT, 04 CLIP,
-#   then BLIP, SAM and GLIP. Each one starts from a fresh kernel and takes under a minute.
+#   05 BLIP, 06 SAM, 07 GLIP, and 08 joins diffusion and CLIP into text-to-image. Each one
+#   starts from a fresh kernel and takes under a minute.
 #
 # ```mermaid
 # flowchart LR
@@ -45,9 +47,11 @@
 #     F --> R["02 reverse diffusion<br/>noise to data"]
 #     W --> V["03 ViT<br/>patches and attention"]
 #     V --> C["04 CLIP<br/>image and text towers"]
-#     C --> B["BLIP (coming)"]
-#     C --> S["SAM (coming)"]
-#     C --> G["GLIP (coming)"]
+#     C --> B["05 BLIP<br/>match, caption, clean data"]
+#     C --> S["06 SAM<br/>segment from prompts"]
+#     C --> G["07 GLIP<br/>detect by grounding words"]
+#     R --> T["08 text to image<br/>the course's parts joined"]
+#     C --> T
 # ```
 #
 # - **Predict, then run.** Before each key experiment a line asks you to predict the outcome.
