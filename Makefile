@@ -77,10 +77,13 @@ test-browser: setup
 test-install: setup
 	$(PY) -m pytest -q -rs -m install tests
 
+# The notebooks under nbval and the browser test run side by side: each notebook kernel trains on
+# one thread, so on two cores the pair takes about as long as the browser test alone. Each
+# prints its output when it finishes (--output-sync).
 test: setup sync-check
 	$(PY) -m pytest -q -rs -m "not browser and not install" tests
-	$(MAKE) --no-print-directory test-notebooks
-	$(MAKE) --no-print-directory test-browser
+	@echo "== notebooks (nbval) and browser test side by side; each shows its output when done"
+	$(MAKE) --no-print-directory -j2 --output-sync=target test-notebooks test-browser
 
 clean:
 	rm -rf build .pytest_cache
