@@ -125,6 +125,8 @@ except ValueError as err:
 # %%
 import torch
 
+from mmcourse.checks.blip import check_decoder_mask
+
 
 def decoder_mask(tokens: torch.Tensor, num_image_tokens: int, pad_token_id: int) -> torch.Tensor:
     ### BEGIN SOLUTION
@@ -135,8 +137,6 @@ def decoder_mask(tokens: torch.Tensor, num_image_tokens: int, pad_token_id: int)
     return torch.cat([keys & causal, image], dim=2)
     ### END SOLUTION
 
-
-from mmcourse.checks.blip import check_decoder_mask
 
 check_decoder_mask(decoder_mask)
 
@@ -299,6 +299,8 @@ print(f"from step {stored['step'][half]} to {stored['step'][-1]}: " +
 # %%
 import torch
 
+from mmcourse.checks.blip import check_nucleus_mask
+
 
 def nucleus(logits: torch.Tensor, top_p: float) -> torch.Tensor:
     ### BEGIN SOLUTION
@@ -308,8 +310,6 @@ def nucleus(logits: torch.Tensor, top_p: float) -> torch.Tensor:
     return torch.zeros_like(keep_sorted).scatter(-1, order, keep_sorted)
     ### END SOLUTION
 
-
-from mmcourse.checks.blip import check_nucleus_mask
 
 check_nucleus_mask(nucleus)
 
@@ -481,6 +481,8 @@ print(f"learned temperature {model.temp.item():.3f}: on average a caption's like
 # %%
 import torch
 
+from mmcourse.checks.blip import check_hard_negative_weights
+
 
 def negative_weights(sim_i2t: torch.Tensor, content_ids: torch.Tensor):
     ### BEGIN SOLUTION
@@ -489,8 +491,6 @@ def negative_weights(sim_i2t: torch.Tensor, content_ids: torch.Tensor):
     return s.T.softmax(dim=1).nan_to_num(0.0), s.softmax(dim=1).nan_to_num(0.0)
     ### END SOLUTION
 
-
-from mmcourse.checks.blip import check_hard_negative_weights
 
 check_hard_negative_weights(negative_weights)
 
