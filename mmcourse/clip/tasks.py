@@ -17,6 +17,7 @@ colour-shape pairs never appear):
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from dataclasses import dataclass
@@ -30,8 +31,8 @@ from ..train import History, fit
 from .loss import caption_ids, clip_loss, duplicate_mask, false_negative_stats
 from .model import CLIP, CLIPConfig
 from .tokenizer import WordTokenizer
-from .zero_shot import (recall_at_k, shapes_class_index, shapes_classnames, shapes_templates,
-                        zero_shot_classifier, zero_shot_predict)
+from .zero_shot import (TEMPLATE_SETS, encode_images, recall_at_k, shapes_class_index, shapes_classnames,
+                        shapes_templates, zero_shot_classifier, zero_shot_predict)
 
 DATA_KINDS = ("named", "broad", "classes")
 RANDOM_FRACTION = 0.5  # share of each "broad" batch painted in random colours
@@ -244,18 +245,39 @@ def duplicate_shares(batch_size: int, batches: int = 200, seed: int = 0) -> dict
     return out
 
 
+@functools.lru_cache(maxsize=8)
+def _test_pairs(n: int, seed: int, split: str) -> Pairs:
+    """``sample_pairs(n, seed, "named", split)``, drawn once and reused by the measurements below
+    (a notebook measures several models on the same scenes). Read only: never modify the result."""
+    return sample_pairs(n, seed=seed, data="named", split=split)
+
+
 @torch.no_grad()
 def zero_shot_accuracy(model: CLIP, templates: str | list[str] = "ensemble", n: int = 600, seed: int = 1) -> dict[str, float]:
     """Top-1 accuracy over all 30 colour x shape classes on n named-colour test scenes of the
     seen combinations ("seen") and n of the six held-out combinations ("heldout")."""
     if isinstance(templates, str):
         templates = shapes_templates(templates)
-    weights = zero_shot_classifier(model, shapes_classnames(), templates)
-    out = {}
+    return _zero_shot_accuracies(model, [templates], n, seed)[0]
+
+
+@torch.no_grad()
+def zero_shot_accuracies(model: CLIP, kinds: tuple[str, ...] = TEMPLATE_SETS, n: int = 600,
+                         seed: int = 1) -> dict[str, dict[str, float]]:
+    """:func:`zero_shot_accuracy` for each template set in ``kinds`` (see :func:`shapes_templates`),
+    the same numbers, with the test images encoded once for all of them."""
+    return dict(zip(kinds, _zero_shot_accuracies(model, [shapes_templates(k) for k in kinds], n, seed)))
+
+
+def _zero_shot_accuracies(model: CLIP, template_lists: list[list[str]], n: int, seed: int) -> list[dict[str, float]]:
+    weights = [zero_shot_classifier(model, shapes_classnames(), t) for t in template_lists]
+    out: list[dict[str, float]] = [{} for _ in weights]
     for name, split in (("seen", "test"), ("heldout", "heldout")):
-        pairs = sample_pairs(n, seed=seed, data="named", split=split)
-        pred = zero_shot_predict(model, pairs.images, weights)
-        out[name] = float((pred == shapes_class_index(pairs.colour, pairs.shape)).float().mean())
+        pairs = _test_pairs(n, seed, split)
+        truth = shapes_class_index(pairs.colour, pairs.shape)
+        feats = encode_images(model, pairs.images)
+        for acc, w in zip(out, weights):
+            acc[name] = float((zero_shot_predict(model, pairs.images, w, image_features=feats) == truth).float().mean())
     return out
 
 
@@ -279,7 +301,7 @@ def retrieval_recall(model: CLIP, n: int = 1000, seed: int = 2, ks: tuple[int, .
       top" and "a picture of a small red circle at the top"), so "strict" asks the model to guess
       the template, which the image cannot tell.
     """
-    pairs = sample_pairs(n, seed=seed, data="named", split="test")
+    pairs = _test_pairs(n, seed, "test")
     sim = similarity_matrix(model, pairs)
     attrs = pairs.attributes
     relevant = {"strict": torch.eye(n, dtype=torch.bool),
@@ -309,7 +331,7 @@ def strict_recall_ceiling(n: int = 1000, seed: int = 2, ks: tuple[int, ...] = (1
     k = 1, the mean of 1 / m_i, which is larger than 1 / mean(m_i) (Jensen's inequality: 1/m is
     convex). Returns ``r{k}`` for each k, ``mean_m`` and ``one_over_mean_m``.
     """
-    m = content_counts(sample_pairs(n, seed=seed, data="named", split="test")).double()
+    m = content_counts(_test_pairs(n, seed, "test")).double()
     out = {f"r{k}": float((k / m).clamp(max=1).mean()) for k in ks}
     out.update(mean_m=float(m.mean()), one_over_mean_m=float(1 / m.mean()))
     return out

@@ -70,11 +70,22 @@ def zero_shot_classifier(model, classnames: Sequence[str], templates: Sequence[s
 
 
 @torch.no_grad()
-def zero_shot_predict(model, images: torch.Tensor, weights: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
-    """(N,) predicted class indices: the most similar column of ``weights`` (D, C) for each image."""
+def encode_images(model, images: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
+    """(N, E) unit-length image features, encoded ``batch_size`` images at a time."""
     model.eval()
-    feats = torch.cat([model.encode_image(images[i : i + batch_size], normalize=True)
-                       for i in range(0, len(images), batch_size)])
+    return torch.cat([model.encode_image(images[i : i + batch_size], normalize=True)
+                      for i in range(0, len(images), batch_size)])
+
+
+@torch.no_grad()
+def zero_shot_predict(model, images: torch.Tensor, weights: torch.Tensor, batch_size: int = 512,
+                      image_features: torch.Tensor | None = None) -> torch.Tensor:
+    """(N,) predicted class indices: the most similar column of ``weights`` (D, C) for each image.
+
+    ``image_features``: the images' features from :func:`encode_images`, when several sets of
+    weights are scored on the same images (then ``images`` is not encoded again).
+    """
+    feats = encode_images(model, images, batch_size) if image_features is None else image_features
     return (feats @ weights.to(feats.device)).argmax(dim=1)
 
 
