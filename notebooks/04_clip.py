@@ -256,10 +256,10 @@ from mmcourse.clip.tasks import retrieval_recall, train_clip, zero_shot_accuracy
 LIVE = dict(steps=120, batch_size=64, lr=1e-3, drop=0.4, seed=0)  # the stored runs below: 200 steps of 128
 live, live_history = train_clip("named", desc="live CLIP run", **LIVE)
 live_zs, live_recall = zero_shot_accuracy(live), retrieval_recall(live)
-chance = math.log(LIVE["batch_size"])
-print(f"final loss {live_history.final(20):.2f} (chance: ln 64 = {chance:.2f}) | zero-shot, seen combinations "
+B, chance = LIVE["batch_size"], math.log(LIVE["batch_size"])
+print(f"final loss {live_history.final(20):.2f} (chance: ln {B} = {chance:.2f}) | zero-shot, seen combinations "
       f"{live_zs['seen']:.1%} | image→text recall@1 {live_recall['i2t_attribute_r1']:.1%}")
-expect("ln 64 minus the final loss", chance - live_history.final(20), "> 1", fmt=".2f")
+expect(f"ln {B} minus the final loss", chance - live_history.final(20), "> 1", fmt=".2f")
 expect("zero-shot accuracy, seen combinations (3 × chance = 0.10)", live_zs["seen"], "> 0.1")
 
 # %% [markdown]
@@ -272,9 +272,9 @@ from mmcourse.train import History
 
 stored_runs = {r["grad_clip"]: r for r in load_results("clip_batch_sweep")["grad_clip"]}
 fig, (ax_live, ax) = plt.subplots(1, 2, figsize=(9, 3.2))
-plot_history(live_history, title="live run, batch 64 (lines: mean of 20 steps)", ax=ax_live,
+plot_history(live_history, title=f"live run, batch {B} (lines: mean of 20 steps)", ax=ax_live,
              label=f"grad_clip = {GRAD_CLIP}")
-ax_live.axhline(chance, color="grey", ls="--", lw=1, label="ln 64: chance")
+ax_live.axhline(chance, color="grey", ls="--", lw=1, label=f"ln {B}: chance")
 ax_live.legend(fontsize=7)
 title = "stored runs, batch 128"
 for clip, label in ((GRAD_CLIP, f"grad_clip = {GRAD_CLIP}"), (None, "no clipping")):
