@@ -54,10 +54,7 @@
 
 # %%
 import matplotlib.pyplot as plt
-import numpy as np
 import torch
-import torch.nn.functional as F
-from torch import nn
 
 from mmcourse.train import seed_everything
 from mmcourse.viz import plot_history, setup_matplotlib, show_images, show_source
@@ -157,7 +154,7 @@ expect("largest difference between the two", (by_conv - by_matmul).abs().max(), 
 # step ("pre-norm"), as in timm and every recent ViT.
 
 # %%
-from mmcourse.vit import ViTConfig, VisionTransformer
+from mmcourse.vit import VisionTransformer
 
 show_source(VisionTransformer.embed)
 
@@ -213,8 +210,6 @@ expect("block(shuffled tokens) against the shuffled block(tokens): largest diffe
 
 # %%
 import math
-
-import torch
 
 from mmcourse.checks import check_scaled_dot_product_attention
 
@@ -313,7 +308,7 @@ print(names[-4:])
 # ### Training on handwritten digits
 #
 # The 8×8 digits are a small data set: 1,438 training images. We train a ViT with 4 patches of
-# 4×4 pixels, 2 blocks, 4 heads and D = 64 (about 100k parameters) for 500 steps of 128 images, with
+# 4×4 pixels, 2 blocks, 4 heads and D = 64 (about 100k parameters) for 150 steps of 128 images, with
 # `mmcourse.train.fit` underneath (AdamW, cosine learning-rate schedule).
 #
 # **Predict, then run:** the training loss will fall close to zero. Will the test accuracy reach
@@ -327,7 +322,7 @@ x_digits, y_digits, x_digits_test, y_digits_test = digits_task()
 seed_everything(0)  # fixes the initial weights; fit seeds the batches
 digits_vit = VisionTransformer(DIGITS_VIT)
 print(f"{count_parameters(digits_vit):,} parameters")
-digits_history = train_classifier(digits_vit, x_digits, y_digits, steps=500, lr=2e-3, seed=0, desc="digits ViT")
+digits_history = train_classifier(digits_vit, x_digits, y_digits, steps=150, lr=2e-3, seed=0, desc="digits ViT")
 digits_accuracy = accuracy(digits_vit, x_digits_test, y_digits_test)
 print(f"test accuracy: {digits_accuracy:.1%} of {len(y_digits_test)} digits")
 
@@ -336,7 +331,7 @@ plot_history(digits_history, title="ViT on 8x8 digits")
 plt.show()
 
 # %% [markdown]
-# The training loss reaches almost zero after about 150 steps while about 3% of the test digits
+# Within 150 steps the training loss falls to a few hundredths while about 3% of the test digits
 # are still misclassified: with 1,438 images the model can memorise its training set. Section 8
 # shows that this gap is largest for small training sets.
 
@@ -344,13 +339,15 @@ plt.show()
 expect("digits test accuracy", digits_accuracy, "≥ 0.95")
 
 # %% [markdown]
-# Would smaller patches, with more detail per token, do better? The same run with 2×2 patches
-# (16 tokens instead of 4) takes too long for this notebook; here is the stored result of both:
+# Would smaller patches, with more detail per token, do better? A run with 2×2 patches (16 tokens
+# instead of 4) takes too long for this notebook; here are the stored results of both patch
+# sizes, each trained for 500 steps by `bench/vit.py`:
 
 # %%
 from mmcourse.vit.tasks import load_results
 
 ablations = load_results("vit_ablations")
+print(f"stored results, {ablations['recipes']['digits']['steps']} steps each:")
 for r in ablations["rows"]:
     if r["task"] == "digits":
         print(f"{r['choice']:>12}: test accuracy {r['accuracy']:.1%}" + ("  (this notebook's choice)" if r["notebook"] else ""))
@@ -366,7 +363,10 @@ for r in ablations["rows"]:
 # contains six colour–shape pairs (for example a red square); section 7 comes back to them.
 #
 # The live model has the same size as the digits model: 2 blocks, 4 heads, D = 64, 16 patches
-# of 8×8 (about 114k parameters), 600 steps of 128 scenes drawn from 20,000.
+# of 8×8 (about 114k parameters). Its full recipe, 600 steps of 128 scenes drawn from 20,000,
+# does not fit this notebook's time, so the live run is a quarter of it: 300 steps of 64 scenes
+# drawn from 8,000. The full run's stored result is printed after the training cell; set
+# `FULL_RUN = True` in the next cell to train it yourself (four times as long).
 #
 # One preprocessing step: ShapesWorld paints each scene on a random dark or light background.
 # `subtract_background` subtracts each image's background colour (its median pixel) and doubles
@@ -379,7 +379,9 @@ for r in ablations["rows"]:
 # %%
 from mmcourse.vit.tasks import SHAPES_VIT
 
-raw_train, y_shapes, _ = shapes_task(20_000, seed=0, split="train")
+FULL_RUN = False  # True: the full recipe of the stored result below (four times as long)
+n_train, steps, batch_size = (20_000, 600, 128) if FULL_RUN else (8_000, 300, 64)
+raw_train, y_shapes, _ = shapes_task(n_train, seed=0, split="train")
 x_shapes = subtract_background(raw_train)
 raw_test, y_shapes_test, _ = shapes_task(2_000, seed=1, split="test")  # seen colour-shape pairs
 x_shapes_test = subtract_background(raw_test)
@@ -392,24 +394,31 @@ plt.show()
 seed_everything(0)
 shapes_vit = VisionTransformer(SHAPES_VIT)
 print(f"{count_parameters(shapes_vit):,} parameters")
-shapes_history = train_classifier(shapes_vit, x_shapes, y_shapes, steps=600, lr=1e-3, seed=0, desc="shapes ViT")
+shapes_history = train_classifier(shapes_vit, x_shapes, y_shapes, steps=steps, batch_size=batch_size, lr=1e-3, seed=0,
+                                  desc="shapes ViT")
 shapes_accuracy = accuracy(shapes_vit, x_shapes_test, y_shapes_test)
-print(f"test accuracy: {shapes_accuracy:.1%} of {len(y_shapes_test)} scenes")
+print(f"after {steps} steps of {batch_size} scenes: test accuracy {shapes_accuracy:.1%} of {len(y_shapes_test)} scenes")
 
 # %%
 plot_history(shapes_history, title="ViT on ShapesWorld shapes")
 plt.show()
 
 # %%
-expect("ShapesWorld shape test accuracy (seen colour–shape pairs)", shapes_accuracy, "≥ 0.97")
-print("\nthe same run on other inputs (stored results):")
+full_run = next(r for r in ablations["rows"] if r["task"] == "shapes" and r["notebook"])
+expect("live run: ShapesWorld shape test accuracy (seen colour–shape pairs)", shapes_accuracy,
+       "≥ 0.97" if FULL_RUN else "≥ 0.8")
+expect(f"full recipe, {ablations['recipes']['shapes']['steps']} steps (stored): the same accuracy",
+       full_run["accuracy"], "≥ 0.97")
+print("\nthe full run on other inputs (stored results):")
 for r in ablations["rows"]:
     if r["task"] == "shapes":
         print(f"{r['choice']:>22}: test accuracy {r['accuracy']:.1%}" + ("  (this notebook's choice)" if r["notebook"] else ""))
 
 # %% [markdown]
-# Takeaway: in a short run, removing the background is worth several points; on raw pixels the
-# model spends its steps learning to ignore it.
+# Takeaways: the live run stops at about 86%, while four times the training brings the same model
+# to 98%: this small ViT is far from done after 300 short steps. And even in the full run's 600
+# steps, removing the background is worth several points; on raw pixels the model spends its
+# steps learning to ignore it.
 
 # %% [markdown]
 # ## 6. Looking inside
@@ -535,14 +544,16 @@ expect("rollout: share on object patches, divided by their share of the image", 
 
 # %%
 from mmcourse.data.shapes import HELDOUT_COMBOS
-from mmcourse.vit.tasks import shapes_eval_sets
+from mmcourse.vit.tasks import predict, shapes_eval_sets
 
-eval_sets = shapes_eval_sets()  # 4,000 scenes of seen pairs, 3,000 of held-out pairs
+# Seen pairs: section 5's 2,000 test scenes. Held-out pairs: 3,000 fixed scenes, the set the
+# checkpoint registry's metrics were measured on.
+eval_sets = {"test": (x_shapes_test, y_shapes_test), **shapes_eval_sets(splits=("heldout",))}
 broad_model = load_vit("vit_shapes_broad")
-results = {
-    name: {split: accuracy(model, xs, ys) for split, (xs, ys) in eval_sets.items()}
-    for name, model in (("vit_shapes (named colours)", shapes_model), ("vit_shapes_broad (half random)", broad_model))
-}
+models = {"vit_shapes (named colours)": shapes_model, "vit_shapes_broad (half random)": broad_model}
+preds = {name: {split: predict(model, xs) for split, (xs, _) in eval_sets.items()} for name, model in models.items()}
+results = {name: {split: (p[split] == eval_sets[split][1]).float().mean().item() for split in p}
+           for name, p in preds.items()}
 print("held-out pairs:", ", ".join(f"{c} {s}" for c, s in HELDOUT_COMBOS))
 print(f"\n{'model':34s} {'seen pairs':>11s} {'held-out pairs':>15s}")
 for name, r in results.items():
@@ -557,14 +568,14 @@ expect("broad model on held-out pairs", broad["heldout"], "> 0.9", fmt=".2f")
 
 # %%
 from mmcourse.viz import plot_confusion
-from mmcourse.vit.tasks import confusion_matrix, predict
+from mmcourse.vit.tasks import confusion_matrix
 
-x_held, y_held = eval_sets["heldout"]
+y_held = eval_sets["heldout"][1]
 rows = [f"{s} ({', '.join(c for c, s2 in HELDOUT_COMBOS if s2 == s)})" for s in SHAPES]  # true shape (its held-out colours)
 fig, axes = plt.subplots(1, 2, figsize=(8.4, 3), sharey=True)
-for ax, model, name in ((axes[0], shapes_model, "vit_shapes"), (axes[1], broad_model, "vit_shapes_broad")):
-    counts = confusion_matrix(predict(model, x_held), y_held, len(SHAPES))
-    plot_confusion(ax, counts, SHAPES, title=f"{name} on held-out pairs", ylabels=rows)
+for ax, (name, p) in zip(axes, preds.items()):  # the predictions of the cell above, reused
+    counts = confusion_matrix(p["heldout"], y_held, len(SHAPES))
+    plot_confusion(ax, counts, SHAPES, title=f"{name.split(' (')[0]} on held-out pairs", ylabels=rows)
 axes[0].set_ylabel("true shape (share of each row)", fontsize=8)
 fig.tight_layout()
 plt.show()
@@ -594,8 +605,9 @@ plt.show()
 # sets and win only with enough pre-training data.
 #
 # We measured this at our scale: the notebook's two ViTs against CNNs with about as many
-# parameters (`mmcourse.vit.SmallCNN`), trained with the same recipe on growing subsets of the
-# training data. It takes a few minutes, so the notebook shows the stored results.
+# parameters (`mmcourse.vit.SmallCNN`), trained with the ViTs' full recipe (600 steps for the
+# scenes, 500 for the digits) on growing subsets of the training data. It takes a few minutes,
+# so the notebook shows the stored results.
 #
 # **Predict, then run:** with only 250 training scenes, which model wins, and by how much?
 
@@ -675,7 +687,8 @@ else:
 # - A learned class token collects what the head classifies; learned position embeddings tell
 #   the permutation-equivariant blocks where each patch came from.
 # - Attention is softmax(QKᵀ/√d)V per head; you wrote it and it reproduced the trained block.
-# - A small ViT trained in seconds: about 97% on the 8×8 digits and 98% on ShapesWorld shapes.
+# - A small ViT trains in seconds: about 97% on the 8×8 digits; on ShapesWorld shapes 86% in a
+#   quarter-length live run and 98% with the full recipe (stored).
 # - In the shipped ViT, the class token looks at the object's patches in the first layer;
 #   rollout follows that attention through all layers.
 # - Trained on named colours only, the shape classifier used colour as a shortcut and fell to

@@ -424,6 +424,18 @@ def test_shipped_vit_checkpoints_reach_their_targets_and_match_the_registry():
     assert held["vit_shapes_broad"] > held["vit_shapes"] + 0.1
 
 
+def test_shapes_eval_sets_draws_only_the_splits_asked_for_and_the_same_scenes():
+    from mmcourse.vit.tasks import SHAPES_EVAL, shapes_eval_sets
+
+    held = shapes_eval_sets(splits=("heldout",))
+    assert list(held) == ["heldout"] and len(held["heldout"][1]) == SHAPES_EVAL["n_heldout"]
+    full = shapes_eval_sets()
+    assert torch.equal(held["heldout"][0], full["heldout"][0]) and torch.equal(held["heldout"][1], full["heldout"][1])
+    for bad in ((), ("val",), "heldout"):
+        with pytest.raises(ValueError, match="splits"):
+            shapes_eval_sets(splits=bad)
+
+
 def test_class_token_share_and_patches_touching_on_hand_made_attention():
     from mmcourse.vit import class_token_share, patches_touching
 

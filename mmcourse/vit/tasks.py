@@ -18,7 +18,8 @@ from ..train import History, batched, fit
 from .cnn import CNNConfig
 from .model import ViTConfig, VisionTransformer
 
-# The ViTs trained live in the notebook (about 4 s and 12 s on two CPU cores).
+# The ViTs of notebook 03's training cells (short live runs there; bench/vit.py trains both with the
+# full recipe).
 # Digits: 8x8 grey images in 4 patches of 4x4 (2x2 patches do worse on the 1,438 training digits:
 # bench/results/vit_ablations.json). Shapes: 32x32 scenes in 16 patches of 8x8.
 DIGITS_VIT = ViTConfig(img_size=8, patch_size=4, in_chans=1, num_classes=10, embed_dim=64, depth=2, num_heads=4)
@@ -197,13 +198,22 @@ def train_digits_vit(
     return model.eval(), {"test_accuracy": accuracy(model, xt, yt)}
 
 
-def shapes_eval_sets() -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+def shapes_eval_sets(splits: tuple[str, ...] = ("test", "heldout")) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
     """Fixed evaluation scenes in the named colours, already background-subtracted:
-    "test" (colour-shape pairs seen in training) and "heldout" (the six HELDOUT_COMBOS)."""
+    "test" (colour-shape pairs seen in training) and "heldout" (the six HELDOUT_COMBOS).
+
+    ``splits`` names the sets to draw (both by default); each set is the same whichever others
+    are asked for, so a caller that has its own seen-pair scenes can skip drawing "test".
+    """
+    unknown = [s for s in splits if s not in ("test", "heldout")]
+    if unknown or not splits:
+        raise ValueError(f"splits must be a non-empty selection of 'test' and 'heldout', got {splits!r}")
     e = SHAPES_EVAL
-    xt, yt, _ = shapes_task(e["n_test"], seed=e["test_seed"], split="test")
-    xh, yh, _ = shapes_task(e["n_heldout"], seed=e["heldout_seed"], split="heldout")
-    return {"test": (subtract_background(xt), yt), "heldout": (subtract_background(xh), yh)}
+    sets = {}
+    for split in splits:
+        x, y, _ = shapes_task(e[f"n_{split}"], seed=e[f"{split}_seed"], split=split)
+        sets[split] = (subtract_background(x), y)
+    return sets
 
 
 def train_shapes_vit(
