@@ -206,7 +206,7 @@ def sweep_grad_clip(clips=(GRAD_CLIP, None)) -> list[dict]:
     return rows
 
 
-def sweep_live_negatives(group: int = LIVE_GROUP) -> list[dict]:
+def sweep_few_negatives(group: int = LIVE_GROUP) -> list[dict]:
     """Sweep (f): the clipped run of sweep (e) again, with the loss computed within groups of
     ``group`` pairs: ``group - 1`` negatives per pair instead of 127, same data and steps."""
     t0 = time.perf_counter()
@@ -222,7 +222,7 @@ def sweep_live_negatives(group: int = LIVE_GROUP) -> list[dict]:
 
 
 SWEEPS = {"negatives": sweep_negatives, "groups": sweep_groups, "duplicates": sweep_duplicates, "detail": sweep_detail,
-          "breadth": sweep_breadth, "grad_clip": sweep_grad_clip, "live_negatives": sweep_live_negatives}
+          "breadth": sweep_breadth, "grad_clip": sweep_grad_clip, "few_negatives": sweep_few_negatives}
 
 
 def run(parts: tuple[str, ...] = tuple(SWEEPS), store: bool = True) -> dict:

@@ -488,13 +488,15 @@ retrieval_explorer(named, bank)
 #
 # **Predict, then look:** the clipped stored run of section 6 (200 steps of 128) gives each pair
 # 127 negatives. Trained with 3 instead (groups of 4), same data and steps, which retrieves
-# better, and by how much? The live run's recall@1 is still a few percent, too little to compare,
-# so the cell shows the stored pair of runs. To retrain the 3-negatives run here, set
-# `RETRAIN_FEW = True` (200 steps of 128: over three times as long as the live run of section 6).
+# better, and by how much? The live run of section 6 cannot answer: its recipe (120 steps of 64,
+# so 63 negatives) matches neither run, so the cell shows the stored pair, which differ only in
+# the number of negatives. To retrain the 3-negatives run here, set `RETRAIN_FEW = True` (200
+# steps of 128: over three times as long as the live run of section 6); the ratio is then
+# checked against its target, otherwise it is the stored runs' value.
 
 # %%
 RETRAIN_FEW = False  # True: retrain the 3-negatives run instead of reading the stored one
-few = sweep["live_negatives"][0]  # stored: as the clipped run of section 6 (200 steps of 128), loss within groups of 4
+few = sweep["few_negatives"][0]  # stored: as the clipped run of section 6 (200 steps of 128), loss within groups of 4
 if RETRAIN_FEW:
     few_model, few_history = train_clip("named", steps=few["steps"], batch_size=few["batch_size"], lr=LIVE["lr"],
                                         drop=LIVE["drop"], seed=few["seed"], negatives_group=few["group"],
@@ -509,8 +511,11 @@ display(Markdown(markdown_table(
     [[n, run, f"{r['zero_shot_seen']:.1%}", f"{r['zero_shot_heldout']:.1%}", f"{r['i2t_attribute_r1']:.1%}"]
      for n, run, r in ((few["negatives"], "live" if RETRAIN_FEW else "stored", few),
                        (full["batch_size"] - 1, "stored", full))])))
-expect("recall@1 with 127 negatives divided by recall@1 with 3", full["i2t_attribute_r1"] / few["i2t_attribute_r1"],
-       "> 1.5", fmt=".1f")
+ratio = full["i2t_attribute_r1"] / few["i2t_attribute_r1"]
+if RETRAIN_FEW:
+    expect("recall@1 with 127 negatives divided by recall@1 with 3 (live)", ratio, "> 1.5", fmt=".1f")
+else:
+    print(f"recall@1 with 127 negatives divided by recall@1 with 3: {ratio:.1f} (stored runs)")
 
 # %% [markdown]
 # The stored sweeps go further: batches of 256 for 512 steps (2.5 times the steps above),

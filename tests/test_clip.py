@@ -443,3 +443,18 @@ def test_markdown_table_aligns_numbers_right_and_checks_row_lengths():
     assert text.splitlines() == ["| batch | recall@1 |", "|---|---:|", "| 4 | 7.2% |", "| 256 | 35.2% |"]
     with pytest.raises(ValueError, match="2 cells"):
         markdown_table(["a", "b"], [[1]])
+
+
+def test_zero_shot_accuracies_encode_once_and_give_each_template_sets_numbers(model):
+    from mmcourse.clip.tasks import TEMPLATE_SETS, zero_shot_accuracies, zero_shot_accuracy
+    from mmcourse.clip.zero_shot import encode_images, zero_shot_predict
+
+    together = zero_shot_accuracies(model, n=60)
+    assert list(together) == list(TEMPLATE_SETS)
+    for kind in TEMPLATE_SETS:
+        assert together[kind] == zero_shot_accuracy(model, kind, n=60)
+    images = torch.rand(10, 3, 32, 32)
+    weights = F.normalize(torch.randn(model.cfg.embed_dim, 30), dim=0)
+    feats = encode_images(model, images, batch_size=3)
+    assert torch.allclose(feats.norm(dim=1), torch.ones(10), atol=1e-5)
+    assert torch.equal(zero_shot_predict(model, images, weights), zero_shot_predict(model, None, weights, image_features=feats))

@@ -34,6 +34,11 @@ def test_stored_sweep_has_every_part_and_prints_as_tables():
     clip_runs = result["grad_clip"]  # notebook 04 draws these loss curves beside its live run
     assert [r["grad_clip"] for r in clip_runs] == [bench_clip.GRAD_CLIP, None]
     assert all(len(r["loss"]) == r["steps"] == bench_clip.LIVE_RUN["steps"] for r in clip_runs)
+    # notebook 04, section 9a: the clipped run again with 3 negatives per pair, and its claim
+    (few,) = result["few_negatives"]
+    same = ("steps", "batch_size", "seed", "grad_clip")
+    assert {k: few[k] for k in same} == {k: clip_runs[0][k] for k in same} and few["negatives"] == 3
+    assert clip_runs[0]["i2t_attribute_r1"] / few["i2t_attribute_r1"] > 1.5
     text = bench_clip.table(result)
     assert text.count("\n|---") == 5 and "(a2)" in text and "mean of 3 seeds" in text and "(d) breadth" in text
 
