@@ -21,6 +21,15 @@ def test_save_then_load_round_trips_and_records_the_hash(registry):
     assert e.sha256 == weights.sha256_of(registry.parent / "tiny.safetensors")
 
 
+def test_saving_the_same_tensors_twice_writes_the_same_bytes(tmp_path):
+    # a rebuild by `make weights` must reproduce the registry's hash, not just the tensors
+    hashes = set()
+    for _ in range(12):
+        e = weights.save("tiny", {"w": torch.arange(6.0)}, {}, "python make_tiny.py", {}, registry=tmp_path / "r.json")
+        hashes.add(e.sha256)
+    assert len(hashes) == 1
+
+
 def test_unknown_name_lists_the_known_ones(registry):
     with pytest.raises(CheckpointError, match=r"unknown checkpoint name 'nope'.*tiny"):
         weights.load("nope", registry=registry)

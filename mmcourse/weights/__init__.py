@@ -92,6 +92,13 @@ def load(name: str, registry: Path = REGISTRY) -> tuple[dict[str, torch.Tensor],
     return load_file(str(path)), e
 
 
+def file_metadata(name: str, command: str) -> dict[str, str]:
+    """The safetensors header metadata of a shipped file: ONE key, so the file's bytes (and the
+    registry's sha256) are the same on every rebuild. safetensors writes metadata from a hash map
+    whose order changes from call to call, so two keys gave two possible files for the same tensors."""
+    return {"mmcourse": json.dumps({"command": command, "name": name}, sort_keys=True)}
+
+
 def save(
     name: str,
     state_dict: dict[str, torch.Tensor],
@@ -103,7 +110,7 @@ def save(
     """Write ``<name>.safetensors`` beside the registry and record its hash, config and metrics."""
     path = registry.parent / f"{name}.safetensors"
     tensors = {k: v.detach().cpu().contiguous() for k, v in state_dict.items()}
-    save_file(tensors, str(path), metadata={"name": name, "command": command})
+    save_file(tensors, str(path), metadata=file_metadata(name, command))
     row = {
         "file": path.name,
         "sha256": sha256_of(path),
