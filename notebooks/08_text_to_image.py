@@ -237,7 +237,7 @@ r = curve["recipe"]
 print(f"autoencoder: {r['ae_steps']} steps; denoiser: {r['steps']} steps of {r['batch_size']} latents "
       f"from {r['n_train']:,} captioned scenes")
 total = curve["ae_seconds"] + curve["denoiser_seconds"]
-print(f"training time {total / 60:.1f} min on a CPU "
+print(f"training time {total / 60:.1f} min on one thread, load {curve['loadavg_after']} "
       f"(autoencoder {curve['ae_seconds'] / 60:.1f} min, denoiser {curve['denoiser_seconds'] / 60:.1f} min)")
 steps_, losses_ = np.array(curve["curve"]["step"]), np.array(curve["curve"]["loss"])
 print("shipped loss, mean over steps 1000–1500: {:.3f}; over 1500–2000: {:.3f}".format(
