@@ -33,3 +33,17 @@ def test_step_time_is_measured_on_one_thread_and_restores_the_thread_count():
 def test_describe_prints_raw_reference_and_scaled_budget():
     text = calibrate.describe(50.0, 2.0, 60.0)
     assert "50 ms" in text and "25 ms" in text and "= 120 s" in text
+
+
+def test_a_step_time_measured_before_the_run_is_read_from_the_environment():
+    ref = calibrate.REFERENCE_STEP_MS
+    assert calibrate.from_env({}) is None and calibrate.from_env({calibrate.STEP_MS_ENV: " "}) is None
+    assert calibrate.from_env({calibrate.STEP_MS_ENV: f"{2 * ref}"}) == (2 * ref, pytest.approx(2.0))
+    for bad in ("fast", "0", "-3", "nan", "inf"):
+        with pytest.raises(ValueError, match=calibrate.STEP_MS_ENV):
+            calibrate.from_env({calibrate.STEP_MS_ENV: bad})
+
+
+def test_main_rejects_unknown_arguments(capsys):
+    assert calibrate.main(["--fast"]) == 2
+    assert "usage" in capsys.readouterr().err

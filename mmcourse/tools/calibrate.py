@@ -13,7 +13,10 @@ and ran in 28.9 s in all; see the project's history). :func:`slowdown` is this m
 over the reference, clamped to ``[1, MAX_SLOWDOWN]``: a fast machine never loosens the budget, and
 no machine loosens it more than 3x. The raw time is always printed beside the scaled one.
 
-Usage: ``python -m mmcourse.tools.calibrate`` prints the step time and the slowdown.
+Usage: ``python -m mmcourse.tools.calibrate`` prints the step time and the slowdown; ``--ms`` prints
+the step time alone, which ``make test`` measures before nbval and the browser test start (beside
+them, the measurement would see a busy machine and loosen the budget) and passes to the budget check
+in ``MMCOURSE_STEP_MS``.
 """
 
 from __future__ import annotations
@@ -76,15 +79,40 @@ def slowdown() -> tuple[float, float]:
     return ms, slowdown_from(ms)
 
 
+STEP_MS_ENV = "MMCOURSE_STEP_MS"
+
+
+def from_env(env: dict[str, str] | None = None) -> tuple[float, float] | None:
+    """``(step_ms, slowdown)`` from a step time measured earlier and passed in ``MMCOURSE_STEP_MS``
+    (``make test`` measures the machine alone, before nbval and the browser test share it), or
+    None when the variable is unset or empty."""
+    import os
+
+    raw = (os.environ if env is None else env).get(STEP_MS_ENV, "").strip()
+    if not raw:
+        return None
+    try:
+        ms = float(raw)
+    except ValueError:
+        raise ValueError(f"{STEP_MS_ENV} must be a step time in ms (a positive number), got {raw!r}") from None
+    if not ms > 0 or ms != ms or ms == float("inf"):
+        raise ValueError(f"{STEP_MS_ENV} must be a step time in ms (a positive number), got {raw!r}")
+    return ms, slowdown_from(ms)
+
+
 def describe(ms: float, factor: float, budget_s: float) -> str:
     return (f"machine speed: a ViT training step takes {ms:.0f} ms here against {REFERENCE_STEP_MS:.0f} ms "
             f"on the reference 2-core CPU: budget {budget_s:.0f} s x {factor:.2f} = {budget_s * factor:.0f} s "
             f"(scale clamped to [1, {MAX_SLOWDOWN:.0f}])")
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv not in ([], ["--ms"]):
+        print(f"usage: python -m mmcourse.tools.calibrate [--ms]  (got {' '.join(argv)!r})", file=sys.stderr)
+        return 2
     ms, factor = slowdown()
-    print(describe(ms, factor, 60.0))
+    print(f"{ms:.1f}" if argv == ["--ms"] else describe(ms, factor, 60.0))
     return 0
 
 
