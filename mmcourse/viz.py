@@ -89,6 +89,59 @@ def show_images(
 # Distinct outline colours for instance overlays (tab10 without the greys).
 _OVERLAY = np.array(matplotlib.colormaps["tab10"].colors)[[0, 1, 2, 3, 4, 5, 6, 8, 9]]
 
+def tile_images(images: torch.Tensor, ncols: int = 8, pad: int = 1, top: int = 0) -> np.ndarray:
+    """Tile images (N, C, H, W) in [0, 1] into one array, row by row, on a white background.
+
+    Each tile is the image with ``pad`` white pixels around it and ``top`` more above (room for a
+    label). Returns (rows * (H + 2 pad + top), ncols * (W + 2 pad)) for C = 1, with a trailing C
+    axis otherwise; the last row is padded with white tiles.
+    """
+    if images.ndim != 4 or images.shape[0] == 0:
+        raise ValueError(f"images must have shape (N, C, H, W) with N > 0, got {tuple(images.shape)}")
+    if ncols < 1 or pad < 0 or top < 0:
+        raise ValueError(f"need ncols >= 1, pad >= 0, top >= 0, got {ncols}, {pad}, {top}")
+    n, c, h, w = images.shape
+    rows = -(-n // ncols)
+    x = images.detach().cpu().float().clamp(0, 1)
+    x = torch.cat([x, x.new_ones(rows * ncols - n, c, h, w)])  # white tiles fill the last row
+    x = torch.nn.functional.pad(x, (pad, pad, pad + top, pad), value=1.0)  # (rows * ncols, C, th, tw)
+    th, tw = x.shape[2], x.shape[3]
+    grid = x.reshape(rows, ncols, c, th, tw).permute(0, 3, 1, 4, 2).reshape(rows * th, ncols * tw, c)
+    return grid[..., 0].numpy() if c == 1 else grid.numpy()
+
+
+def show_tiles(images: torch.Tensor, ncols: int = 8, labels: list[str] | None = None,
+               row_labels: list[str] | None = None, scale: float = 0.7, title: str | None = None):
+    """A grid of images (N, C, H, W) in [0, 1] drawn as ONE picture; returns the figure.
+
+    The same grid as :func:`show_images`, but matplotlib lays out a single axes
+    instead of one per image: 32 digits render in tens of milliseconds instead of about a second.
+    ``labels`` (one per image) are written above the tiles, ``row_labels`` at the left of the rows.
+    """
+    import matplotlib.pyplot as plt
+
+    n, _, h, w = images.shape
+    if labels is not None and len(labels) != n:
+        raise ValueError(f"need one label per image ({n}), got {len(labels)}")
+    pad, top = 1, (h // 2 if labels is not None else 0)
+    grid = tile_images(images, ncols, pad, top)
+    rows, cols = -(-n // ncols), min(ncols, n)
+    th, tw = h + 2 * pad + top, w + 2 * pad
+    fig, ax = plt.subplots(figsize=(scale * cols * tw / w, scale * rows * th / w))
+    ax.imshow(grid[:, : cols * tw], cmap="gray", vmin=0, vmax=1)
+    for i, text in enumerate(labels or []):
+        ax.text((i % ncols + 0.5) * tw - 0.5, (i // ncols) * th + top - 0.5, text, ha="center", va="bottom", fontsize=7)
+    ax.set_xticks([])
+    ax.set_yticks([(r + 0.5) * th + top / 2 - 0.5 for r in range(len(row_labels))] if row_labels else [],
+                  row_labels or [], fontsize=8)
+    ax.tick_params(length=0)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    if title:
+        ax.set_title(title, fontsize=9)
+    fig.tight_layout(pad=0.3)
+    return fig
+
 
 def overlay_masks(image: torch.Tensor, masks: torch.Tensor, alpha: float = 0.45) -> np.ndarray:
     """Blend instance masks (K, H, W) bool over an image (3, H, W) in [0, 1]: (H, W, 3) array."""

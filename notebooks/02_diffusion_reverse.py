@@ -518,7 +518,7 @@ trajectory_explorer(trajectory, timesteps(moons_schedule, 100), real_a)
 # %%
 from mmcourse.data.digits import to_unit
 from mmcourse.diffusion.train import load_digits_unet
-from mmcourse.diffusion.widgets import show_tiles
+from mmcourse.viz import show_tiles
 from mmcourse.evaluate import load_digits_classifier
 
 unet, digits_schedule = load_digits_unet()

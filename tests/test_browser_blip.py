@@ -15,7 +15,6 @@ from _browser import (  # noqa: F401  (fixtures come from tests/conftest.py)
     _error_outputs,
     _wait_kernel_idle,
     assert_no_widget_errors,
-    image_changes_after,
     move_slider,
     run_notebook_in_lab,
     save_screenshot,

@@ -15,6 +15,8 @@ from mmcourse.viz import (  # noqa: E402
     png_size,
     scene_view,
     show_images,
+    show_tiles,
+    tile_images,
     widget_width,
     wrap_title,
 )
@@ -124,3 +126,32 @@ def test_scene_view_outlines_keep_the_object_colours_and_render_at_twice_the_sho
     assert widget_width(SCENE_FIGSIZE[0]) == f"{round(SCENE_FIGSIZE[0] * FIG_DPI)}px"
     with pytest.raises(ValueError, match="PNG"):
         png_size(b"GIF89a" + bytes(30))
+
+
+def test_tile_images_places_each_image_in_its_tile_on_white():
+    imgs = torch.arange(5, dtype=torch.float32).reshape(5, 1, 1, 1).expand(5, 1, 2, 3) / 10  # image i is all i/10
+    grid = tile_images(imgs, ncols=3, pad=1, top=2)
+    assert grid.shape == (2 * (2 + 2 + 2), 3 * (3 + 2))
+    for i in range(5):
+        r, c = divmod(i, 3)
+        tile = grid[r * 6:(r + 1) * 6, c * 5:(c + 1) * 5]
+        assert (tile[3:5, 1:4] == i / 10).all() and tile[:3].min() == 1.0  # the image, white above it
+    assert (grid[6:, 10:] == 1.0).all()  # the missing sixth tile is white
+    rgb = tile_images(torch.rand(2, 3, 4, 4), ncols=2)
+    assert rgb.shape == (6, 12, 3)
+    with pytest.raises(ValueError, match="N, C, H, W"):
+        tile_images(torch.rand(4, 4))
+
+
+def test_show_tiles_draws_one_axes_with_labels():
+    import matplotlib.pyplot as plt
+
+    fig = show_tiles(torch.rand(10, 1, 8, 8), ncols=4, labels=[str(i) for i in range(10)], row_labels=["a", "b", "c"])
+    try:
+        (ax,) = fig.axes
+        assert [t.get_text() for t in ax.texts] == [str(i) for i in range(10)]
+        assert [t.get_text() for t in ax.get_yticklabels()] == ["a", "b", "c"]
+        with pytest.raises(ValueError, match="one label per image"):
+            show_tiles(torch.rand(3, 1, 8, 8), labels=["x"])
+    finally:
+        plt.close("all")
