@@ -161,3 +161,25 @@ def test_shipped_checkpoint_keeps_its_measured_numbers():
     assert m["itm"] - m["itc"] == pytest.approx((m["itm_only"] - m["itc_only"]) / m["comparisons"], abs=1e-6)
     assert abs(caption_accuracy(model, 200)["all_right"] - metrics["caption_single_all_right"]) < 0.1
     assert retrieval_r1(model)["i2t_attribute_r1"] == pytest.approx(metrics["i2t_attribute_r1"], abs=1e-3)
+
+
+def test_single_share_sets_the_share_of_single_object_scenes():
+    from mmcourse.blip.tasks import _batch
+
+    # share 0: the plain 1-3 object draw, unchanged
+    images, captions = _batch(None, 48, seed=3)
+    plain = sample_scenes(48, seed=3)
+    assert torch.equal(images, plain.images) and captions == list(plain.captions)
+    # share 0.5: the first half names exactly one object, the rest 1 to 3; the draw is deterministic
+    images, captions = _batch(None, 600, seed=4, single_share=0.5)
+    assert images.shape == (600, 3, 32, 32) and len(captions) == 600
+    counts = torch.tensor([len(parse_caption(c)) for c in captions])
+    assert (counts[:300] == 1).all()
+    assert set(counts[300:].tolist()) == {1, 2, 3}
+    assert 0.6 < (counts == 1).float().mean() < 0.74  # about 1/2 + 1/2 * 1/3
+    again = _batch(None, 600, seed=4, single_share=0.5)
+    assert torch.equal(again[0], images) and again[1] == captions
+    images, captions = _batch(None, 20, seed=4, single_share=1.0)
+    assert all(len(parse_caption(c)) == 1 for c in captions)
+    with pytest.raises(ValueError, match="single_share"):
+        blip_loss_fn(single_share=1.5)

@@ -11,13 +11,15 @@ import torch
 
 CHECKPOINT = "blip_shapes"
 CURVES = Path(__file__).resolve().parents[2] / "bench" / "results" / "blip_training.json"
-# The recipe: fresh 1-3 object scenes every step, image encoder started from notebook 04's CLIP
-RECIPE = dict(steps=1500, batch_size=64, lr=1e-3, negatives="hard", vit_init="clip_shapes_named", seed=0)
-# Targets of issue 10 (single-object test scenes unless named). The shipped recipe meets the ITM
-# ones and misses two (measured: greedy captions all right 0.76, image->text R@1 0.928): the
-# notebook and the registry report them, and GATES guards the build against regressions.
+# The recipe: fresh scenes every step, half of each batch single-object scenes and half 1-3
+# objects (so 2/3 of the scenes hold one object); image encoder started from notebook 04's CLIP.
+# With plain 1-3 object batches (single_share 0) the same 1,500 steps gave greedy single-object
+# captions 0.76 all right and image->text R@1 0.928: the shape word was the one it got wrong.
+RECIPE = dict(steps=1500, batch_size=64, lr=1e-3, negatives="hard", vit_init="clip_shapes_named", single_share=0.5,
+              seed=0)
+# Targets of issue 10 (single-object test scenes unless named); the build fails below them.
 TARGETS = {"caption_single_all_right": 0.95, "itm_one_word_single": 0.95, "i2t_attribute_r1": 0.95}
-GATES = {"caption_single_all_right": 0.70, "itm_one_word_single": 0.95, "i2t_attribute_r1": 0.90}
+GATES = TARGETS
 
 
 def checkpoint_metrics(model) -> dict[str, float]:
@@ -55,10 +57,14 @@ def build_blip_shapes(steps: int | None = None) -> dict[str, float]:
     load = Path("/proc/loadavg").read_text().split()[:3] if Path("/proc/loadavg").exists() else []
     print({k: round(v, 4) for k, v in metrics.items()}, f"{seconds:.0f} s, load {load}")
     missed = {k: round(metrics[k], 4) for k, v in GATES.items() if metrics[k] < v}
-    if missed or metrics["itm_one_word_single"] <= metrics["itc_one_word_single"]:
-        raise RuntimeError(f"{CHECKPOINT} missed its gates {GATES} (and ITM > ITC on one-word changes): {missed}, "
-                           f"ITM {metrics['itm_one_word_single']:.4f}, ITC {metrics['itc_one_word_single']:.4f}")
-    print("issue targets not met:", {k: round(metrics[k], 4) for k, v in TARGETS.items() if metrics[k] < v})
+    # ITM above ITC on one-word changes: on single objects both sit near 100% (a tie is allowed),
+    # on 2-3 objects, where the task is hard, ITM must be strictly better
+    itm_wins = (metrics["itm_one_word_single"] >= metrics["itc_one_word_single"]
+                and metrics["itm_one_word_multi"] > metrics["itc_one_word_multi"])
+    if missed or not itm_wins:
+        raise RuntimeError(f"{CHECKPOINT} missed its gates {GATES} (and ITM above ITC on one-word changes): {missed}, "
+                           f"ITM {metrics['itm_one_word_single']:.4f} / {metrics['itm_one_word_multi']:.4f}, "
+                           f"ITC {metrics['itc_one_word_single']:.4f} / {metrics['itc_one_word_multi']:.4f} (1 / 2-3 objects)")
     metrics.update(train_seconds=seconds)
     save(CHECKPOINT, model.unique_state_dict(), model.cfg.to_dict(), f"python -m mmcourse.weights.build {CHECKPOINT}",
          metrics)

@@ -230,28 +230,43 @@ class PairSet:
         return len(self.captions)
 
 
-def _batch(source: PairSet | None, batch_size: int, seed: int) -> tuple[torch.Tensor, list[str]]:
-    """A fresh training batch: new ShapesWorld scenes (source None) or a random draw from ``source``."""
+def _batch(source: PairSet | None, batch_size: int, seed: int, single_share: float = 0.0) -> tuple[torch.Tensor, list[str]]:
+    """A fresh training batch: new ShapesWorld scenes (source None) or a random draw from ``source``.
+
+    ``single_share``: the share of the fresh scenes that hold exactly one object (the rest hold
+    1 to 3, so single-object scenes make up ``single_share + (1 - single_share) / 3`` of the batch).
+    """
     if source is None:
-        b = sample_scenes(batch_size, seed=seed)
-        return b.images, list(b.captions)
+        n1 = int(round(batch_size * single_share))
+        if n1 == 0:
+            b = sample_scenes(batch_size, seed=seed)
+            return b.images, list(b.captions)
+        one = sample_scenes(n1, seed=seed, min_objects=1, max_objects=1)
+        if n1 == batch_size:
+            return one.images, list(one.captions)
+        rest = sample_scenes(batch_size - n1, seed=seed + 7919)
+        return torch.cat([one.images, rest.images]), list(one.captions) + list(rest.captions)
     idx = torch.randperm(len(source), generator=torch.Generator().manual_seed(seed))[:batch_size]
     return source.images[idx], [source.captions[i] for i in idx.tolist()]
 
 
 def blip_loss_fn(batch_size: int = 64, source: PairSet | None = None, negatives: str = "hard",
-                 itm_start: int = 0, weights: dict[str, float] | None = None, history: dict | None = None):
+                 itm_start: int = 0, weights: dict[str, float] | None = None, history: dict | None = None,
+                 single_share: float = 0.0):
     """A ``loss_fn(model, generator)`` for :func:`mmcourse.train.fit`: the sum of the three losses
-    on a fresh batch (``weights`` scales them, e.g. ``{"itm": 0}``; ITM counts from step ``itm_start``).
+    on a fresh batch (``weights`` scales them, e.g. ``{"itm": 0}``; ITM counts from step ``itm_start``;
+    ``single_share`` of fresh batches are single-object scenes, see :func:`_batch`).
 
     ``history``, if given, collects every loss per step (``{"itc": [...], ...}``).
     """
+    if not 0.0 <= single_share <= 1.0:
+        raise ValueError(f"single_share must be in [0, 1], got {single_share!r}")
     weights = {"itc": 1.0, "itm": 1.0, "lm": 1.0, **(weights or {})}
     step = [0]
 
     def loss_fn(model: BLIP, g: torch.Generator) -> torch.Tensor:
         seed = int(torch.randint(0, 2**31 - 1, (1,), generator=g))
-        images, captions = _batch(source, batch_size, seed)
+        images, captions = _batch(source, batch_size, seed, single_share)
         tok = tokenizer_for(model)
         tokens = _trim(tok(captions, argument="captions"))
         losses = model(images, tokens, content_ids(captions), generator=g, negatives=negatives)
@@ -279,12 +294,13 @@ def init_from_clip(model: BLIP, name: str = "clip_shapes_named") -> BLIP:
 def train_blip(steps: int = 1000, batch_size: int = 64, lr: float = 1e-3, seed: int = 0,
                source: PairSet | None = None, negatives: str = "hard", itm_start: int = 0,
                weights: dict[str, float] | None = None, model: BLIP | None = None, vit_init: str | None = "clip_shapes_named",
-               progress: bool = True, desc: str = "BLIP") -> tuple[BLIP, dict[str, list[float]]]:
+               single_share: float = 0.0, progress: bool = True, desc: str = "BLIP") -> tuple[BLIP, dict[str, list[float]]]:
     """Train BLIP on ShapesWorld (``source`` None: fresh scenes every step) or on a fixed
     :class:`PairSet`; AdamW, 5% warm-up then cosine decay, gradient norm clipped to 1.
 
     ``model``: continue training it (fine-tuning) instead of a fresh one; ``vit_init``: the CLIP
-    checkpoint a fresh model's image encoder starts from (None: random). Returns the model (eval
+    checkpoint a fresh model's image encoder starts from (None: random); ``single_share``: the
+    share of each fresh batch drawn as single-object scenes (:func:`_batch`). Returns the model (eval
     mode) and the per-step losses ``{"itc", "itm", "lm", "total"}``.
     """
     torch.manual_seed(seed)
@@ -293,7 +309,7 @@ def train_blip(steps: int = 1000, batch_size: int = 64, lr: float = 1e-3, seed: 
         if vit_init:
             init_from_clip(model, vit_init)
     curves: dict[str, list[float]] = {}
-    loss_fn = blip_loss_fn(batch_size, source, negatives, itm_start, weights, curves)
+    loss_fn = blip_loss_fn(batch_size, source, negatives, itm_start, weights, curves, single_share)
     hist = fit(model, loss_fn, steps=steps, lr=lr, seed=seed, weight_decay=0.05, warmup=max(1, steps // 20),
                cosine=True, grad_clip=1.0, progress=progress, desc=desc)
     curves["total"] = hist.loss
