@@ -183,3 +183,16 @@ def test_single_share_sets_the_share_of_single_object_scenes():
     assert all(len(parse_caption(c)) == 1 for c in captions)
     with pytest.raises(ValueError, match="single_share"):
         blip_loss_fn(single_share=1.5)
+
+
+def test_capfilt_experiment_runs_end_to_end_and_its_numbers_agree():
+    from mmcourse.blip.tasks import capfilt_experiment
+
+    out = capfilt_experiment(n_images=96, steps=2, finetune_steps=1, batch_size=32, eval_n=20, progress=False)
+    # the official filter is the 0.5 threshold of the sweep; recall can only fall as the threshold falls
+    assert out["filter"] == out["filter_by_threshold"]["0.5"]
+    recalls = [out["filter_by_threshold"][t]["recall"] for t in ("0.1", "0.2", "0.3", "0.5", "0.7", "0.9")]
+    assert recalls == sorted(recalls)
+    assert out["bootstrapped_set"]["pairs"] == round(out["filter"]["kept"] * 96) + round(out["synthetic"]["kept"] * 96) + 32
+    assert set(out["models"]) == {"noisy", "bootstrapped", "clean"}
+    assert 0.0 <= out["noisy_set_right"] <= 1.0 and len(out["examples"]) == 8

@@ -519,6 +519,7 @@ def capfilt_experiment(n_images: int = 2000, noise: float = 0.4, clean_share: fl
         "recipe": dict(n_images=n_images, noise=noise, clean_share=clean_share, steps=steps, finetune_steps=finetune_steps,
                        batch_size=batch_size, threshold=threshold, seed=seed, objects=[min_objects, max_objects]),
         "filter": filter_quality(keep_web, corrupted),
+        "filter_by_threshold": {f"{t:.1f}": filter_quality(p_web >= t, corrupted) for t in (0.1, 0.2, 0.3, 0.5, 0.7, 0.9)},
         "synthetic": {"right": float(synthetic_right.float().mean()), "kept": float(keep_syn.float().mean()),
                       "right_among_kept": float(synthetic_right[keep_syn].float().mean()) if keep_syn.any() else 0.0},
         "bootstrapped_set": {"pairs": len(boot_caps), "right": float(boot_right.float().mean())},
