@@ -217,7 +217,8 @@ print(f"with sharing {counts['shared']:,} parameters, without {counts['unshared'
 #
 # `train_blip` draws fresh scenes (one to three objects, a caption naming every object) at every
 # step and adds the three losses. As BLIP starts from a pre-trained ViT, ours starts from notebook
-# 04's CLIP image tower. A short live run:
+# 04's CLIP image tower. A short live run, on `train_blip`'s default mix (every scene holds one to
+# three objects, drawn uniformly):
 #
 # **Predict, then run:** which of the three losses will fall first, and which will barely move
 # in 40 steps?
@@ -257,8 +258,15 @@ expect("LM, first 10 steps minus last 10", first["lm"] - last["lm"], "> 0.5", fm
 # with "match" and the head learns only the base rate. It leaves that plateau once
 # cross-attention has learned to look words up in the image. Our hypothesis, consistent with the
 # curves below (ITM leaves its plateau only after LM has fallen a long way) but not tested here,
-# is that the LM loss teaches this, since cross-attention is shared. The shipped model's curves
-# show the plateau and the escape:
+# is that the LM loss teaches this, since cross-attention is shared.
+#
+# The shipped model was trained longer, and on a different mix: half of every batch are
+# single-object scenes, the other half one to three objects as above, so two scenes in three hold
+# one object (`single_share=0.5` in `RECIPE`, `mmcourse/blip/checkpoints.py`). Why: the course's
+# caption and retrieval targets are on single-object scenes, and with the plain one-to-three mix
+# the same 1,500 steps gave 76.0% greedy captions all right and 92.8% image→text R@1, both short of
+# 95%; the shape word was the one it got wrong (the previous checkpoint's measurements, recorded in
+# the comment on `RECIPE`). The shipped model's curves show the plateau and the escape:
 
 # %%
 from mmcourse.blip.checkpoints import load_blip
@@ -274,6 +282,9 @@ ax.legend(fontsize=8)
 plt.show()
 model = load_blip()
 half = int(np.searchsorted(stored["step"], stored["step"][-1] // 2))
+rr = stored["recipe"]
+print(f"recipe: {rr['steps']} steps of {rr['batch_size']} scenes, {rr['single_share']:.0%} of each batch single-object "
+      f"scenes, the rest 1–3 objects; image encoder from {rr['vit_init']}")
 print(f"the shipped model trained in {stored['train_seconds'] / 60:.1f} min on one thread (load {stored['load'][0]})")
 print(f"from step {stored['step'][half]} to {stored['step'][-1]}: " +
       " | ".join(f"{k.upper()} {stored[k][half]:.3f} → {stored[k][-1]:.3f}" for k in ("itc", "itm", "lm")))
@@ -347,18 +358,22 @@ for method, n1, n3 in (("greedy", 500, 200), ("beam", 50, 50), ("nucleus", 50, 5
 display(Markdown(markdown_table(["method", "1 object: all words right (± standard error)", "2–3 objects: all words right",
                                  "per object, 2–3 objects: shape right", "colour right", "size right",
                                  "position right"], rows)))
-expect("greedy captions of single-object scenes with every word right", greedy_single, "≥ 0.7")
-print("(the course's target is ≥ 0.95; the shipped model, trained for 1,500 steps, does not reach it)")
+expect("greedy captions of single-object scenes with every word right", greedy_single, "≥ 0.95")
 
 # %% [markdown]
-# **Answer.** Greedy and beam search are close on single objects; beam search and nucleus
-# sampling were run on 50 scenes only (beam search is slow), so their shares carry a standard
-# error of about ±6 to ±7 points (the ± column) against about ±2 for greedy's 500: the
-# greedy–beam difference is within the noise. Nucleus sampling makes the most mistakes by far:
-# it sometimes draws a less likely word on purpose. That is the price of its variety, and it is
-# why CapFilt's synthetic captions (section 6, written by nucleus sampling) are so often wrong.
-# On 2–3 objects the right-hand columns count each object's words separately: shape is the
-# weakest attribute.
+# **Answer.** Greedy and beam search are close on single objects (96.6% and 98.0%). Beam search
+# and nucleus sampling were run on 50 scenes only (beam search is slow): beam's 98.0% is 49
+# scenes of 50, and its ±2.0 (the usual formula) understates how uncertain a share this close to
+# 100% is on 50 scenes; nucleus sampling's ±6.3 against greedy's ±0.8 on 500 shows what 50
+# scenes cost. The greedy–beam difference is within the noise. Nucleus sampling makes the most
+# mistakes by far (72.0%): it sometimes draws a less likely word on purpose. That is the price of
+# its variety, and it is why CapFilt's synthetic captions (section 6, written by nucleus
+# sampling) need the filter as much as the web captions do.
+#
+# Scenes with two or three objects are another matter: greedy captions have every word right for
+# only 5.5% of them (the course's targets, and half of the shipped model's training batches, are
+# single-object scenes). The right-hand columns count each object's words separately: position is
+# mostly right (90.5% with greedy), the shape word is the weakest (34.3%), then colour (48.7%).
 
 # %% [markdown]
 # Try it: pick a scene and the number of objects; the **sample** slider draws another nucleus
@@ -401,24 +416,37 @@ rows = [[f"{name} ({scenes})", f"{m[name]:.1%}", *(f"{m[f'{name}_{a}']:.1%}" for
         for scenes, m in (("1 object", m1), ("2–3 objects", m3)) for name in ("itm", "itc")]
 display(Markdown(markdown_table(["score", "all changes", *ATTRIBUTES], rows)))
 expect("ITM, true caption over one-word-changed, single objects", m1["itm"], "≥ 0.95")
+
+
+def sign_test(a: int, b: int) -> float:
+    """Two-sided sign test: the chance of a split at least as uneven as a : b of a + b fair coin flips."""
+    n, k = a + b, max(a, b)
+    return min(1.0, 2 * sum(math.comb(n, i) for i in range(k, n + 1)) / 2**n) if n else 1.0
+
+
 for scenes, m in (("1 object", m1), ("2–3 objects", m3)):
+    m["sign_p"] = sign_test(m["itm_only"], m["itc_only"])
     print(f"{scenes}: of {m['comparisons']} comparisons, ITM alone right on {m['itm_only']}, ITC alone right on "
-          f"{m['itc_only']}; ITM minus ITC {m['itm'] - m['itc']:+.1%}")
+          f"{m['itc_only']}; ITM minus ITC {m['itm'] - m['itc']:+.1%}; sign test on the disagreements p = {m['sign_p']:.2f}")
 print(f"ITM says “no match” (p < 0.5) to {m1['itm_reject']:.1%} of the changed single-object captions and "
       f"“match” to {m1['itm_accept']:.1%} of the true ones")
 expect("ITM minus ITC, single objects: a tie (absolute difference)", abs(m1["itm"] - m1["itc"]), "< 0.01", fmt=".3f")
 expect("ITM minus ITC, 2–3 objects", m3["itm"] - m3["itc"], "> 0", fmt=".3f")
 
 # %% [markdown]
-# **Answer.** ITC loses most on two and three objects and on the shape word, but at this scale
-# neither ranking is far from the ceiling. On single objects ITM (99.3%) and ITC (99.2%) are a
-# tie: of 1,965 comparisons ITM alone is right on 9 and ITC alone on 7, a difference of two. On
-# 2–3 objects ITM is ahead, 95.1% against 94.0% (41 comparisons against 28 of 1,200), a small
-# margin. Ranking two captions is not where ITM earns its cost. Its real advantage is an answer
-# ITC cannot give: a calibrated yes/no for one pair. ITC's cosine has no threshold that means
-# "this caption is wrong"; ITM's match probability does: the shipped model says "no match" to
-# 96.2% of the one-word-changed single-object captions (the last line above; section 5's
-# shorter run with mined negatives, 86.5%). That is what a filter needs (section 6).
+# **Answer.** Both scores lose most on two and three objects, and there on the shape word (ITM
+# 81.3%, ITC 79.0%); ITC is even slightly ahead on colour (99.7% against 98.7%). On single
+# objects the two are a tie: 99.7% each, and of 1,965 comparisons ITM alone is right on 3 and ITC
+# alone on 3. On 2–3 objects ITM is ahead by 0.3 points, 93.0% against 92.7%: of 1,200
+# comparisons ITM alone is right on 42 and ITC alone on 38. A split of 42 : 38 is what coin flips
+# give easily (the sign test's p = 0.74, and comparisons of one scene are not even independent),
+# so these numbers do not show that ITM ranks better than ITC; they show that it is not worse.
+# Ranking two captions is not where ITM earns its cost. Its real advantage is an answer ITC
+# cannot give: a calibrated yes/no for one pair. ITC's cosine has no threshold that means "this
+# caption is wrong"; ITM's match probability does: the shipped model says "no match" to 99.2% of
+# the one-word-changed single-object captions and "match" to 99.8% of the true ones (the line
+# "ITM says" above; section 5's shorter run with mined negatives: 86.5% and 91.4%). That is what a
+# filter needs (section 6).
 
 # %% [markdown]
 # ITC is retrieval's workhorse all the same: it is cheap (one vector per image and per caption,
@@ -431,12 +459,11 @@ from mmcourse.blip.tasks import retrieval_r1
 
 recall = retrieval_r1(model)
 expect("image→text recall@1 on notebook 04's 1,000 test captions, attribute level", recall["i2t_attribute_r1"],
-       "≥ 0.9")
+       "≥ 0.95")
 from mmcourse.weights import entry
 
 clip_r1 = entry("clip_shapes_named").metrics["i2t_attribute_r1"]
-print(f"(the course's target is ≥ 0.95; notebook 04's CLIP, clip_shapes_named, reaches {clip_r1:.3f} on the same "
-      f"test; the shipped BLIP does not)")
+print(f"(notebook 04's CLIP, clip_shapes_named, reaches {clip_r1:.3f} on the same test)")
 
 # %% [markdown]
 # ## 5. Hard negatives
@@ -524,9 +551,10 @@ print("a batch of one content without the fallback:", demo["error_without_fallba
 expect("false negatives with the same-content mask", demo["false_negative_rate_masked"], "= 0")
 
 # %% [markdown]
-# Do hard negatives help? Two models of the same recipe (shorter than the shipped model's), one
-# with ITM's negatives drawn at random, one with mined negatives, measured as in section 4
-# (stored runs):
+# Do hard negatives help? Two models trained on the live run's mix (every scene one to three
+# objects; shorter than the shipped model's run, and without its single-object half), one with
+# ITM's negatives drawn at random, one with mined negatives, measured as in section 4 (stored
+# runs):
 
 # %%
 neg = load_results("blip_negatives")
@@ -560,24 +588,25 @@ display(Markdown(markdown_table(["ITM's negatives", "ranks true first, 1 obj.", 
 #    the filter keeps an original or a synthetic caption only if ITM says it matches;
 # 4. pretrain a new model on what is left.
 #
-# Here single-object scenes stand in for the web: 40% of the training captions get one wrong
+# Here 20,000 single-object scenes stand in for the web: 40% of their captions get one wrong
 # colour or shape word, and 5% of the images get their correct captions as the clean set (BLIP
 # used COCO's human captions). The full run is stored:
 
 # %%
 cf = load_results("blip_capfilt")
 r = cf["recipe"]
-print(f"{r['n_images']} images, {r['noise']:.0%} corrupted, clean set {r['clean_share']:.0%}; pretraining "
-      f"{r['steps']} steps of {r['batch_size']}, fine-tuning {r['finetune_steps']} steps")
+print(f"{r['n_images']:,} images, {r['noise']:.0%} corrupted, clean set {r['clean_share']:.0%}; pretraining "
+      f"{r['steps']} steps of {r['batch_size']}, fine-tuning {r['finetune_steps']} steps; "
+      f"{cf['seconds'] / 60:.0f} min on {cf['threads']} thread{'s' if cf['threads'] > 1 else ''}, load {cf['load'][0]}")
 print(f"filter on the web captions: precision {cf['filter']['precision']:.3f}, recall {cf['filter']['recall']:.3f}, "
       f"kept {cf['filter']['kept']:.1%}")
 print(f"synthetic captions right {cf['synthetic']['right']:.1%}; kept by the filter {cf['synthetic']['kept']:.1%}, "
       f"of which right {cf['synthetic']['right_among_kept']:.1%}")
 n_clean = max(r["batch_size"], round(r["clean_share"] * r["n_images"]))
 n_web, n_syn = round(cf["filter"]["kept"] * r["n_images"]), round(cf["synthetic"]["kept"] * r["n_images"])
-print(f"clean set: {n_clean} pairs (the captioner and the filter are fine-tuned on these)")
+print(f"clean set: {n_clean:,} pairs (the captioner and the filter are fine-tuned on these)")
 print(f"captions right: noisy set {cf['noisy_set_right']:.1%}, bootstrapped set {cf['bootstrapped_set']['right']:.1%} "
-      f"({cf['bootstrapped_set']['pairs']} pairs = {n_web} kept web + {n_syn} kept synthetic + {n_clean} clean)")
+      f"({cf['bootstrapped_set']['pairs']:,} pairs = {n_web:,} kept web + {n_syn:,} kept synthetic + {n_clean:,} clean)")
 rows = [[name, *(f"{m[k]:.1%}" for k in ("zero_shot", "i2t_attribute_r1", "caption_all_right", "itm_one_word"))]
         for name, m in cf["models"].items()]
 display(Markdown(markdown_table(["pretrained on", "zero-shot (30 classes)", "image→text R@1", "greedy captions all right",
@@ -586,18 +615,50 @@ gap = cf["zero_shot_gap_recovered"]
 print("share of the noisy→clean zero-shot gap recovered:", "no gap to recover" if gap is None else f"{gap:.0%}")
 
 # %% [markdown]
-# What the stored run shows, at this small scale. The bootstrapped set (the kept web captions,
-# the kept synthetic ones and the 100 clean pairs themselves: 938 + 922 + 100 = 1,960) is cleaner
-# than the noisy one, 75.7% right captions against 59.4%. The model pretrained on it recovers 96%
-# of the zero-shot gap between noisy and clean data (29.0% → 54.6%, clean 55.8%): the course's
-# CapFilt target that is met. Its ITM is much better than the noisy model's (96.9% against
-# 85.5%). But it is **worse** than the noisy model at retrieval (image→text R@1 89.3% → 84.5%)
-# and at captions (74.4% → 72.2% all right): bootstrapping does not recover those here, it costs
-# a little. And the filter (pretrained for only 600 steps on noisy data, then fine-tuned on the
-# 100 clean pairs) finds corrupted captions with precision 0.62 and recall 0.81, short of the
-# course's 0.9. Its synthetic captions are right less than half the time, so
-# keeping them adds new mistakes. BLIP's filter and captioner start from a model pretrained on
-# 14 million pairs; ours is the weak link here.
+# What the stored run shows. The filter (pretrained for 600 steps on the noisy captions, then
+# fine-tuned for 600 steps on the 1,000 clean pairs) finds corrupted web captions with precision
+# 0.914 and recall 0.990: the course's target of 0.9 is met, on precision by a small margin. It
+# keeps 57.4% of the web captions (60.7% of them were right). The captioner's synthetic captions
+# are right 80.7% of the time; the filter keeps 79.2% of them, and 97.2% of those are right. So
+# the bootstrapped set (the kept web captions, the kept synthetic ones and the 1,000 clean pairs
+# themselves: 11,477 + 15,849 + 1,000 = 28,326) is far cleaner than the noisy one: 98.2% right
+# captions against 60.7%.
+#
+# The model pretrained on it comes close to the one pretrained on the true captions. Zero-shot:
+# 65.8% against the clean model's 66.0% (noisy 55.8%), 98% of the gap recovered; each of these
+# shares is measured on 500 test scenes (about ±2 points), so read 98% as "almost all". Greedy
+# captions all right: 95.8% (noisy 90.0%, clean 95.2%). ITM on one-word changes: 99.6% (noisy
+# 85.5%, clean 99.7%). Retrieval is the exception: image→text R@1 96.5%, against the noisy
+# model's 97.0% and the clean model's 97.7%, differences of the size that 1,000 test captions
+# leave uncertain. Noise in 40% of the captions cost retrieval little here, and CapFilt does not
+# win that little back.
+#
+# What made the filter work is scale, of the noisy data and of the fine-tuning. The first version
+# of this run had 2,000 images, each seen about 19 times in 600 steps of 64, and fine-tuned the
+# filter for 150 steps on 100 clean pairs: it reached precision 0.62 and recall 0.81. With 20,000
+# images and the same 150 fine-tuning steps it reached 0.77 / 0.93 (both recorded in the comment
+# on `CAPFILT_RECIPE` in `bench/blip.py`). A likely reason, which we have not tested separately:
+# seen twice, an image's wrong word cannot be memorised, so the noisy model learns what most
+# captions of similar scenes say, which is the truth; seen 19 times, it can. Four times as much
+# fine-tuning on the clean pairs then took the filter the rest of the way.
+#
+# The filter keeps a caption when ITM's match probability is at least 0.5, the threshold fixed in
+# the recipe before the run. The stored run also records what other thresholds would have given.
+# Read this as a check of how much rides on that choice, not as a way to make one: picking the
+# threshold that scores best against these labels would be cheating, since they are the test
+# (a real filter has no labels for its web captions).
+
+# %%
+rows = [[t + (" (the recipe's)" if float(t) == r["threshold"] else ""), f"{q['precision']:.3f}", f"{q['recall']:.3f}",
+         f"{q['kept']:.1%}"] for t, q in cf["filter_by_threshold"].items()]
+display(Markdown(markdown_table(["keep if p(match) ≥", "precision", "recall", "web captions kept"], rows)))
+
+# %% [markdown]
+# A higher threshold drops more captions: recall rises a little (0.978 at 0.1, 0.996 at 0.9),
+# precision falls (0.953 → 0.845), because more true captions are dropped too. The target holds
+# from 0.1 to 0.5 and fails above: at 0.7 precision is 0.893. Almost every corrupted caption gets
+# a match probability below 0.1 (recall 0.978 even at that threshold); what the threshold trades
+# is mostly true captions lost.
 
 # %% [markdown]
 # A small live version: the shipped model (trained on clean captions) plays the filter and the
@@ -636,10 +697,11 @@ expect("filter recall at finding corrupted captions, 1 object", quality["recall"
 
 # %% [markdown]
 # A model trained on clean captions (the shipped model: an upper bound for a filter, not a
-# CapFilt filter, which only ever sees noisy data and 100 clean pairs) catches corrupted
-# single-object captions with precision and recall above 0.9. With two or three objects it is still precise (what it drops
-# is wrong) but misses half the corrupted captions: one wrong word among three objects is the
-# hard case of section 4.
+# CapFilt filter, which only ever sees noisy data and 1,000 clean pairs) catches corrupted
+# single-object captions with precision 1.00 and recall 0.99. With two or three objects it is
+# still precise (0.93: what it drops is almost always wrong) but misses more than half of the
+# corrupted captions (recall 0.44): one wrong word among three objects is the hard case of
+# section 4.
 #
 # ## 7. Optional: real BLIP weights
 #
@@ -683,22 +745,31 @@ else:
 #
 # The table is filled from this notebook's cells and the stored runs.
 #
-# **Met.** ITM ranks the true caption above a one-word-changed one on 99.3% of single-object
-# comparisons (target ≥ 95%); mined negatives teach ITM to say "no match" (86.5% against 50.2%
-# with random negatives, stored runs); the same-content mask draws no false negatives; CapFilt's
-# bootstrapped model recovers 96% of the noisy→clean zero-shot gap; and a model trained on clean
-# captions, used as a filter, finds corrupted single-object captions with precision 0.99 and
-# recall 0.92.
+# **Met.** Greedy captions of single-object scenes have every word right 96.6% of the time
+# (target ≥ 95%). Image→text recall@1 is 97.7% (target ≥ 95%; notebook 04's CLIP: 99.7%). ITM
+# ranks the true caption above a one-word-changed one on 99.7% of single-object comparisons
+# (target ≥ 95%). Mined negatives teach ITM to say "no match" (86.5% against 50.2% with random
+# negatives, stored runs); the same-content mask draws no false negatives. CapFilt's own filter,
+# in the stored run, finds corrupted captions with precision 0.914 and recall 0.990 (target ≥ 0.9;
+# at the recipe's threshold 0.5, not one chosen on the test labels); the bootstrapped set is 98.2%
+# right against the noisy set's 60.7%, and the model pretrained on it recovers 98% of the
+# noisy→clean zero-shot gap (but not the noisy model's retrieval, 96.5% against 97.0%). A model
+# trained on clean captions, used as a filter, finds corrupted single-object captions with
+# precision 1.00 and recall 0.99. The shipped checkpoint trained in 8.5 minutes on one thread
+# (section 2), within the course's 10, and that on a machine busier than the quiet one the aim is
+# stated for (load 2.00 on 2 CPUs).
 #
-# **Missed.** Greedy captions of single objects are all right 76.0% of the time, against the 95%
-# target (on 2–3 objects the shape word is the weakest, 32.9% per object in section 3's table).
-# Image→text recall@1 is 92.8%, against 95% (notebook 04's CLIP: 99.7%). "ITM better than ITC"
-# holds only on 2–3 objects (95.1% against 94.0%); on single objects the two tie. CapFilt's own
-# filter, in the stored run, reaches precision 0.62 and recall 0.81, against 0.9. (Met: the
-# shipped checkpoint trains in under 9 minutes on one thread of a quiet machine, section 2, within
-# the course's 10; `make weights` rebuilt it bit for bit.) Training longer is not certain to help the
-# captions: over the second half of training the LM loss barely moved (1.042 → 0.982, section 2),
-# while ITM's loss was still falling (0.230 → 0.046).
+# **Missed.** "ITM better than ITC" is not shown. On single objects the two tie (99.7% each, 3
+# comparisons against 3); on 2–3 objects ITM is 0.3 points ahead (93.0% against 92.7%, 42
+# comparisons against 38), a difference chance alone would give easily (section 4). The
+# `make weights` gate (ITM at least ITC on one object, strictly above on 2–3) passes, but by
+# margins this small it says little; what ITM adds is the yes/no answer.
+#
+# **Beyond the targets.** The targets are on single-object scenes. With two or three objects
+# greedy captions have every word right only 5.5% of the time, and the shape word is the weakest
+# (34.3% per object, section 3's table). Training longer is not certain to help: over the second
+# half of training the LM loss moved little (0.997 → 0.933, section 2), while ITM's loss was
+# still falling (0.189 → 0.035).
 #
 # **Left out.** BLIP's momentum distillation (soft ITC and ITM targets from a moving-average copy
 # of the model) and its queue of past features (our ITC compares only within a batch); we also
@@ -707,20 +778,25 @@ else:
 
 # %%
 rows = [
-    ["greedy captions, 1 object, every word right (target ≥ 95%)", f"{greedy_single:.1%} (target missed)"],
+    ["greedy captions, 1 object, every word right (target ≥ 95%)",
+     f"{greedy_single:.1%} (target {'met' if greedy_single >= 0.95 else 'missed'})"],
     ["ITM, true over one-word-changed caption, 1 object (target ≥ 95%)", f"{m1['itm']:.1%} (ITC {m1['itc']:.1%})"],
     ["ITM better than ITC, 1 object: comparisons only ITM / only ITC gets right",
-     f"{m1['itm_only']} / {m1['itc_only']} of {m1['comparisons']} (a tie)"],
+     f"{m1['itm_only']} / {m1['itc_only']} of {m1['comparisons']} (sign test p = {m1['sign_p']:.2f})"],
     ["the same, 2–3 objects", f"ITM {m3['itm']:.1%}, ITC {m3['itc']:.1%}; {m3['itm_only']} / {m3['itc_only']} "
-                              f"of {m3['comparisons']}"],
+                              f"of {m3['comparisons']} (sign test p = {m3['sign_p']:.2f})"],
     ["image→text recall@1, attribute level (target ≥ 95%)",
-     f"{recall['i2t_attribute_r1']:.1%} (target missed; notebook 04's CLIP {clip_r1:.1%})"],
+     f"{recall['i2t_attribute_r1']:.1%} (target {'met' if recall['i2t_attribute_r1'] >= 0.95 else 'missed'}; "
+     f"notebook 04's CLIP {clip_r1:.1%})"],
     ["ITM says “no match” to a one-word-changed caption, mined against random negatives (stored, 1 object)",
      f"{neg['hard']['single']['itm_reject']:.1%} against {neg['random']['single']['itm_reject']:.1%}"],
-    ["CapFilt filter, precision / recall (stored; target ≥ 0.9)",
-     f"{cf['filter']['precision']:.2f} / {cf['filter']['recall']:.2f} (target missed)"],
+    [f"CapFilt filter, precision / recall at threshold {r['threshold']} (stored; target ≥ 0.9)",
+     f"{cf['filter']['precision']:.3f} / {cf['filter']['recall']:.3f} "
+     f"(target {'met' if min(cf['filter']['precision'], cf['filter']['recall']) >= 0.9 else 'missed'})"],
     ["model trained on clean captions as the filter (upper bound), live: 1 object / 2–3 objects",
      f"{quality['precision']:.2f} / {quality['recall']:.2f}, {quality_multi['precision']:.2f} / {quality_multi['recall']:.2f}"],
+    ["CapFilt, captions right in the training set: noisy / bootstrapped (stored)",
+     f"{cf['noisy_set_right']:.1%} / {cf['bootstrapped_set']['right']:.1%}"],
     ["CapFilt, zero-shot: noisy / bootstrapped / clean (stored)",
      " / ".join(f"{cf['models'][k]['zero_shot']:.1%}" for k in ("noisy", "bootstrapped", "clean"))],
     ["CapFilt, image→text R@1: noisy / bootstrapped / clean (stored)",
