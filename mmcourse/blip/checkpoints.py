@@ -15,9 +15,11 @@ CURVES = Path(__file__).resolve().parents[2] / "bench" / "results" / "blip_train
 # objects (so 2/3 of the scenes hold one object); image encoder started from notebook 04's CLIP.
 # With plain 1-3 object batches (single_share 0) the same 1,500 steps gave greedy single-object
 # captions 0.76 all right and image->text R@1 0.928: the shape word was the one it got wrong.
-# ITM's loss counts twice (BLIP weighs the three equally): with equal weights ITM only tied ITC on
-# one-word changes (0.934 against 0.9285 on 2-3 objects, 0.9975 each on 1); doubled, it leads
-# (bench/results/blip_recipe.json, python -m bench.blip recipe).
+# ITM's loss counts twice (BLIP weighs the three equally): with equal weights and the single-object
+# half, ITM only tied ITC on one-word changes (0.934 against 0.9285 on 2-3 objects, 0.9975 each on
+# 1; the plain mix had led by 2.1 points on 2-3 objects); doubled, it leads on both (0.9425 against
+# 0.9195, 0.9985 against 0.9964), at a cost in 2-3-object caption words and zero-shot accuracy.
+# One seed per recipe (bench/results/blip_recipe.json, python -m bench.blip recipe).
 RECIPE = dict(steps=1500, batch_size=64, lr=1e-3, negatives="hard", vit_init="clip_shapes_named", single_share=0.5,
               weights={"itm": 2.0}, seed=0)
 # Targets of issue 10 (single-object test scenes unless named); the build fails below them.
