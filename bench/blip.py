@@ -1,9 +1,9 @@
 """The claims about BLIP that take too long for notebook 05: ``python -m bench.blip [part ...]``.
 
 (a) ``negatives``: ITM trained with random negatives against BLIP's mined (hard) ones. Two
-    models of one recipe (fewer steps than the checkpoint, and plain 1-3 object batches without its
-    single-object half), differing only in how ITM's
-    negatives are drawn; both measured on one-word-changed captions (single and 2-3 objects).
+    models of one recipe (fewer steps than the checkpoint, plain 1-3 object batches, equal loss
+    weights), differing only in how ITM's negatives are drawn; both measured on one-word-changed
+    captions (single and 2-3 objects).
 (b) ``capfilt``: :func:`mmcourse.blip.tasks.capfilt_experiment` on single-object scenes: 40% of the
     captions corrupted, a 5% clean subset, captioner and filter fine-tuned, the bootstrapped set,
     noisy / bootstrapped / clean pretraining compared.
