@@ -191,6 +191,42 @@ def test_clip_sample_matches_diffusers():
     torch.testing.assert_close(b.prev_sample, a.prev_sample, **TOL)
 
 
+def test_ddim_rederive_eps_keeps_x_t_consistent_with_the_clamped_x0():
+    ours = NoiseSchedule.make(50, "linear")
+    x, eps = torch.randn(4, 8, generator=_gen(4)) * 3, torch.randn(4, 8, generator=_gen(5))
+    a_t = float(ours.alphas_cumprod[30])
+    b = ddim_step(ours, eps, 30, 25, x, clip_sample=True, clip_sample_range=2.0, rederive_eps=True)
+    assert b.pred_original_sample.abs().max() == 2.0
+    eps2 = (x - a_t**0.5 * b.pred_original_sample) / (1 - a_t) ** 0.5
+    plain = ddim_step(ours, eps2, 30, 25, x)   # the unclamped step on the re-derived eps lands in the same place
+    torch.testing.assert_close(b.prev_sample, plain.prev_sample, atol=1e-5, rtol=0)
+    assert not torch.allclose(b.prev_sample, ddim_step(ours, eps, 30, 25, x, clip_sample=True,
+                                                       clip_sample_range=2.0).prev_sample)
+    # with a range the clamp never reaches, all three steps agree
+    wide = [ddim_step(ours, eps, 30, 25, x, clip_sample=True, clip_sample_range=1e6, rederive_eps=r).prev_sample
+            for r in (False, True)]
+    torch.testing.assert_close(wide[0], wide[1], atol=1e-5, rtol=0)
+    torch.testing.assert_close(wide[0], ddim_step(ours, eps, 30, 25, x).prev_sample, atol=1e-5, rtol=0)
+
+
+@needs_diffusers
+def test_clip_sample_range_matches_diffusers():
+    T = 50
+    ddpm = DDPMScheduler(num_train_timesteps=T, clip_sample=True, clip_sample_range=2.5)
+    ours = NoiseSchedule.make(T, "linear")
+    ddim = DDIMScheduler(num_train_timesteps=T, clip_sample=True, clip_sample_range=2.5)
+    ddim.set_timesteps(10)
+    x, eps = torch.randn(4, 8, generator=_gen(4)) * 3, torch.randn(4, 8, generator=_gen(5))
+    a = ddpm.step(eps, 30, x, generator=_gen(0))
+    b = ddpm_step(ours, eps, 30, x, generator=_gen(0), clip_sample=True, clip_sample_range=2.5)
+    assert b.pred_original_sample.abs().max() == 2.5  # the clamp was active, at the range
+    torch.testing.assert_close(b.prev_sample, a.prev_sample, **TOL)
+    a = ddim.step(eps, 30, x, eta=0.0)
+    b = ddim_step(ours, eps, 30, 25, x, clip_sample=True, clip_sample_range=2.5)
+    assert b.pred_original_sample.abs().max() == 2.5
+    torch.testing.assert_close(b.prev_sample, a.prev_sample, **TOL)
+
+
 @needs_diffusers
 @pytest.mark.parametrize("T", [50, 1000])
 @pytest.mark.parametrize("method,eta", [("ddpm", 0.0), ("ddim", 0.0), ("ddim", 1.0)])

@@ -179,21 +179,44 @@ def test_autoencoder_shapes_and_scale():
     ae = AutoEncoder(width=16)
     x = ShapesWorld().sample(8, seed=0).images
     z = ae.encode(x)
-    assert z.shape == (8, 4, 8, 8) and ae.latent_shape == (4, 8, 8)
+    assert z.shape == (8, 8, 8, 8) and ae.latent_shape == (8, 8, 8)
     ae.fit_latent_scale(x)
     z = ae.encode(x)
-    torch.testing.assert_close(z.mean(dim=(0, 2, 3)), torch.zeros(4), atol=1e-5, rtol=0)
-    torch.testing.assert_close(z.std(dim=(0, 2, 3)), torch.ones(4), atol=1e-4, rtol=0)
+    torch.testing.assert_close(z.mean(dim=(0, 2, 3)), torch.zeros(8), atol=1e-5, rtol=0)
+    torch.testing.assert_close(z.std(dim=(0, 2, 3)), torch.ones(8), atol=1e-4, rtol=0)
     r = ae.decode(z)
     assert r.shape == x.shape and r.min() >= 0 and r.max() <= 1
     with pytest.raises(ValueError, match="images"):
         ae.encode(torch.zeros(2, 3, 16, 16))
     with pytest.raises(ValueError, match="latents"):
-        ae.decode(torch.zeros(2, 4, 4, 4))
-    with pytest.raises(ValueError, match="decoder must be one of"):
-        AutoEncoder(decoder="transposed")
-    two = AutoEncoder(width=16, decoder="shuffle2x2")
-    assert two(x).shape == x.shape and two.encode(x).shape == (8, 4, 8, 8)
+        ae.decode(torch.zeros(2, 8, 4, 4))
+    with pytest.raises(ValueError, match="image_size must be divisible by 4"):
+        AutoEncoder(image_size=30)
+    assert AutoEncoder(latent_channels=4, width=16).encode(x).shape == (8, 4, 8, 8)
+
+
+def test_autoencoder_straight_path_is_linear_per_patch():
+    """Without its residual blocks the autoencoder is an affine map of each 4x4 patch on its own
+    (so it can hold a per-patch PCA); the residual blocks are what mixes neighbouring patches."""
+    torch.manual_seed(0)
+    ae = AutoEncoder(width=16)
+    with torch.no_grad():
+        for m in ae.modules():
+            if m.__class__.__name__ == "_Res":
+                m.conv.weight.zero_()
+                m.conv.bias.zero_()
+    a, b = torch.rand(2, 3, 32, 32), torch.rand(2, 3, 32, 32)
+    zero = torch.zeros_like(a)
+    for f in (ae.encode_raw, ae.forward):
+        torch.testing.assert_close(f(a) + f(b), f(a + b) + f(zero), atol=1e-5, rtol=0)
+    c = a.clone()
+    c[:, :, 4:8, 8:12] += 0.5                                   # one patch: latent row 1, column 2
+    changed = (ae.encode_raw(c) - ae.encode_raw(a)).abs().sum(dim=(0, 1)) > 1e-6
+    assert changed.nonzero().tolist() == [[1, 2]]
+    # with its residual blocks, the neighbours see the change too
+    torch.manual_seed(0)
+    full = AutoEncoder(width=16)
+    assert ((full.encode_raw(c) - full.encode_raw(a)).abs().sum(dim=(0, 1)) > 1e-6).sum() > 1
 
 
 # ----------------------------------------------------------------------------- prompts and bad input
@@ -366,3 +389,49 @@ def test_prompt_view_reports_bad_input_as_a_message(tiny_model, judges, args, ma
 
     v = prompt_view(tiny_model, judges, *args)
     assert v.png is None and match in v.message
+
+
+def test_patch_pca_is_exact_at_full_rank_and_improves_with_k():
+    from mmcourse.diffusion.autoencoder import PatchPCA
+
+    x = ShapesWorld().sample(64, seed=1).images
+    full = PatchPCA(48).fit(x)
+    torch.testing.assert_close(full.decode(full.encode(x)), x, atol=1e-4, rtol=0)
+    torch.testing.assert_close(full.components @ full.components.T, torch.eye(48), atol=1e-4, rtol=0)
+    errors = [float(((p.decode(p.encode(x)) - x) ** 2).mean()) for p in (PatchPCA(k).fit(x) for k in (2, 4, 8, 16))]
+    assert errors == sorted(errors, reverse=True) and errors[-1] < errors[0] / 2
+    assert PatchPCA(4).fit(x).encode(x).shape == (64, 4, 8, 8)
+    with pytest.raises(ValueError, match="k must be at most 48"):
+        PatchPCA(49).fit(x)
+    with pytest.raises(ValueError, match="k must be a positive int"):
+        PatchPCA(0)
+
+
+def test_autoencoder_loss_latent_noise():
+    from mmcourse.text2image.tasks import autoencoder_loss
+
+    torch.manual_seed(0)
+    ae = AutoEncoder(width=16)
+    x = ShapesWorld().sample(4, seed=2).images
+    plain = autoencoder_loss(ae, x)
+    assert torch.equal(autoencoder_loss(ae, x, latent_noise=0.0, generator=torch.Generator().manual_seed(1)), plain)
+    noisy = [autoencoder_loss(ae, x, latent_noise=0.5, generator=torch.Generator().manual_seed(s)) for s in (1, 1, 2)]
+    assert torch.equal(noisy[0], noisy[1]) and not torch.equal(noisy[0], noisy[2])
+    assert not torch.equal(noisy[0], plain)
+
+
+def test_generate_restores_the_onednn_flag_and_matches_onednn(tiny_model):
+    import mmcourse.text2image.tasks as tasks
+
+    before = torch.backends.mkldnn.enabled
+    a = tasks.generate(tiny_model, "a red circle", steps=5, seed=1)
+    assert torch.backends.mkldnn.enabled == before
+    with pytest.raises(ValueError):
+        tasks.generate(tiny_model, "a red sqare", steps=5)
+    assert torch.backends.mkldnn.enabled == before
+    tasks.ONEDNN_OFF_FOR_SAMPLING = False
+    try:
+        b = tasks.generate(tiny_model, "a red circle", steps=5, seed=1)
+    finally:
+        tasks.ONEDNN_OFF_FOR_SAMPLING = True
+    torch.testing.assert_close(a, b, atol=1e-4, rtol=0)  # the same pictures, only the convolution code differs

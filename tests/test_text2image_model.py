@@ -2,9 +2,9 @@
 
 It misses the course's targets (autoencoder shape kept >= 0.98, shape and colour >= 0.90 at the
 best guidance scale) and says so in its registry row; these tests hold it to what it measured
-(bounds several standard errors below the registry's 300-prompt and 2,000-scene values) and
-check the claims the notebook makes: guidance helps, colour and position are learned better
-than shape.
+(bounds about three standard errors below the registry's 300-prompt and 2,000-scene values:
+kept 0.876; at w = 4 shape 0.537, colour 0.867, position 0.963) and check the claims the
+notebook makes: guidance helps, colour and position are learned better than shape.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ def test_autoencoder_round_trip(model, judges):
     with torch.no_grad():
         r = model.ae.decode(model.ae.encode(b.images))
     assert float(((r - b.images) ** 2).mean()) < 0.005
-    assert (judges.shape(r) == b.shape[:, 0]).float().mean() >= 0.5
+    assert (judges.shape(r) == b.shape[:, 0]).float().mean() >= 0.8
     lab = judges.labels(r)
     assert (lab[:, 1] == b.colour[:, 0]).float().mean() >= 0.98   # colour survives
     assert (lab[:, 3] == b.position[:, 0]).float().mean() >= 0.98  # and so does the place
@@ -55,6 +55,6 @@ def test_guidance_helps_and_colour_and_place_beat_shape(model, judges):
     for w in (0.0, best):
         got = judges.labels(generate(model, prompts, w, steps=50, seed=3))
         acc[w] = (got == labels).float().mean(dim=0)  # shape, colour, size, position
-    assert acc[best][1] >= 0.4 and acc[best][3] >= 0.45, acc
+    assert acc[best][0] >= 0.35 and acc[best][1] >= 0.7 and acc[best][3] >= 0.8, acc
     assert acc[best][1] > acc[0.0][1] + 0.25 and acc[best][3] > acc[0.0][3] + 0.25, acc
     assert acc[best][1] > acc[best][0] and acc[best][3] > acc[best][0], acc

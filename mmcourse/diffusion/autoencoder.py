@@ -2,8 +2,17 @@
 
 Latent diffusion (Rombach et al. 2022) first trains an autoencoder that squeezes an image into
 a small grid of latents, then runs diffusion on the latents, and decodes only the final sample.
-Here 32 x 32 x 3 = 3,072 numbers become 8 x 8 x 4 = 256 (12x fewer): the denoiser works on an
+Here 32 x 32 x 3 = 3,072 numbers become 8 x 8 x 8 = 512 (6x fewer): the denoiser works on an
 8 x 8 grid, which is what makes text-to-image fit a CPU.
+
+How many numbers per 4 x 4 patch? ShapesWorld's objects are 7 to 10 pixels wide, and the
+course's shape judge (the ViT of notebook 03) misreads many real scenes once they are blurred by
+a Gaussian of sigma 0.8 pixels: the round trip has to keep edges nearly exact. The best linear
+code of a patch (:class:`PatchPCA`) keeps far more shape labels with 8 numbers than with Stable
+Diffusion 1's 4, and more still with 16 (Stable Diffusion 3 and FLUX moved to 16 channels for
+fine detail); ``bench/results/text2image_autoencoders.json`` has the measurements. More channels
+also make the denoiser's job harder, and on this budget 8 drew better pictures than 16
+(exploratory runs in ``bench/wip/text2image_latents.md``).
 
 ``encode`` returns latents standardised per channel (``latent_mean`` / ``latent_std``, measured
 on training data after the autoencoder is trained, the role of Stable Diffusion's
@@ -18,9 +27,6 @@ import torch
 from torch import nn
 
 from .models import _groups
-
-
-DECODERS = ("shuffle4", "shuffle2x2")
 
 
 class _Res(nn.Module):
@@ -38,19 +44,23 @@ class AutoEncoder(nn.Module):
     """A patch autoencoder: every 4x4 pixel patch becomes one latent position, all work at S/4 x S/4.
 
     Encoder: a 4x4 stride-4 convolution (a patch embedding, as in the ViT), two residual 3x3
-    convolutions, a 1x1 convolution down to ``latent_channels``. Decoder: the mirror, ending in a
-    1x1 convolution to 3 * 4 * 4 numbers per position and ``PixelShuffle(4)``, which lays them
-    out as the 4x4 pixel patch. Working only at the 8x8 resolution keeps it cheap to train on a CPU
-    (in our measurement a full-resolution convolutional autoencoder, 32 channels at 32x32, ran more than
-    1.8x slower per step than this one).
+    convolutions, a 1x1 convolution down to ``latent_channels``. Decoder: the mirror, a 1x1
+    convolution up to ``width``, two residual 3x3 convolutions, a 1x1 convolution to 3 * 4 * 4
+    numbers per position and ``PixelShuffle(4)``, which lays them out as the 4x4 pixel patch.
+
+    No normalisation or activation sits on the straight path from pixels to latents and back: only
+    the residual blocks are non-linear. The network can therefore represent the best linear code
+    (a per-patch PCA) and learn corrections on top of it. With a GroupNorm and SiLU before each
+    1x1 projection (as in Stable Diffusion's ``conv_norm_out``) it learns much more slowly
+    (``bench/results/text2image_autoencoders.json`` compares the two).
+    Working only at the 8x8 resolution keeps it cheap to train on a CPU.
 
     Args:
-        in_channels: 3.  latent_channels: 4 (as Stable Diffusion).  width: channels at 8x8.
+        in_channels: 3.  latent_channels: numbers per 4x4 patch (8).  width: channels at 8x8.
         image_size: side of the input (divisible by 4); the latent side is image_size / 4.
     """
 
-    def __init__(self, in_channels: int = 3, latent_channels: int = 4, width: int = 64, image_size: int = 32,
-                 decoder: str = "shuffle4") -> None:
+    def __init__(self, in_channels: int = 3, latent_channels: int = 8, width: int = 128, image_size: int = 32) -> None:
         super().__init__()
         if image_size % 4:
             raise ValueError(f"image_size must be divisible by 4, got {image_size}")
@@ -59,23 +69,14 @@ class AutoEncoder(nn.Module):
         self.encoder = nn.Sequential(
             nn.Conv2d(in_channels, w, 4, stride=4),                     # (B, w, S/4, S/4): one token per patch
             _Res(w), _Res(w),
-            nn.GroupNorm(_groups(w), w), nn.SiLU(),
-            nn.Conv2d(w, latent_channels, 1),                           # (B, 4, S/4, S/4)
+            nn.Conv2d(w, latent_channels, 1),                           # (B, latent_channels, S/4, S/4)
         )
-        if decoder not in DECODERS:
-            raise ValueError(f"decoder must be one of {DECODERS}, got {decoder!r}")
-        head = [nn.Conv2d(latent_channels, w, 3, padding=1), _Res(w), _Res(w),   # (B, w, S/4, S/4)
-                nn.GroupNorm(_groups(w), w), nn.SiLU()]
-        if decoder == "shuffle4":  # every 4x4 patch painted from its own position's features
-            tail = [nn.Conv2d(w, 4 * w, 1), nn.SiLU(),                  # a per-position MLP head ...
-                    nn.Conv2d(4 * w, in_channels * 16, 1),              # ... to (B, 3 * 16, S/4, S/4)
-                    nn.PixelShuffle(4)]                                 # (B, 3, S, S)
-        else:  # "shuffle2x2": one more 3x3 stage at S/2, where neighbouring pixels can agree on an edge
-            h = w // 2
-            tail = [nn.Conv2d(w, 4 * h, 1), nn.PixelShuffle(2),         # (B, w/2, S/2, S/2)
-                    _Res(h), nn.GroupNorm(_groups(h), h), nn.SiLU(),
-                    nn.Conv2d(h, in_channels * 4, 3, padding=1), nn.PixelShuffle(2)]  # (B, 3, S, S)
-        self.decoder = nn.Sequential(*head, *tail)
+        self.decoder = nn.Sequential(
+            nn.Conv2d(latent_channels, w, 1),                           # (B, w, S/4, S/4)
+            _Res(w), _Res(w),
+            nn.Conv2d(w, in_channels * 16, 1),                          # (B, 3 * 16, S/4, S/4): a 4x4 patch each
+            nn.PixelShuffle(4),                                         # (B, 3, S, S)
+        )
         self.register_buffer("latent_mean", torch.zeros(latent_channels))
         self.register_buffer("latent_std", torch.ones(latent_channels))
 
@@ -90,7 +91,7 @@ class AutoEncoder(nn.Module):
             raise ValueError(f"images must have shape (B, {self.in_channels}, {S}, {S}), got {tuple(images.shape)}")
 
     def encode_raw(self, images: torch.Tensor) -> torch.Tensor:
-        """(B, 3, S, S) in [0, 1] -> unscaled latents (B, 4, S/4, S/4)."""
+        """(B, 3, S, S) in [0, 1] -> unscaled latents (B, latent_channels, S/4, S/4)."""
         self._check(images)
         return self.encoder(2 * images - 1)
 
@@ -99,12 +100,12 @@ class AutoEncoder(nn.Module):
         return (self.decoder(z) + 1) / 2
 
     def encode(self, images: torch.Tensor) -> torch.Tensor:
-        """(B, 3, S, S) in [0, 1] -> standardised latents (B, 4, S/4, S/4), about unit scale."""
+        """(B, 3, S, S) in [0, 1] -> standardised latents (B, latent_channels, S/4, S/4), about unit scale."""
         z = self.encode_raw(images)
         return (z - self.latent_mean[:, None, None]) / self.latent_std[:, None, None]
 
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
-        """Standardised latents (B, 4, S/4, S/4) -> images (B, 3, S, S) clamped to [0, 1]."""
+        """Standardised latents (B, latent_channels, S/4, S/4) -> images (B, 3, S, S) clamped to [0, 1]."""
         if latents.ndim != 4 or latents.shape[1:] != self.latent_shape:
             raise ValueError(f"latents must have shape (B, {', '.join(map(str, self.latent_shape))}), got {tuple(latents.shape)}")
         z = latents * self.latent_std[:, None, None] + self.latent_mean[:, None, None]
@@ -120,3 +121,43 @@ class AutoEncoder(nn.Module):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Reconstruction (B, 3, S, S), unclamped (for the training loss)."""
         return self.decode_raw(self.encode_raw(images))
+
+
+class PatchPCA:
+    """The best *linear* patch autoencoder: PCA of the 4x4 patches, ``k`` numbers per patch.
+
+    ``fit`` takes training images; ``encode`` gives (B, k, S/4, S/4) coefficients, ``decode``
+    the images back (not clamped). The baseline that tells how many numbers per patch a task needs
+    before any network is trained (notebook 08 measures it against the shape judge).
+    """
+
+    def __init__(self, k: int, patch: int = 4) -> None:
+        if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+            raise ValueError(f"k must be a positive int, got {k!r}")
+        self.k, self.patch = k, patch
+
+    def _patches(self, images: torch.Tensor) -> torch.Tensor:
+        B, C, H, W = images.shape
+        return nn.functional.pixel_unshuffle(images, self.patch).permute(0, 2, 3, 1).reshape(-1, C * self.patch**2)
+
+    @torch.no_grad()
+    def fit(self, images: torch.Tensor) -> "PatchPCA":
+        P = self._patches(images)                                       # (N * positions, C * p * p)
+        if self.k > P.shape[1]:
+            raise ValueError(f"k must be at most {P.shape[1]} (numbers in a patch), got {self.k}")
+        self.mean = P.mean(dim=0)
+        _, _, V = torch.linalg.svd(P - self.mean, full_matrices=False)
+        self.components = V[: self.k]                                   # (k, C * p * p), orthonormal rows
+        return self
+
+    @torch.no_grad()
+    def encode(self, images: torch.Tensor) -> torch.Tensor:
+        B, C, H, W = images.shape
+        z = (self._patches(images) - self.mean) @ self.components.T      # (B * positions, k)
+        return z.reshape(B, H // self.patch, W // self.patch, self.k).permute(0, 3, 1, 2)
+
+    @torch.no_grad()
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        B, k, h, w = z.shape
+        P = z.permute(0, 2, 3, 1).reshape(-1, k) @ self.components + self.mean
+        return nn.functional.pixel_shuffle(P.reshape(B, h, w, -1).permute(0, 3, 1, 2), self.patch)

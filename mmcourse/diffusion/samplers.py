@@ -85,6 +85,7 @@ def ddpm_step(
     variance_type: str = "fixed_small",
     prev_t: int | None = None,
     clip_sample: bool = False,
+    clip_sample_range: float = 1.0,
 ) -> StepOutput:
     """One ancestral DDPM step: sample x_{prev_t} ~ p(x_{prev_t} | x_t) (Ho et al. 2020, eq. 6-7).
 
@@ -97,7 +98,8 @@ def ddpm_step(
         prev_t: the step to jump to, default t - 1; -1 means "to the clean data". For strided
             sampling, beta is recomputed as 1 - alpha_bar_t / alpha_bar_prev: the variance of
             the whole jump, not of a single training step.
-        clip_sample: clamp the predicted x_0 to [-1, 1] (for data known to live there).
+        clip_sample: clamp the predicted x_0 to [-r, r], r = ``clip_sample_range`` (1 for pixels
+            in [-1, 1]; a few standard deviations for standardised latents).
 
     Returns:
         StepOutput(prev_sample (B, *), pred_original_sample (B, *)). No noise is added at t = 0.
@@ -111,7 +113,7 @@ def ddpm_step(
 
     x0 = (x_t - (1 - a_t) ** 0.5 * model_output) / a_t**0.5
     if clip_sample:
-        x0 = x0.clamp(-1.0, 1.0)
+        x0 = x0.clamp(-clip_sample_range, clip_sample_range)
 
     # Mean of q(x_prev | x_t, x_0) with x_0 replaced by the guess.
     mean = (a_prev**0.5 * beta / (1 - a_t)) * x0 + (alpha**0.5 * (1 - a_prev) / (1 - a_t)) * x_t
@@ -136,6 +138,8 @@ def ddim_step(
     eta: float = 0.0,
     generator: torch.Generator | None = None,
     clip_sample: bool = False,
+    clip_sample_range: float = 1.0,
+    rederive_eps: bool = False,
 ) -> StepOutput:
     """One DDIM step (Song et al. 2021, eq. 12): move x_t to prev_t along the predicted noise.
 
@@ -147,7 +151,11 @@ def ddim_step(
         model_output: (B, *) predicted noise.  t: current step.  prev_t: target step, -1 for
             the clean data (alpha_bar = 1, diffusers' set_alpha_to_one=True).
         x_t: (B, *).  eta: noise scale >= 0.  generator: for z, drawn only when eta > 0.
-        clip_sample: clamp x0_hat to [-1, 1]; eps_hat stays the raw prediction, as in diffusers.
+        clip_sample: clamp x0_hat to [-r, r], r = ``clip_sample_range``; eps_hat stays the raw
+            prediction, as in diffusers.
+        rederive_eps: with ``clip_sample``, recompute eps_hat from the clamped x0_hat, so that
+            x_t = sqrt(a_t) x0_hat + sqrt(1 - a_t) eps_hat still holds (OpenAI's guided-diffusion
+            does this in ``ddim_sample``). The step then moves towards the clamped x0_hat only.
 
     Returns:
         StepOutput(prev_sample (B, *), pred_original_sample (B, *)).
@@ -158,10 +166,13 @@ def ddim_step(
     a_t, a_prev = _alpha_bars(schedule, t, prev_t)
 
     x0 = (x_t - (1 - a_t) ** 0.5 * model_output) / a_t**0.5
+    eps = model_output
     if clip_sample:
-        x0 = x0.clamp(-1.0, 1.0)
+        x0 = x0.clamp(-clip_sample_range, clip_sample_range)
+        if rederive_eps:
+            eps = (x_t - a_t**0.5 * x0) / (1 - a_t) ** 0.5
     sigma = eta * ((1 - a_prev) / (1 - a_t) * (1 - a_t / a_prev)) ** 0.5
-    prev = a_prev**0.5 * x0 + (1 - a_prev - sigma**2) ** 0.5 * model_output
+    prev = a_prev**0.5 * x0 + (1 - a_prev - sigma**2) ** 0.5 * eps
     if eta > 0:
         noise = torch.randn(model_output.shape, generator=generator, device=model_output.device, dtype=model_output.dtype)
         prev = prev + sigma * noise
@@ -183,6 +194,8 @@ def sample(
     device: torch.device | str | None = None,
     clip_sample: bool = False,
     spacing: str = "leading",
+    clip_sample_range: float = 1.0,
+    rederive_eps: bool = False,
 ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """Generate samples: start from x_T ~ N(0, I) and apply the reverse step at each timestep.
 
@@ -195,6 +208,8 @@ def sample(
         generator: draws x_T first, then the noise of each step, so a seeded generator
             reproduces the samples exactly.
         device: where to sample; default the model's parameters' device (CPU if it has none).
+        clip_sample, clip_sample_range: clamp each step's predicted x_0 to [-r, r] (see the steps);
+            ``rederive_eps`` (DDIM only): see :func:`ddim_step`.
 
     Returns:
         x_0 (B, *), and when ``return_trajectory`` also (N + 1, B, *): x_T then each step's output.
@@ -214,9 +229,9 @@ def sample(
         prev_t = ts[i + 1] if i + 1 < len(ts) else -1
         eps = model(x, torch.full((shape[0],), t, dtype=torch.long, device=device))
         if method == "ddpm":
-            x = ddpm_step(schedule, eps, t, x, generator, variance_type, prev_t, clip_sample).prev_sample
+            x = ddpm_step(schedule, eps, t, x, generator, variance_type, prev_t, clip_sample, clip_sample_range).prev_sample
         else:
-            x = ddim_step(schedule, eps, t, prev_t, x, eta, generator, clip_sample).prev_sample
+            x = ddim_step(schedule, eps, t, prev_t, x, eta, generator, clip_sample, clip_sample_range, rederive_eps).prev_sample
         if trajectory is not None:
             trajectory.append(x)
     return (x, torch.stack(trajectory)) if return_trajectory else x
