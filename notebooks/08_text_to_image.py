@@ -451,9 +451,58 @@ print(f"{sum(ok)} of 8 samples right on all four; CLIP's first choice is {'right
 
 # %% [markdown]
 # CLIP's score and the judges need not agree: CLIP compares the whole picture with the whole
-# sentence, the judges check one attribute each. Segmenting or grounding the generated object
-# with notebook 06's SAM or notebook 07's GLIP would close the loop further; this notebook does
-# not do that.
+# sentence, the judges check one attribute each.
+#
+# Notebooks 06 and 07 close the loop further. GLIP (notebook 07) grounds the phrase "yellow
+# cross" in each sample: where does the model think the asked object is? SAM (notebook 06)
+# then cuts that object out with GLIP's box as its prompt. Both were trained on 64×64 scenes;
+# ShapesWorld's geometry scales with the picture, so GLIP sees each sample upsampled 2× and its
+# box is scaled back (`ground_and_segment` in `mmcourse.text2image.tasks`). If SAM's mask covers
+# the pixels the judges call the object (IoU near 1), the two earlier notebooks agree with the
+# judges about *where* the object is, whatever its shape. Predict: are the samples the judges
+# call wrong found as well as the right ones?
+
+# %%
+from mmcourse.text2image.judges import object_masks
+from mmcourse.data.shapes import COLOUR_NAMES, SHAPES
+from mmcourse.text2image.tasks import ground_and_segment
+
+found = ground_and_segment(samples[order], "yellow cross")
+overlay = samples[order].clone()
+overlay[:, 1][found["masks"]] = (overlay[:, 1][found["masks"]] * 0.5 + 0.5)  # SAM's mask tinted green
+fig, axes = plt.subplots(1, 8, figsize=(12, 1.9))
+for i, ax in enumerate(axes):
+    ax.imshow(overlay[i].permute(1, 2, 0).clamp(0, 1).numpy())
+    if not torch.isnan(found["boxes"][i]).any():
+        x0, y0, x1, y1 = found["boxes"][i].tolist()
+        ax.add_patch(plt.Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False, color="red", lw=1.2))
+    ax.set_title(f"{'✓' if ok[i] else '✗'} IoU {found['iou'][i]:.2f}", fontsize=8)
+    ax.axis("off")
+fig.suptitle("GLIP's box for 'yellow cross' (red), SAM's mask from that box (green); in CLIP's order", fontsize=9)
+plt.show()
+iou_ = found["iou"]
+okt = torch.tensor(ok)
+print(f"SAM mask against the judges' object pixels, mean IoU: {iou_.mean():.2f} "
+      f"(judged right: {iou_[okt].mean():.2f} on {int(okt.sum())}; judged wrong: {iou_[~okt].mean():.2f} on {int((~okt).sum())})")
+hit = ~torch.isnan(found["boxes"][:, 0])
+truth_px, _ = object_masks(samples[order].clamp(0, 1))
+print(f"GLIP found a box in {int(hit.sum())} of 8 (scores {found['scores'][hit].min():.2f}–{found['scores'][hit].max():.2f}); "
+      f"pixels per object: SAM's mask {found['masks'].sum((1, 2)).float().mean():.0f}, "
+      f"the judges' {truth_px.sum((1, 2)).float().mean():.0f}")
+real12 = world().sample(12, seed=1, split="test")  # the same two steps on real 32x32 scenes, each asked for its own object
+real_iou = torch.cat([ground_and_segment(real12.images[i:i + 1], f"{COLOUR_NAMES[int(real12.colour[i, 0])]} {SHAPES[int(real12.shape[i, 0])]}")["iou"]
+                      for i in range(12)])
+print(f"on 12 real scenes, SAM's mask against the judges' object pixels, mean IoU: {real_iou.mean():.2f}")
+
+# %% [markdown]
+# GLIP puts its box around the yellow object in every sample, the samples the judges reject
+# included: what those got wrong is the shape or the size, not the place. SAM's masks agree less
+# well with the judges (mean IoU printed above), and the pixel counts say why: SAM's masks are
+# smaller. The generated objects have soft, blurred edges; the judges count every pixel that
+# differs enough from the background, SAM, trained on ShapesWorld's crisp edges, keeps the core.
+# On real scenes, with crisp edges, the same two steps agree much better (last line printed
+# above). So the course's own models can check where a generated object is; how much of
+# its blurred rim belongs to it is a question the two answer differently.
 #
 # ## 8. Exercises
 #

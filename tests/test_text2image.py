@@ -435,3 +435,34 @@ def test_generate_restores_the_onednn_flag_and_matches_onednn(tiny_model):
     finally:
         tasks.ONEDNN_OFF_FOR_SAMPLING = True
     torch.testing.assert_close(a, b, atol=1e-4, rtol=0)  # the same pictures, only the convolution code differs
+
+
+def test_ground_and_segment_finds_the_named_object_in_real_scenes():
+    """GLIP's box (scaled back from the 2x upsampled picture) holds the object's centre and SAM's
+    mask from that box covers the object's true pixels (IoU) on real one-object 32x32 scenes."""
+    from mmcourse.data.shapes import COLOUR_NAMES, SHAPES
+    from mmcourse.sam.tasks import mask_iou
+    from mmcourse.text2image.tasks import ground_and_segment, world
+
+    s = world().sample(12, seed=1, split="test")
+    truth = s.masks[:, 0]
+    ious, inside = [], []
+    for i in range(12):
+        phrase = f"{COLOUR_NAMES[int(s.colour[i, 0])]} {SHAPES[int(s.shape[i, 0])]}"
+        r = ground_and_segment(s.images[i:i + 1], phrase)
+        x0, y0, x1, y1 = r["boxes"][0].tolist()
+        cx, cy = s.centres[i, 0].tolist()
+        inside.append(x0 <= cx <= x1 and y0 <= cy <= y1)
+        ious.append(float(mask_iou(r["masks"], truth[i:i + 1])[0]))
+        assert r["masks"].shape == (1, 32, 32) and r["scores"][0] > 0
+    assert sum(inside) >= 11, inside
+    assert sum(ious) / len(ious) >= 0.75, ious
+
+
+def test_ground_and_segment_bad_input():
+    from mmcourse.text2image.tasks import ground_and_segment
+
+    with pytest.raises(ValueError, match="images"):
+        ground_and_segment(torch.rand(3, 32, 32), "red circle")
+    with pytest.raises(ValueError, match="phrase"):
+        ground_and_segment(torch.rand(1, 3, 32, 32), "  ")
