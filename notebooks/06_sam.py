@@ -45,8 +45,8 @@
 #
 # ```mermaid
 # flowchart LR
-#     img["image 3 × 64 × 64"] --> enc["image encoder<br/>ViT, 8 × 8 patches + neck<br/>once per image"]
-#     enc --> emb["image embedding<br/>64 × 8 × 8 (cached)"]
+#     img["image 3 × 64 × 64"] --> enc["image encoder<br/>ViT, 4 × 4-pixel patches + neck<br/>once per image"]
+#     enc --> emb["image embedding<br/>64 × 16 × 16 (cached)"]
 #     pts["points, box"] --> pe["positional encoding<br/>+ type embedding"] --> sparse["sparse tokens"]
 #     txt["text"] --> clip["frozen CLIP text tower<br/>→ text_proj"] --> sparse
 #     msk["mask (low-res logits)"] --> cnn["mask_downscaling CNN"] --> dense["dense map"]
@@ -195,16 +195,17 @@ sparse, dense = sam.prompt_encoder(points=(torch.tensor([[[20.0, 24.0]]]), torch
 print("one point  -> sparse", tuple(sparse.shape), "(the point + SAM's padding 'not a point'), dense", tuple(dense.shape))
 sparse, _ = sam.prompt_encoder(points=None, boxes=torch.tensor([[10.0, 12.0, 30.0, 40.0]]), masks=None)
 print("one box    -> sparse", tuple(sparse.shape), "(its two corners)")
-_, dense = sam.prompt_encoder(points=None, boxes=None, masks=torch.zeros(1, 1, 32, 32))
-print("one mask   -> dense ", tuple(dense.shape), "(32 x 32 logits shrunk 4x to the 8 x 8 embedding)")
+h, w = sam.prompt_encoder.mask_input_size
+_, dense = sam.prompt_encoder(points=None, boxes=None, masks=torch.zeros(1, 1, h, w))
+print("one mask   -> dense ", tuple(dense.shape), f"({h} x {w} logits shrunk 4x to the {h // 4} x {w // 4} embedding)")
 sparse, _ = sam.prompt_encoder(points=None, boxes=None, masks=None, text=sam.encode_text(["the red triangle"]))
 print("one phrase -> sparse", tuple(sparse.shape))
 
 # %% [markdown]
 # ## 3. Masks back to the image, then click
 #
-# The decoder predicts masks at 4× the embedding grid: 32 × 32 logits for a 64 × 64 image. To
-# show them, SAM upsamples bilinearly to the encoder's input size, crops away the padding (a
+# The decoder predicts masks at 4× the embedding grid: 64 × 64 logits here, already the image's
+# size, but 256 × 256 in SAM, whose encoder sees a 1024 × 1024 input. To show them, SAM upsamples bilinearly to the encoder's input size, crops away the padding (a
 # non-square image is resized so its longest side fits, then padded bottom/right), resizes to the
 # original image, and thresholds the **logits at 0** (probability 0.5). Write it.
 
@@ -289,7 +290,7 @@ amb_emb = sam.embed(amb.images)
 masks, iou, _ = predict_batch(sam, amb_emb, amb.clicks[:, None], torch.ones(100, 1, dtype=torch.long))
 cover = mask_iou(masks[:, None], amb.levels[:, :, None]).amax(2)   # (100, 3): each reading's best output
 i = int(cover.sum(1).argmax())                                        # the click whose readings are best covered
-fig, axes = plt.subplots(1, 7, figsize=(13, 2.3))
+fig, axes = plt.subplots(1, 7, figsize=(14, 2.3))
 axes[0].imshow(amb.images[i].permute(1, 2, 0).numpy())
 axes[0].scatter(*amb.clicks[i].tolist(), c="lime", marker="*", s=80, edgecolors="black")
 axes[0].set_title("image + click", fontsize=9)
@@ -297,7 +298,7 @@ for j in range(3):
     axes[1 + j].imshow(amb.levels[i, j].numpy(), cmap="gray")
     axes[1 + j].set_title(f"reading: {LEVELS[j]}", fontsize=9)
     axes[4 + j].imshow(masks[i, j].numpy(), cmap="gray")
-    axes[4 + j].set_title(f"output {j + 1}: IoU pred {iou[i, j]:.2f}", fontsize=9)
+    axes[4 + j].set_title(f"output {j + 1}: IoU pred {iou[i, j]:.2f}", fontsize=8)
 for ax in axes:
     ax.set_xticks([]), ax.set_yticks([])
 plt.show()
@@ -318,12 +319,14 @@ print("share of clicks where output 1 / 2 / 3 has the highest predicted IoU:",
 
 # %% [markdown]
 # The outputs specialise, though into two readings rather than three: one output answers the
-# visible part (which the whole shape nearly equals here), another the group, and the third
-# learned almost nothing (its IoU is low against every reading). The highest predicted IoU picks
-# the part-output, so a single click returns the part; the group is among the three answers (see
-# best of 3) and a user can pick it, or say it with a second click (section 6). The
-# single-output model, trained on the same mixed targets, cannot keep both: it answers roughly
-# the part, and its group IoU stays far below the 3-output model's best of 3.
+# group (its column is the best against the group and the worst against the rest), while the
+# other two both answer the visible part, which the whole shape nearly equals here (a hidden
+# corner is a few pixels); one of them leans a little toward the whole shape. The highest
+# predicted IoU almost always picks one of those two, so a single click returns the part; the
+# group is among the three answers (see best of 3) and a user can pick it, or say it with a
+# second click (section 6). The single-output model, trained on the same mixed targets, cannot
+# keep both: it answers roughly the part, and its group IoU stays far below the 3-output model's
+# best of 3.
 
 # %% [markdown]
 # ## 5. Text as a prompt
@@ -455,9 +458,10 @@ print(f"plain targets: {ref['plain_wrong_pixels_near_boundary']:.0%} of the wron
 #
 # - **Group**: the first click usually returns one object; a click on a missed neighbour says
 #   "that one too", and mIoU climbs steeply.
-# - **Plain** objects barely move: nearly all wrong pixels sit on the boundary, so a corrective
-#   click lands on a boundary pixel and says almost nothing new. Clicks pay off where the first
-#   prompt is ambiguous, not where the mask is merely a pixel off.
+# - **Plain** objects barely move: most wrong pixels sit on the boundary (the share printed
+#   above), so a corrective click lands on a boundary pixel and says almost nothing new; without
+#   the previous mask fed back, each such click even costs a little. Clicks pay off where the
+#   first prompt is ambiguous, not where the mask is merely a pixel off.
 # - **Whole shape** stays flat too: a missed pixel of the hidden part lies under *another*
 #   object, so the positive click there reads as "include that object" (the group), not "the
 #   hidden part of this one". A click cannot point at what is not visible.
@@ -490,12 +494,18 @@ for j, ax in enumerate(axes):
 plt.show()
 
 # %% [markdown]
-# The shipped checkpoint on 500 test scenes (from the registry). The course set 0.92 for seen
-# shapes: this model, trained for 1,500 steps, stops short of it; the held-out target is met.
-# Two things we measured about the gap (printed below from `bench/results/sam_longer_run.json`):
-# the decoder's 32 × 32 masks are not what limits it (the true masks themselves, taken down to
-# 32 × 32 and back, score far higher), and twice the training closes only part of it, at twice
-# the cost, over the course's 10-minute budget for a checkpoint. So the 1,500-step model stays.
+# The shipped checkpoint on 500 test scenes (from the registry), beside the course's targets;
+# the held-out cross above it. How the model got there is a lesson about SAM's design. An
+# earlier version cut the 64 × 64 image into 8 × 8-pixel patches, as SAM cuts its 1024 × 1024
+# input into 16 × 16-pixel ones, and stopped short of 0.92 on seen shapes (its numbers are printed
+# below, from `bench/results/sam_longer_run.json`). Its 32 × 32 masks were not the limit: the
+# true masks, taken down to 32 × 32 and back, score far higher. Twice the training closed only
+# part of the gap. What was short was *tokens*: an object here is about 13 pixels across, under
+# two patches of 8, so the decoder had almost nothing to place an edge with, while SAM's objects
+# usually span many of its tokens. With 4 × 4-pixel patches the decoder attends to 16 × 16 image
+# tokens (4× as many; a training step costs about 2.5× as much) and paints 64 × 64 masks. Fewer
+# steps of it (800) beat twice the steps of the old model, in less time than those took and still
+# within the 10-minute budget (training times printed below).
 
 # %% [markdown]
 # What transfers: finding the edges of a uniformly coloured region around a click, which never
@@ -506,15 +516,21 @@ plt.show()
 
 # %%
 # NBVAL_CHECK_OUTPUT
-for key, label in (("seen_1click_miou", "1-click mIoU, seen shapes"), ("seen_box_miou", "box mIoU, seen shapes")):
-    print(f"shipped sam_shapes, 500 scenes: {label} {reg[key]:.3f} (course target ≥ 0.92: "
-          f"{'met' if reg[key] >= 0.92 else 'missed'})")
+expect("shipped sam_shapes, 500 scenes: 1-click mIoU, seen shapes", reg["seen_1click_miou"], "≥ 0.92")
+expect("shipped sam_shapes, 500 scenes: box mIoU, seen shapes", reg["seen_box_miou"], "≥ 0.92")
 expect("shipped sam_shapes, 500 scenes: 1-click mIoU, held-out cross", reg["heldout_1click_miou"], "≥ 0.78")
 longer = load_results("sam_longer_run")
-print(f"true masks through 32 × 32 and back: mIoU {longer['resolution_bound']['miou']:.3f}")
-print(f"the same recipe at {longer['recipe']['steps']:,} steps (not shipped): 1-click "
+old = longer["patch8_1500_steps"]
+print(f"shipped (patch 4, {train_curve['recipe']['steps']} steps, {train_curve['train_seconds'] / 60:.1f} min): "
+      f"1-click {reg['seen_1click_miou']:.3f}, box {reg['seen_box_miou']:.3f}, held-out {reg['heldout_1click_miou']:.3f}")
+print(f"earlier model (patch 8, {old['steps']:,} steps, {old['train_seconds'] / 60:.1f} min): 1-click "
+      f"{old['metrics_500_scenes']['seen_1click_miou']:.3f}, box {old['metrics_500_scenes']['seen_box_miou']:.3f}, "
+      f"held-out {old['metrics_500_scenes']['heldout_1click_miou']:.3f}")
+print(f"  the same at {longer['recipe']['steps']:,} steps ({longer['train_seconds'] / 60:.0f} min at load "
+      f"{float(longer['loadavg_at_end'][0]):.0f}, not shipped): 1-click "
       f"{longer['metrics_500_scenes']['seen_1click_miou']:.3f}, box {longer['metrics_500_scenes']['seen_box_miou']:.3f}, "
       f"held-out {longer['metrics_500_scenes']['heldout_1click_miou']:.3f}")
+print(f"  its true masks through 32 × 32 and back: mIoU {longer['resolution_bound']['miou']:.3f}")
 
 # %% [markdown]
 # ## 8. The route, with SAM as the base
@@ -587,7 +603,8 @@ print(f"tracking mIoU over {len(clip_frames.images)} frames: {result['miou']:.3f
 # shape: the mask of the half-hidden frame is partly wrong, its deepest pixel drifts, and once
 # the next frame's click lands off the object nothing brings it back. Frame-to-frame prompting
 # alone has no memory of what the object looked like; SAM 2 adds exactly that, a memory of past
-# frames. The stored measurement over 10 such clips is in the table of section 10.
+# frames. In this clip the mask fed forward does no better than the click alone (both printed
+# above): once a frame's mask is wrong, feeding it forward carries the error along. The stored measurement over 10 such clips is in the table of section 10.
 
 # %% [markdown]
 # ## 9. Optional: real SAM weights
@@ -647,8 +664,8 @@ route_seen = load_results("sam_route")["seen"]
 tracking = load_results("sam_tracking")
 speed = load_results("sam_speed")
 summary = [
-    ["1-click mIoU, seen shapes (target ≥ 0.92: missed)", f"{reg['seen_1click_miou']:.3f}"],
-    ["box mIoU, seen shapes (target ≥ 0.92: missed)", f"{reg['seen_box_miou']:.3f}"],
+    ["1-click mIoU, seen shapes (target ≥ 0.92)", f"{reg['seen_1click_miou']:.3f}"],
+    ["box mIoU, seen shapes (target ≥ 0.92)", f"{reg['seen_box_miou']:.3f}"],
     ["1-click mIoU, held-out cross (target ≥ 0.78)", f"{reg['heldout_1click_miou']:.3f}"],
     ["text mIoU ('the red triangle' / 'the small red triangle')", f"{reg['seen_text_miou']:.3f} / {reg['seen_text_size_miou']:.3f}"],
     ["decoder per prompt, one thread (target ≤ 5 ms; median)", f"{speed['decoder_ms_median']:.1f} ms (encoder {speed['encoder_ms_median']:.1f} ms per image)"],
