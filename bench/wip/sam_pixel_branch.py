@@ -1,4 +1,5 @@
 """WIP, not run by `make bench` or CI: SAM with a high-resolution pixel branch (issue 11, 1-click and box mIoU >= 0.92).
+Superseded on 2026-12-02: a finer patch grid (patch 4, sam_patch4.py) meets both targets with SAM's own architecture.
 
 Exploratory runs of 2026-12-01 (one thread, 1,500 steps of the shipped Recipe, load about 1.9):
 ``python bench/wip/sam_pixel_branch.py VARIANT 1500 [plain]``; results in sam_pixel_branch.jsonl.
