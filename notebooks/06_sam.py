@@ -318,9 +318,10 @@ print("share of clicks where output 1 / 2 / 3 has the highest predicted IoU:",
       " / ".join(f"{v:.2f}" for v in res["chosen_output_share"]))
 
 # %% [markdown]
-# The outputs specialise, though into two readings rather than three: one output answers the
-# group (its column is the best against the group and the worst against the rest), while the
-# other two both answer the visible part, which the whole shape nearly equals here (a hidden
+# The outputs specialise, though into two readings rather than three: output 1 (first of the
+# three numbers in the last column) is the best of the three against the group and the worst
+# against part and whole, so it is the group's answer, a rough one; the other two both answer
+# the visible part, which the whole shape nearly equals here (a hidden
 # corner is a few pixels); one of them leans a little toward the whole shape. The highest
 # predicted IoU almost always picks one of those two, so a single click returns the part; the
 # group is among the three answers (see best of 3) and a user can pick it, or say it with a
@@ -372,13 +373,20 @@ from mmcourse.weights import entry
 
 reg = entry("sam_shapes").metrics
 print(f"shipped checkpoint, 500 scenes: text without size {reg['seen_text_miou']:.3f}, with size {reg['seen_text_size_miou']:.3f}")
+old_text = load_results("sam_longer_run")
+print(f"earlier patch-8 model (section 7): {old_text['patch8_1500_steps']['metrics_500_scenes']['seen_text_miou']:.3f} / "
+      f"{old_text['patch8_1500_steps']['metrics_500_scenes']['seen_text_size_miou']:.3f} after 1,500 steps, "
+      f"{old_text['metrics_500_scenes']['seen_text_miou']:.3f} / {old_text['metrics_500_scenes']['seen_text_size_miou']:.3f} after 3,000")
 
 # %% [markdown]
-# Text is the weakest prompt here, far behind a click. The phrase reaches the decoder as one
+# Text barely works here: the masks are nearly empty and the model's own predicted IoU for them
+# is close to zero (titles above), far behind a click. The phrase reaches the decoder as one
 # token, a 64-number summary from a text tower that learned from captions of 32 × 32 single-object
 # scenes; the decoder must turn it into a place through cross-attention alone, and with 4 of 32
-# training prompts per step it got little practice. (SAM's paper, too, shows text prompts only
-# as a proof of concept.)
+# training prompts per step it got little practice. The earlier patch-8 model did a little
+# better on text with more steps (last line printed), so practice is likely what text lacks; the
+# shipped model's 800 steps give it about 100 steps' worth of phrases. (SAM's paper, too, shows
+# text prompts only as a proof of concept.)
 
 # %% [markdown]
 # ## 6. Refinement: more clicks
@@ -504,8 +512,8 @@ plt.show()
 # two patches of 8, so the decoder had almost nothing to place an edge with, while SAM's objects
 # usually span many of its tokens. With 4 × 4-pixel patches the decoder attends to 16 × 16 image
 # tokens (4× as many; a training step costs about 2.5× as much) and paints 64 × 64 masks. Fewer
-# steps of it (800) beat twice the steps of the old model, in less time than those took and still
-# within the 10-minute budget (training times printed below).
+# steps of it (800) beat twice the steps of the old model, within the course's 10-minute budget
+# for a checkpoint, though two minutes more than the old 1,500 steps (times printed below).
 
 # %% [markdown]
 # What transfers: finding the edges of a uniformly coloured region around a click, which never
@@ -604,7 +612,7 @@ print(f"tracking mIoU over {len(clip_frames.images)} frames: {result['miou']:.3f
 # the next frame's click lands off the object nothing brings it back. Frame-to-frame prompting
 # alone has no memory of what the object looked like; SAM 2 adds exactly that, a memory of past
 # frames. In this clip the mask fed forward does no better than the click alone (both printed
-# above): once a frame's mask is wrong, feeding it forward carries the error along. The stored measurement over 10 such clips is in the table of section 10.
+# above): neither remembers the object. The stored measurement over 10 such clips is in the table of section 10.
 
 # %% [markdown]
 # ## 9. Optional: real SAM weights
@@ -673,7 +681,7 @@ summary = [
      " / ".join(f"{r['best_of_3']:.2f} vs {r['single_output']:.2f}" for r in amb_rows.values())],
     ["refinement, group targets: 1 → 3 → 5 clicks (mask fed back)",
      " → ".join(f"{refine['ambiguous_group']['mask_fed_back'][i]:.3f}" for i in (0, 2, 4))],
-    ["refinement, plain targets: 1 → 3 → 5 clicks",
+    ["refinement, plain targets: 1 → 3 → 5 clicks (mask fed back)",
      " → ".join(f"{refine['plain_part']['mask_fed_back'][i]:.3f}" for i in (0, 2, 4))],
     ["everything mode: AP50 (class-agnostic / CLIP shape labels)",
      f"{route_seen['AP50_class_agnostic']:.3f} / {route_seen['AP50_shape_classes']:.3f}"],

@@ -47,7 +47,7 @@ def world(train: bool = True) -> ShapesWorld:
 
 def shapes_sam_config(patch_size: int = 4, **overrides) -> SamConfig:
     """The course's ShapesWorld SAM: patch 4 (a 16 x 16 embedding, so the decoder's low-res masks,
-    at 4x the grid, are 64 x 64: the image's own resolution), width 64, ~0.45 M parameters. Patch 8
+    at 4x the grid, are 64 x 64: the image's own resolution), width 64, ~0.46 M parameters. Patch 8
     (8 x 8 embedding, 32 x 32 masks) trains 2.5x faster per step but stopped at 1-click 0.901 / box
     0.906 after 1,500 steps and 0.913 / 0.919 after 3,000 (bench/results/sam_longer_run.json);
     patch 4 reaches 0.93 / 0.94 in 800 steps. Global attention in every block: windows with
