@@ -16,7 +16,7 @@ import torch
 
 # Checked before the checkpoint is saved.
 TARGETS = {"ae_shape_kept": 0.98, "best_shape_and_colour": 0.90}
-RECIPE = dict(ae_steps=2000, steps=4000, batch_size=64, n_train=20_000, ae_latent_noise=0.05, seed=0)
+RECIPE = dict(ae_steps=2000, steps=6000, batch_size=64, n_train=20_000, ae_latent_noise=0.05, seed=0)
 EVAL = dict(n_prompts=300, guidance_scales=(0.0, 1.0, 2.0, 4.0, 8.0), steps=50, seed=0)
 
 
