@@ -50,7 +50,6 @@ def train_single(progress: bool = True):
     from safetensors.torch import load_file, save_file
 
     from mmcourse.sam import Sam
-    from mmcourse.sam.tasks import shapes_sam_config
 
     cfg, recipe = shapes_sam_config(), Recipe(multimask=False)
     key = json.dumps({"config": cfg.to_dict(), "recipe": recipe.__dict__}, sort_keys=True, default=str)

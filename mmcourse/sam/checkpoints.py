@@ -17,6 +17,7 @@ LAST = Path(__file__).resolve().parents[2] / "build" / "sam_shapes_last.safetens
 ISSUE_TARGETS = {"seen_1click_miou": 0.92, "seen_box_miou": 0.92, "heldout_1click_miou": 0.78}
 TARGETS = ISSUE_TARGETS
 
+
 def build_sam_shapes(steps: int | None = None) -> dict[str, float]:
     """Notebook 06's SAM: the interactive recipe of :mod:`mmcourse.sam.tasks`, one thread."""
     from ..weights import save
