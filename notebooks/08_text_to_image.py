@@ -474,9 +474,12 @@ print(f"{sum(ok)} of 8 samples right on all four; CLIP's first choice is {'right
 # %%
 from mmcourse.text2image.judges import object_masks
 from mmcourse.data.shapes import COLOUR_NAMES, SHAPES
+from mmcourse.glip.tasks import load_glip
+from mmcourse.sam.tasks import load_sam
 from mmcourse.text2image.tasks import ground_and_segment
 
-found = ground_and_segment(samples[order], "yellow cross")
+glip, sam = load_glip(), load_sam()  # loaded once, used for every picture below
+found = ground_and_segment(samples[order], "yellow cross", glip, sam)
 overlay = samples[order].clone()
 overlay[:, 1][found["masks"]] = (overlay[:, 1][found["masks"]] * 0.5 + 0.5)  # SAM's mask tinted green
 fig, axes = plt.subplots(1, 8, figsize=(12, 1.9))
@@ -499,7 +502,8 @@ print(f"GLIP found a box in {int(hit.sum())} of 8 (scores {found['scores'][hit].
       f"pixels per object: SAM's mask {found['masks'].sum((1, 2)).float().mean():.0f}, "
       f"the judges' {truth_px.sum((1, 2)).float().mean():.0f}")
 real12 = world().sample(12, seed=1, split="test")  # the same two steps on real 32x32 scenes, each asked for its own object
-real_iou = torch.cat([ground_and_segment(real12.images[i:i + 1], f"{COLOUR_NAMES[int(real12.colour[i, 0])]} {SHAPES[int(real12.shape[i, 0])]}")["iou"]
+real_iou = torch.cat([ground_and_segment(real12.images[i:i + 1], f"{COLOUR_NAMES[int(real12.colour[i, 0])]} {SHAPES[int(real12.shape[i, 0])]}",
+                                         glip, sam)["iou"]
                       for i in range(12)])
 print(f"on 12 real scenes, SAM's mask against the judges' object pixels, mean IoU: {real_iou.mean():.2f}")
 

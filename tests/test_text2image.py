@@ -442,14 +442,17 @@ def test_ground_and_segment_finds_the_named_object_in_real_scenes():
     mask from that box covers the object's true pixels (IoU) on real one-object 32x32 scenes."""
     from mmcourse.data.shapes import COLOUR_NAMES, SHAPES
     from mmcourse.sam.tasks import mask_iou
+    from mmcourse.glip.tasks import load_glip
+    from mmcourse.sam.tasks import load_sam
     from mmcourse.text2image.tasks import ground_and_segment, world
 
+    glip, sam = load_glip(), load_sam()
     s = world().sample(12, seed=1, split="test")
     truth = s.masks[:, 0]
     ious, inside = [], []
     for i in range(12):
         phrase = f"{COLOUR_NAMES[int(s.colour[i, 0])]} {SHAPES[int(s.shape[i, 0])]}"
-        r = ground_and_segment(s.images[i:i + 1], phrase)
+        r = ground_and_segment(s.images[i:i + 1], phrase, glip, sam)
         x0, y0, x1, y1 = r["boxes"][0].tolist()
         cx, cy = s.centres[i, 0].tolist()
         inside.append(x0 <= cx <= x1 and y0 <= cy <= y1)
