@@ -495,3 +495,38 @@ def test_time_mlp_learns_a_toy_distribution():
     hist = fit(model, lambda m, g: eps_loss(m, sched, data(g), generator=g), steps=300, lr=3e-3, seed=0, progress=False)
     after = score()
     assert before > 0.9 and after < 0.6 and hist.final(50) < 0.6, (before, after, hist.final(50))
+
+
+# ---------------------------------------------------------------- Min-SNR weights
+
+
+@needs_diffusers
+@pytest.mark.parametrize("beta_schedule", SCHEDULES)
+def test_compute_snr_matches_diffusers(beta_schedule):
+    from diffusers.training_utils import compute_snr as theirs
+
+    from mmcourse.diffusion import compute_snr
+
+    s = NoiseSchedule.make(1000, beta_schedule)
+    ref = DDPMScheduler(num_train_timesteps=1000, beta_schedule=beta_schedule)
+    t = torch.tensor([0, 1, 10, 250, 500, 900, 999])
+    # At t = 0, 1 the SNR is in the thousands and 1 - alpha_bar is tiny: diffusers' float32 table
+    # differs from the course's float64 one by ~3e-4 relative there.
+    torch.testing.assert_close(compute_snr(s, t), theirs(ref, t), rtol=1e-3, atol=0)
+
+
+def test_min_snr_weights_closed_form():
+    from mmcourse.diffusion import compute_snr, min_snr_weights
+
+    s = NoiseSchedule.make(1000, "squaredcos_cap_v2")
+    t = torch.arange(1000)
+    snr = compute_snr(s, t)
+    assert bool((snr[1:] < snr[:-1]).all())                             # noisier, lower SNR
+    w = min_snr_weights(s, t, 5.0)
+    assert bool(((w > 0) & (w <= 1)).all())
+    assert bool((w[snr <= 5] == 1).all()) and bool((snr > 5).any())     # only the clean end is damped
+    torch.testing.assert_close(w[snr > 5], 5.0 / snr[snr > 5])
+    assert bool((min_snr_weights(s, t, 1e12) == 1).all())               # gamma -> infinity: plain loss
+    for bad in (0, -1.0, True, "5"):
+        with pytest.raises(ValueError, match="snr_gamma must be a positive number"):
+            min_snr_weights(s, t, bad)

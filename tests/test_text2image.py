@@ -420,6 +420,58 @@ def test_autoencoder_loss_latent_noise():
     assert not torch.equal(noisy[0], plain)
 
 
+def test_object_edges_is_the_ring_either_side_of_the_outline():
+    from mmcourse.text2image.tasks import object_edges
+
+    mask = torch.zeros(2, 1, 16, 16)
+    mask[0, 0, 4:10, 5:11] = 1                                           # a 6x6 square
+    ring = object_edges(mask)
+    assert ring.shape == mask.shape and set(ring.unique().tolist()) <= {0.0, 1.0}
+    assert int(ring[0].sum()) == 8 * 6                                  # (6 + 2)^2 - (6 - 2)^2
+    assert ring[0, 0, 6:8, 7:9].sum() == 0 and ring[0, 0, 3, 4] == 1 and ring[0, 0, 4, 5] == 1
+    assert ring[1].sum() == 0                                           # no object, no edge
+
+
+def test_autoencoder_loss_edge_weight_adds_the_weighted_edge_error():
+    from mmcourse.text2image.tasks import autoencoder_loss, object_edges
+
+    torch.manual_seed(0)
+    ae = AutoEncoder(width=16)
+    x = ShapesWorld().sample(4, seed=2).images
+    with torch.no_grad():
+        err = (ae(x) - x).abs()
+        background = x.flatten(2).median(dim=-1).values[:, :, None, None]
+        edges = object_edges(((x - background).norm(dim=1, keepdim=True) > 0.2).float())
+        extra = float(((err + err**2) * edges).mean())
+        plain, edged = float(autoencoder_loss(ae, x)), float(autoencoder_loss(ae, x, edge_weight=30.0))
+    assert edges.sum() > 0 and extra > 0
+    assert abs(edged - (plain + 30.0 * extra)) < 1e-5 * edged
+
+
+def test_text_eps_loss_snr_gamma_weights_each_example():
+    from mmcourse.diffusion import min_snr_weights
+    from mmcourse.diffusion.guidance import condition_dropout
+    from mmcourse.text2image.tasks import text_eps_loss
+
+    torch.manual_seed(0)
+    schedule = NoiseSchedule.make(1000, "squaredcos_cap_v2")
+    x0 = torch.randn(6, 4, 8, 8)
+    model = TextUNet(in_channels=4, base=8, channel_mults=(1,), image_size=8, context_dim=8, pooled_dim=8, num_heads=2)
+    text = TextCondition(torch.randn(6, 5, 8), torch.ones(6, 5, dtype=torch.bool), torch.randn(6, 8))
+    null = TextCondition(torch.randn(1, 5, 8), torch.ones(1, 5, dtype=torch.bool), torch.randn(1, 8))
+    with torch.no_grad():
+        plain = text_eps_loss(model, schedule, x0, text, null, 0.5, torch.Generator().manual_seed(3))
+        weighted = text_eps_loss(model, schedule, x0, text, null, 0.5, torch.Generator().manual_seed(3), snr_gamma=5.0)
+        g = torch.Generator().manual_seed(3)                            # the same draws, by hand
+        kept = condition_dropout(text, null, 0.5, g)
+        t = torch.randint(0, 1000, (6,), generator=g)
+        noise = torch.randn(x0.shape, generator=g)
+        err = ((model(schedule.add_noise(x0, noise, t), t, kept) - noise) ** 2).mean(dim=(1, 2, 3))
+    torch.testing.assert_close(plain, err.mean())
+    torch.testing.assert_close(weighted, (min_snr_weights(schedule, t, 5.0) * err).mean())
+    assert bool((min_snr_weights(schedule, t, 5.0) < 1).any())         # this draw has damped examples
+
+
 def test_generate_restores_the_onednn_flag_and_matches_onednn(tiny_model):
     import mmcourse.text2image.tasks as tasks
 

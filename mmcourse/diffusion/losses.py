@@ -1,4 +1,4 @@
-"""The DDPM training objective: predict the noise that was added (Ho et al. 2020, "L_simple")."""
+"""The DDPM training objective: predict the noise that was added (Ho et al. 2020, "L_simple"), and Min-SNR weights for it."""
 
 from __future__ import annotations
 
@@ -39,3 +39,24 @@ def eps_loss(
     if pred.shape != noise.shape:
         raise ValueError(f"model output has shape {tuple(pred.shape)}, expected {tuple(noise.shape)} (the shape of x0)")
     return ((noise - pred) ** 2).mean()
+
+
+def compute_snr(schedule: NoiseSchedule, t: torch.Tensor) -> torch.Tensor:
+    """Signal-to-noise ratio of x_t: alpha_bar_t / (1 - alpha_bar_t), float32 of t's shape (diffusers' name)."""
+    alpha_bar = schedule.alphas_cumprod.to(t.device)[t]
+    return (alpha_bar / (1.0 - alpha_bar)).float()
+
+
+def min_snr_weights(schedule: NoiseSchedule, t: torch.Tensor, snr_gamma: float) -> torch.Tensor:
+    """Per-example loss weights min(SNR_t, gamma) / SNR_t for noise prediction (Hang et al. 2023, "Min-SNR").
+
+    The noise-prediction loss weights every t alike, but at the small t where the signal dwarfs the
+    noise, guessing the noise is hard and says little about the picture: those steps dominate
+    the gradient while the large t, where shape and colour are decided, learn slowly. The weight
+    is 1 where SNR_t <= gamma and falls as 1 / SNR_t above it. diffusers' training scripts call
+    gamma ``snr_gamma`` (5 is their suggestion).
+    """
+    if isinstance(snr_gamma, bool) or not isinstance(snr_gamma, (int, float)) or not snr_gamma > 0:
+        raise ValueError(f"snr_gamma must be a positive number (5 is usual), got {snr_gamma!r}")
+    snr = compute_snr(schedule, t)
+    return snr.clamp(max=float(snr_gamma)) / snr
