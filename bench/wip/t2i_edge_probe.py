@@ -31,19 +31,8 @@ if clean:  # scenes drawn without pixel noise, for both stages and the autoencod
     from mmcourse.data.shapes import ShapesWorld
     tasks.world = lambda image_size=32: ShapesWorld(image_size=image_size, min_objects=1, max_objects=1,
                                                     colour_mode="named", noise=0.0)
-if minsnr:
-    import torch.nn.functional as F
-    from mmcourse.diffusion.guidance import condition_dropout
-    def weighted(model, schedule, x0, text, null, p_uncond, generator):
-        text = condition_dropout(text, null, p_uncond, generator)
-        B = x0.shape[0]
-        t = torch.randint(0, schedule.num_train_timesteps, (B,), generator=generator)
-        noise = torch.randn(x0.shape, generator=generator)
-        ab = schedule.alphas_cumprod[t].float(); snr = ab / (1 - ab)
-        w = snr.clamp(max=minsnr) / snr                                  # min-SNR-gamma for eps prediction
-        per = ((model(schedule.add_noise(x0, noise, t), t, text) - noise) ** 2).mean(dim=(1, 2, 3))
-        return (w * per).mean()
-    tasks.text_eps_loss = weighted
+if minsnr:  # Min-SNR-gamma loss weights (snr_gamma of train_text2image)
+    kw["snr_gamma"] = minsnr
 if only_ae:
     cfg = tasks.T2IConfig(); ae = cfg.autoencoder(); tasks.seed_everything(kw.get("seed", 0))
     tasks.train_autoencoder(ae, steps=kw.get("ae_steps", 2000), latent_noise=kw["ae_latent_noise"],

@@ -1,7 +1,8 @@
 """The recipe of the shipped text-to-image checkpoint (`python -m mmcourse.weights.build text2image_shapes`, registered by checkpoints.py).
 
-Trains both stages on one thread (the autoencoder, then the text-conditioned denoiser on its
-latents), checks the targets, registers the weights and stores the loss curves and timings in
+Trains both stages on the two threads of the course's 2-core machine (the autoencoder, then the
+text-conditioned denoiser on its latents; two threads train these small models about 1.3x (U-Net)
+to 1.8x (autoencoder) faster than one), checks the targets, registers the weights and stores the loss curves and timings in
 ``bench/results/text2image_training.json`` for notebook 08.
 """
 
@@ -16,7 +17,12 @@ import torch
 
 # Checked before the checkpoint is saved.
 TARGETS = {"ae_shape_kept": 0.98, "best_shape_and_colour": 0.90}
-RECIPE = dict(ae_steps=2000, steps=6000, batch_size=64, n_train=20_000, ae_latent_noise=0.05, seed=0)
+# The autoencoder's edge weight and the denoiser's Min-SNR weighting were what moved the targets
+# (``bench/results/text2image_probes.json``): without them the same budget kept 0.877 of shapes and
+# drew shape and colour right on 0.630 of seen prompts.
+RECIPE = dict(ae_steps=3000, ae_edge_weight=20.0, steps=9000, batch_size=64, n_train=20_000, ae_latent_noise=0.05,
+              snr_gamma=2.0, seed=0)
+THREADS = 2
 EVAL = dict(n_prompts=300, guidance_scales=(0.0, 1.0, 2.0, 4.0, 8.0), steps=50, seed=0)
 
 
@@ -72,7 +78,7 @@ def build_text2image_shapes(stage1=None) -> None:
     from .tasks import CHECKPOINT, RESULTS, config_dict, state_dict, train_text2image
 
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+    torch.set_num_threads(THREADS)
     try:
         load_before = os.getloadavg()[0]
         t0 = time.perf_counter()
@@ -103,7 +109,7 @@ def build_text2image_shapes(stage1=None) -> None:
          {k: (round(v, 4) if isinstance(v, float) else v) for k, v in metrics.items()})
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "text2image_training.json").write_text(json.dumps({
-        "recipe": RECIPE, "eval": {**EVAL, "guidance_scales": list(EVAL["guidance_scales"])}, "threads": 1,
+        "recipe": RECIPE, "eval": {**EVAL, "guidance_scales": list(EVAL["guidance_scales"])}, "threads": THREADS,
         "train_seconds": round(train_seconds, 1), "ae_seconds": round(info["ae_seconds"], 1),
         "denoiser_seconds": round(info["seconds"], 1), "loadavg_before": round(load_before, 2),
         "loadavg_after": round(load_after, 2), "ae_curve": _curve(info["ae_history"]), "curve": _curve(info["history"]),

@@ -4,8 +4,9 @@ Stage 1 trains the :class:`~mmcourse.diffusion.autoencoder.AutoEncoder` (32x32x3
 Stage 2 trains a :class:`~mmcourse.diffusion.conditioning.TextUNet` on the latents of captioned
 one-object scenes (the "train" split: the held-out colour-shape pairs never appear), conditioned
 on the frozen text tower of the shipped ``clip_shapes_broad``, with the caption dropped to the
-empty prompt 10% of the time (classifier-free guidance). :func:`generate` samples with the
-existing DDPM/DDIM loop through :class:`~mmcourse.diffusion.guidance.GuidedDenoiser` and decodes.
+empty prompt 10% of the time (classifier-free guidance) and the noise loss Min-SNR weighted.
+:func:`generate` samples with the existing DDPM/DDIM loop through
+:class:`~mmcourse.diffusion.guidance.GuidedDenoiser` and decodes.
 """
 
 from __future__ import annotations
@@ -306,7 +307,7 @@ def train_text2image(cfg: T2IConfig | None = None, ae_steps: int = 2000, steps: 
     """Both stages; returns the model and {"ae_history", "history", "ae_seconds", "seconds"}.
 
     ``stage1`` = (autoencoder state, its history, its seconds) from an earlier run of stage 1 with
-    the same config and seed skips retraining it (stage 1 is deterministic on one thread).
+    the same config, seed and number of threads skips retraining it (stage 1 is then deterministic).
     """
     cfg = cfg or T2IConfig()
     seed_everything(seed)
