@@ -1,10 +1,11 @@
 """The shipped text-to-image checkpoint (``text2image_shapes``).
 
-It misses the course's targets (autoencoder shape kept >= 0.98, shape and colour >= 0.90 at the
-best guidance scale) and says so in its registry row; these tests hold it to what it measured
-(bounds about three standard errors below the registry's 300-prompt and 2,000-scene values:
-kept 0.876; at w = 4 shape 0.537, colour 0.867, position 0.963) and check the claims the
-notebook makes: guidance helps, colour and position are learned better than shape.
+It meets the course's targets (autoencoder shape kept >= 0.98, shape and colour >= 0.90 at the
+best guidance scale), and its registry row says so; these tests hold it to what it measured, on
+fresh scenes and prompts, with bounds about three standard errors below the registry's values
+(kept 0.98 on 2,000 scenes; at w = 2 on 300 prompts shape 0.93, colour 0.99, position 1.0),
+and check the claims the notebook makes: guidance helps, colour and place are learned at least
+as well as the shape.
 """
 
 from __future__ import annotations
@@ -41,20 +42,20 @@ def test_autoencoder_round_trip(model, judges):
     b = world().sample(300, seed=31, split="test")
     with torch.no_grad():
         r = model.ae.decode(model.ae.encode(b.images))
-    assert float(((r - b.images) ** 2).mean()) < 0.005
-    assert (judges.shape(r) == b.shape[:, 0]).float().mean() >= 0.8
+    assert float(((r - b.images) ** 2).mean()) < 0.002
+    assert (judges.shape(r) == judges.shape(b.images)).float().mean() >= 0.95  # the shape label kept
     lab = judges.labels(r)
     assert (lab[:, 1] == b.colour[:, 0]).float().mean() >= 0.98   # colour survives
     assert (lab[:, 3] == b.position[:, 0]).float().mean() >= 0.98  # and so does the place
 
 
-def test_guidance_helps_and_colour_and_place_beat_shape(model, judges):
+def test_guidance_helps_and_colour_and_place_at_least_match_the_shape(model, judges):
     best = entry("text2image_shapes").metrics["best_guidance_scale"]
     prompts, labels = prompt_set(60, seed=17, split="test")
     acc = {}
     for w in (0.0, best):
         got = judges.labels(generate(model, prompts, w, steps=50, seed=3))
         acc[w] = (got == labels).float().mean(dim=0)  # shape, colour, size, position
-    assert acc[best][0] >= 0.35 and acc[best][1] >= 0.7 and acc[best][3] >= 0.8, acc
-    assert acc[best][1] > acc[0.0][1] + 0.25 and acc[best][3] > acc[0.0][3] + 0.25, acc
-    assert acc[best][1] > acc[best][0] and acc[best][3] > acc[best][0], acc
+    assert acc[best][0] >= 0.8 and acc[best][1] >= 0.9 and acc[best][3] >= 0.9, acc
+    assert acc[best][1] > acc[0.0][1] + 0.5 and acc[best][3] > acc[0.0][3] + 0.5, acc
+    assert acc[best][1] >= acc[best][0] and acc[best][3] >= acc[best][0], acc
