@@ -59,3 +59,16 @@ def test_guidance_helps_and_colour_and_place_at_least_match_the_shape(model, jud
     assert acc[best][0] >= 0.8 and acc[best][1] >= 0.9 and acc[best][3] >= 0.9, acc
     assert acc[best][1] > acc[0.0][1] + 0.5 and acc[best][3] > acc[0.0][3] + 0.5, acc
     assert acc[best][1] >= acc[best][0] and acc[best][3] >= acc[best][0], acc
+
+
+def test_the_targets_hold_when_measured_again(model, judges):
+    """The registry's two targets, measured again the way the builder measured them."""
+    from mmcourse.text2image.recipe import EVAL, autoencoder_quality, guidance_accuracy
+
+    m = entry("text2image_shapes").metrics
+    kept = autoencoder_quality(model.ae, judges)["ae_shape_kept"]           # 2,000 test scenes
+    assert kept >= TARGETS["ae_shape_kept"] and abs(kept - m["ae_shape_kept"]) < 0.005, kept
+    best = m["best_guidance_scale"]
+    row = guidance_accuracy(model, judges, EVAL["n_prompts"], [best], EVAL["steps"], EVAL["seed"])[str(float(best))]
+    assert row["shape_and_colour"] >= TARGETS["best_shape_and_colour"], row
+    assert abs(row["shape_and_colour"] - m["best_shape_and_colour"]) < 0.02, row
