@@ -225,10 +225,10 @@ display(Markdown(markdown_table([f"learned autoencoder ({ae_bench['learned']['st
 # outline (`object_edges`: the object's mask dilated minus eroded). The ring for a few scenes:
 
 # %%
-from mmcourse.text2image.tasks import autoencoder_loss, object_edges
+from mmcourse.text2image.judges import object_masks
+from mmcourse.text2image.tasks import AE_OBJECT_THRESHOLD, autoencoder_loss, object_edges
 
-bg = real.images.flatten(2).median(dim=-1).values[:, :, None, None]
-on_obj = ((real.images - bg).norm(dim=1, keepdim=True) > 0.2).float()
+on_obj = object_masks(real.images, AE_OBJECT_THRESHOLD)[0][:, None].float()  # (B, 1, 32, 32), as the loss sees it
 ring = object_edges(on_obj)
 show_images(torch.cat([real.images[:6], on_obj[:6].expand(-1, 3, -1, -1), ring[:6].expand(-1, 3, -1, -1)]), ncols=6,
             scale=0.9, suptitle="scene; the object's pixels (weight 1 + 20); the ring either side of its outline (+ edge_weight)")

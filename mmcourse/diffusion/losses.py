@@ -1,4 +1,7 @@
-"""The DDPM training objective: predict the noise that was added (Ho et al. 2020, "L_simple"), and Min-SNR weights for it."""
+"""The DDPM training objective: predict the noise that was added (Ho et al. 2020, "L_simple").
+
+With :func:`min_snr_weights` per example, the Min-SNR weighting of the same loss.
+"""
 
 from __future__ import annotations
 

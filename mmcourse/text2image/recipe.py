@@ -2,8 +2,8 @@
 
 Trains both stages on the two threads of the course's 2-core machine (the autoencoder, then the
 text-conditioned denoiser on its latents; two threads train these small models about 1.3x (U-Net)
-to 1.8x (autoencoder) faster than one), checks the targets, registers the weights and stores the loss curves and timings in
-``bench/results/text2image_training.json`` for notebook 08.
+to 1.8x (autoencoder) faster than one), checks the targets, registers the weights and stores the
+loss curves and timings in ``bench/results/text2image_training.json`` for notebook 08.
 """
 
 from __future__ import annotations

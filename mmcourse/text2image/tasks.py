@@ -30,11 +30,13 @@ from ..diffusion.losses import min_snr_weights
 from ..diffusion.samplers import METHODS, sample
 from ..diffusion.schedule import NoiseSchedule
 from ..train import History, fit, seed_everything
+from .judges import object_masks
 
 CHECKPOINT = "text2image_shapes"
 TEXT_TOWER = "clip_shapes_broad"
 RESULTS = Path(__file__).resolve().parents[2] / "bench" / "results"
 ONEDNN_OFF_FOR_SAMPLING = True  # see generate()
+AE_OBJECT_THRESHOLD = 0.2  # autoencoder_loss weights more pixels as the object than the judges count (0.3)
 
 
 def world(image_size: int = 32) -> ShapesWorld:
@@ -111,8 +113,7 @@ def autoencoder_loss(ae: AutoEncoder, images: torch.Tensor, object_weight: float
         spread = z.detach().std(dim=(0, 2, 3), keepdim=True)               # (1, C, 1, 1)
         z = z + latent_noise * spread * torch.randn(z.shape, generator=generator)
     recon = ae.decode_raw(z)
-    background = images.flatten(2).median(dim=-1).values[:, :, None, None]
-    on_object = ((images - background).norm(dim=1, keepdim=True) > 0.2).float()  # (B, 1, S, S)
+    on_object = object_masks(images, threshold=AE_OBJECT_THRESHOLD)[0][:, None].float()  # (B, 1, S, S)
     weight = 1 + object_weight * on_object
     if edge_weight:
         weight = weight + edge_weight * object_edges(on_object)
@@ -183,7 +184,7 @@ def text_eps_loss(model: nn.Module, schedule: NoiseSchedule, x0: torch.Tensor, t
     pred = model(schedule.add_noise(x0, noise, t), t, text)
     if snr_gamma is None:
         return F.mse_loss(pred, noise)
-    per_example = ((pred - noise) ** 2).mean(dim=(1, 2, 3))                # (B,)
+    per_example = ((pred - noise) ** 2).flatten(1).mean(dim=1)             # (B,)
     return (min_snr_weights(schedule, t, snr_gamma) * per_example).mean()
 
 
