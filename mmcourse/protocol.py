@@ -1,0 +1,122 @@
+"""The evaluation protocol: which draws train a model, which choose its recipe, which report it.
+
+A number that was used to choose something (a recipe, a guidance scale, a threshold, a number of
+steps) is optimistic about that choice. So every shipped number follows one rule:
+
+* **train** draws come from ShapesWorld's ``split="train"`` stream (any seed: that stream never
+  meets the evaluation streams);
+* **val** draws (``split="test"`` or ``"heldout"`` at the topic's validation seeds) are the only
+  ones a choice may look at;
+* **test** draws (the topic's test seeds) give the numbers stored in the checkpoint registry,
+  measured once, after every choice is fixed;
+* **check** draws (more seeds, never used by a builder) are fresh data for ``make weights-check``,
+  which re-measures the shipped checkpoints and compares them with the registry.
+
+Each topic has its own seeds, so one topic's draws are never another's. A reported number is an
+:class:`Estimate`: its value, its standard error and the number of independent items behind it,
+printed as ``0.958 ± 0.005 (target ≥ 0.95)``.
+
+Example::
+
+    from mmcourse.protocol import seeds, proportion
+    right = torch.cat([judge(model, world.sample(500, seed=s, split="test")) for s in seeds("blip", "test")])
+    est = proportion(right)            # Estimate(value=0.958, se=0.0045, n=2500)
+    print(est.describe(target=0.95))   # 0.958 ± 0.004 (target ≥ 0.95)
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Iterable
+
+import torch
+
+# Topics that measure shipped numbers, each with a block of 10,000 seeds far from the small seeds
+# (0-10) the notebooks, training runs and earlier evaluations use.
+TOPICS: tuple[str, ...] = ("digits", "diffusion", "vit", "clip", "blip", "sam", "glip", "text2image")
+PARTS: tuple[str, ...] = ("val", "test", "check")
+SEEDS_PER_PART = 5
+_OFFSET = {"val": 100, "test": 200, "check": 300}
+
+
+def seeds(topic: str, part: str, k: int = SEEDS_PER_PART) -> tuple[int, ...]:
+    """The ``k`` seeds of ``topic``'s ``part`` (``"val"``, ``"test"`` or ``"check"``).
+
+    Draw ``n`` scenes at each seed (``world.sample(n, seed=s, split="test")``) and pool the items:
+    several seeds, not one, so that no number rests on one draw. ``k`` may be at most 100 (a part's
+    block); ask for fewer seeds in a quick look, the same first ones come back.
+    """
+    if topic not in TOPICS:
+        raise ValueError(f"topic must be one of {', '.join(TOPICS)}, got {topic!r}")
+    if part not in PARTS:
+        raise ValueError(f"part must be one of {', '.join(PARTS)}, got {part!r}")
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= 100:
+        raise ValueError(f"k must be an int in 1..100, got {k!r}")
+    base = 10_000 * (TOPICS.index(topic) + 1) + _OFFSET[part]
+    return tuple(range(base, base + k))
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A measured value with its standard error and the number of independent items behind it."""
+
+    value: float
+    se: float
+    n: int
+
+    def decimals(self) -> int:
+        """Decimals that show the standard error to one or two significant digits (1 to 4)."""
+        if self.se <= 0 or not math.isfinite(self.se):
+            return 4
+        return min(4, max(1, math.ceil(-math.log10(self.se))))
+
+    def __str__(self) -> str:
+        d = self.decimals()
+        return f"{self.value:.{d}f} ± {self.se:.{d}f}"
+
+    def describe(self, target: float | None = None, higher_is_better: bool = True) -> str:
+        """``0.958 ± 0.005 (target ≥ 0.95)``; without a target, ``0.958 ± 0.005 (n = 2500)``."""
+        if target is None:
+            return f"{self} (n = {self.n})"
+        return f"{self} (target {'≥' if higher_is_better else '≤'} {target:g})"
+
+    def clears(self, target: float, k: float = 2.0, higher_is_better: bool = True) -> bool:
+        """True when the value lies at least ``k`` standard errors on the right side of ``target``."""
+        margin = self.value - target if higher_is_better else target - self.value
+        return margin >= k * self.se
+
+    def agrees_with(self, other: "Estimate", k: float = 3.0) -> bool:
+        """True when the two values differ by at most ``k`` standard errors of their difference."""
+        return abs(self.value - other.value) <= k * math.hypot(self.se, other.se)
+
+    def to_dict(self) -> dict[str, float | int]:
+        return {"value": round(self.value, 4), "se": round(self.se, 4), "n": self.n}
+
+
+def proportion(outcomes: torch.Tensor | Iterable[bool]) -> Estimate:
+    """The share of true outcomes and its binomial standard error sqrt(p (1 - p) / n)."""
+    x = torch.as_tensor(list(outcomes) if not isinstance(outcomes, torch.Tensor) else outcomes).flatten()
+    if x.numel() == 0:
+        raise ValueError("outcomes must hold at least one item")
+    if x.dtype != torch.bool and not bool(((x == 0) | (x == 1)).all()):
+        raise ValueError("outcomes must be booleans (or 0/1 values)")
+    n = x.numel()
+    p = float(x.double().mean())
+    return Estimate(p, math.sqrt(p * (1 - p) / n), n)
+
+
+def mean(values: torch.Tensor | Iterable[float]) -> Estimate:
+    """The mean of per-item values (IoUs, scores) and its standard error std / sqrt(n).
+
+    Items must be independent: for a number that exists only per draw or per training run (an AP
+    over a draw, a run's accuracy), pass one value per seed and this is the mean over seeds."""
+    x = torch.as_tensor(list(values) if not isinstance(values, torch.Tensor) else values, dtype=torch.float64).flatten()
+    if x.numel() == 0:
+        raise ValueError("values must hold at least one item")
+    if not bool(torch.isfinite(x).all()):
+        raise ValueError("values must be finite")
+    n = x.numel()
+    se = float(x.std(unbiased=True)) / math.sqrt(n) if n > 1 else float("inf")
+    return Estimate(float(x.mean()), se, n)
+

@@ -1,0 +1,58 @@
+import math
+
+import pytest
+import torch
+
+from mmcourse.protocol import PARTS, TOPICS, Estimate, mean, proportion, seeds
+
+
+def test_parts_and_topics_never_share_a_seed():
+    every = [s for t in TOPICS for p in PARTS for s in seeds(t, p, 100)]
+    assert len(every) == len(set(every))
+    # far from the small seeds (0-10, 10_001) the notebooks and training runs use
+    assert min(every) > 10_001
+
+
+def test_the_first_seeds_come_back_when_fewer_are_asked_for():
+    assert seeds("sam", "test", 2) == seeds("sam", "test")[:2]
+
+
+@pytest.mark.parametrize("kw,match", [(dict(topic="nope", part="val"), "topic"), (dict(topic="sam", part="train"), "part"),
+                                      (dict(topic="sam", part="val", k=0), "k"), (dict(topic="sam", part="val", k=True), "k")])
+def test_bad_arguments_name_themselves(kw, match):
+    with pytest.raises(ValueError, match=match):
+        seeds(**kw)
+
+
+def test_proportion_is_the_binomial_closed_form():
+    est = proportion(torch.tensor([True] * 90 + [False] * 10))
+    assert est.value == pytest.approx(0.9) and est.n == 100
+    assert est.se == pytest.approx(math.sqrt(0.9 * 0.1 / 100))
+    with pytest.raises(ValueError, match="outcomes"):
+        proportion(torch.tensor([0.5, 1.0]))
+    with pytest.raises(ValueError, match="outcomes"):
+        proportion([])
+
+
+def test_mean_se_is_std_over_sqrt_n():
+    x = torch.tensor([0.1, 0.5, 0.9, 0.7])
+    est = mean(x)
+    assert est.value == pytest.approx(0.55)
+    assert est.se == pytest.approx(float(x.double().std()) / 2)
+    with pytest.raises(ValueError, match="finite"):
+        mean([0.1, float("nan")])
+
+
+def test_describe_rounds_to_the_standard_error_and_names_the_target():
+    assert Estimate(0.9412, 0.0123, 500).describe(target=0.95) == "0.94 ± 0.01 (target ≥ 0.95)"
+    assert Estimate(0.9581, 0.0046, 2500).describe(target=0.95) == "0.958 ± 0.005 (target ≥ 0.95)"
+    assert Estimate(0.123, 0.004, 100).describe(target=0.2, higher_is_better=False) == "0.123 ± 0.004 (target ≤ 0.2)"
+    assert str(Estimate(0.5, 0.0, 3)) == "0.5000 ± 0.0000"
+
+
+def test_clears_needs_k_standard_errors_and_agreement_uses_both_errors():
+    est = Estimate(0.96, 0.004, 2000)
+    assert est.clears(0.95) and not est.clears(0.955)
+    assert not Estimate(0.94, 0.001, 10).clears(0.95)
+    assert Estimate(0.95, 0.004, 1).agrees_with(Estimate(0.966, 0.004, 1))      # 16e-3 <= 3 * 5.66e-3
+    assert not Estimate(0.95, 0.004, 1).agrees_with(Estimate(0.970, 0.004, 1))
