@@ -114,3 +114,19 @@ def test_every_registered_checkpoint_has_a_builder_and_every_builder_a_checkpoin
     from mmcourse.weights.build import all_builders
 
     assert sorted(all_builders()) == weights.available()
+
+
+def test_estimates_are_stored_with_their_standard_error_and_target(tmp_path):
+    from mmcourse.protocol import Estimate
+
+    reg = tmp_path / "r.json"
+    weights.save("tiny", {"w": torch.zeros(1)}, {}, "python make_tiny.py",
+                 {"acc": Estimate(0.9581, 0.0046, 2500), "seconds": 12.0}, registry=reg, targets={"acc": {"min": 0.95}})
+    e = weights.entry("tiny", registry=reg)
+    assert e.metrics == {"acc": 0.9581, "seconds": 12.0} and e.errors == {"acc": {"se": 0.0046, "n": 2500}}
+    assert e.estimate("acc") == Estimate(0.9581, 0.0046, 2500)
+    assert e.describe("acc") == "0.958 ± 0.005 (target ≥ 0.95)"
+    with pytest.raises(KeyError, match="standard error"):
+        e.estimate("seconds")
+    with pytest.raises(ValueError, match="targets"):
+        weights.save("tiny", {"w": torch.zeros(1)}, {}, "x", {"acc": 0.5}, registry=reg, targets={"acc": {"at_least": 1}})

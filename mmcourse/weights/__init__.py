@@ -14,12 +14,15 @@ import fcntl
 import hashlib
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from safetensors.torch import load_file, save_file
+
+if TYPE_CHECKING:
+    from ..protocol import Estimate
 
 WEIGHTS_DIR = Path(__file__).resolve().parent
 REGISTRY = WEIGHTS_DIR / "registry.json"
@@ -40,6 +43,29 @@ class Entry:
     config: dict[str, Any]
     command: str
     metrics: dict[str, float]
+    # For the numbers measured under the evaluation protocol (mmcourse.protocol): their standard
+    # error and item count, {"metric": {"se": 0.004, "n": 2500}}, and the targets the builder
+    # enforces, {"metric": {"min": 0.95}} (or "max" for an upper bound).
+    errors: dict[str, dict[str, float]] = field(default_factory=dict)
+    targets: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    def estimate(self, metric: str) -> Estimate:
+        """The stored value of ``metric`` with its standard error and n (test draws)."""
+        from ..protocol import Estimate
+
+        if metric not in self.metrics:
+            raise KeyError(f"{self.name} has no metric {metric!r}; it has {', '.join(self.metrics)}")
+        if metric not in self.errors:
+            raise KeyError(f"{self.name}'s {metric!r} has no standard error: it was not measured under the protocol")
+        err = self.errors[metric]
+        return Estimate(self.metrics[metric], err["se"], int(err["n"]))
+
+    def describe(self, metric: str) -> str:
+        """``0.958 ± 0.005 (target ≥ 0.95)`` for a stored metric (its target if it has one)."""
+        target = self.targets.get(metric, {})
+        if "max" in target:
+            return self.estimate(metric).describe(target["max"], higher_is_better=False)
+        return self.estimate(metric).describe(target.get("min"))
 
 
 def sha256_of(path: Path) -> str:
@@ -104,10 +130,22 @@ def save(
     state_dict: dict[str, torch.Tensor],
     config: dict[str, Any],
     command: str,
-    metrics: dict[str, float],
+    metrics: dict[str, float | Estimate],
     registry: Path = REGISTRY,
+    targets: dict[str, dict[str, float]] | None = None,
 ) -> Entry:
-    """Write ``<name>.safetensors`` beside the registry and record its hash, config and metrics."""
+    """Write ``<name>.safetensors`` beside the registry and record its hash, config and metrics.
+
+    A metric given as an :class:`~mmcourse.protocol.Estimate` (measured on the protocol's test
+    draws) is stored as its value, with its standard error and n under ``errors``; ``targets``
+    ({"metric": {"min": 0.95}}) records what the builder enforced.
+    """
+    from ..protocol import Estimate
+
+    for metric, bound in (targets or {}).items():
+        if metric not in metrics or set(bound) - {"min", "max"} or len(bound) != 1:
+            raise ValueError(f"targets must map metrics of this checkpoint to {{'min': x}} or {{'max': x}}, "
+                             f"got {metric!r}: {bound!r}")
     path = registry.parent / f"{name}.safetensors"
     tensors = {k: v.detach().cpu().contiguous() for k, v in state_dict.items()}
     save_file(tensors, str(path), metadata=file_metadata(name, command))
@@ -116,8 +154,13 @@ def save(
         "sha256": sha256_of(path),
         "config": config,
         "command": command,
-        "metrics": {k: round(float(v), 4) for k, v in metrics.items()},
+        "metrics": {k: round(float(v.value if isinstance(v, Estimate) else v), 4) for k, v in metrics.items()},
     }
+    errors = {k: {"se": round(v.se, 4), "n": v.n} for k, v in metrics.items() if isinstance(v, Estimate)}
+    if errors:
+        row["errors"] = errors
+    if targets:
+        row["targets"] = targets
     # Builders of different checkpoints may run at once: read, update and replace the registry
     # under a lock, so no builder drops another's row.
     with open(registry.parent / ".registry.lock", "w") as lock:
