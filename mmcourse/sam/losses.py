@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ..boxes import sigmoid_focal_loss
 from .prompts import IMAGE_SIZE
 
 FOCAL_WEIGHT = 20.0   # SAM: focal : dice = 20 : 1
@@ -16,12 +17,9 @@ def upsample(low_res: torch.Tensor) -> torch.Tensor:
 
 
 def focal_loss(logits: torch.Tensor, target: torch.Tensor, alpha: float = 0.25, gamma: float = 2.0) -> torch.Tensor:
-    """Per-mask sigmoid focal loss (RetinaNet's, as SAM uses), mean over pixels: (B, K, H, W) -> (B, K)."""
-    p = logits.sigmoid()
-    ce = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
-    p_t = p * target + (1 - p) * (1 - target)
-    loss = ce * (1 - p_t) ** gamma * (alpha * target + (1 - alpha) * (1 - target))
-    return loss.flatten(2).mean(-1)
+    """Per-mask sigmoid focal loss (RetinaNet's, as SAM uses; :func:`mmcourse.boxes.sigmoid_focal_loss`),
+    mean over pixels: (B, K, H, W) -> (B, K)."""
+    return sigmoid_focal_loss(logits, target, alpha, gamma).flatten(2).mean(-1)
 
 
 def dice_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import torch
 
+from ..boxes import box_iou, nms
 from ..data.shapes import SHAPES
 from .losses import mask_iou, upsample
 from .prompts import mask_box, object_crops, world
@@ -17,28 +18,6 @@ from .train import CLIP_CHECKPOINT
 def stability_score(low_res: torch.Tensor, offset: float = 1.0) -> torch.Tensor:
     """SAM's stability: IoU of the mask thresholded at +offset and at -offset (logits (..., h, w) -> (...))."""
     return mask_iou(low_res > offset, low_res > -offset)
-
-
-def box_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """(n, 4), (m, 4) xyxy -> (n, m) IoU."""
-    lt = torch.maximum(a[:, None, :2], b[None, :, :2])
-    rb = torch.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = (rb - lt).clamp(min=0).prod(-1)
-    area = lambda x: (x[:, 2:] - x[:, :2]).clamp(min=0).prod(-1)  # noqa: E731
-    return inter / (area(a)[:, None] + area(b)[None] - inter).clamp(min=1e-9)
-
-
-def nms(boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: float) -> torch.Tensor:
-    """Greedy non-maximum suppression: indices kept, best score first."""
-    order = scores.argsort(descending=True)
-    iou = box_iou(boxes, boxes)
-    keep, removed = [], torch.zeros(len(boxes), dtype=torch.bool)
-    for i in order.tolist():
-        if removed[i]:
-            continue
-        keep.append(i)
-        removed |= iou[i] > iou_threshold
-    return torch.tensor(keep, dtype=torch.long)
 
 
 @torch.no_grad()
