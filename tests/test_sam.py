@@ -216,3 +216,25 @@ def test_bad_images_and_configs():
         Sam().encode_text(["red circle"])
     with pytest.raises(ValueError, match="hw must be"):
         Block(16, 2, window_size=2)(torch.randn(1, 16, 16))
+
+
+def test_shared_hostile_table(sam):
+    """The course's shared table of hostile values (tests/_hostile.py) through set_image and
+    predict: every value is rejected with a ValueError naming the argument, or gives finite masks."""
+    from _hostile import check_hostile, hostile_tensors
+
+    image = torch.rand(3, 64, 64)
+
+    def run_image(x):
+        sam.set_image(x)
+        return sam.predict(points=[[20, 30]], labels=[1])
+
+    out = check_hostile(run_image, "image", hostile_tensors(image), must_reject=["one NaN", "all NaN", "one inf"])
+    assert out["uint8 0-255"] == "valid" and out["huge"] == "rejected"
+    sam.set_image(image)
+    check_hostile(lambda p: sam.predict(points=p, labels=[1]), "points", hostile_tensors(torch.tensor([[20.0, 30.0]])),
+                  must_reject=["one NaN", "one inf", "all NaN", "huge"])
+    check_hostile(lambda b: sam.predict(box=b), "box", hostile_tensors(torch.tensor([10.0, 12.0, 40.0, 50.0])),
+                  must_reject=["one NaN", "one inf", "all NaN"])
+    check_hostile(lambda m: sam.predict(mask_input=m), "mask_input", hostile_tensors(torch.zeros(1, 32, 32)),
+                  must_reject=["one NaN", "all NaN"])

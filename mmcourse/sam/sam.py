@@ -240,6 +240,8 @@ class Sam(nn.Module):
                     mask_input.numel() != want[0] * want[1]:
                 raise ValueError(f"mask_input must be low-res logits of shape (1, {want[0]}, {want[1]}), got "
                                  f"{tuple(mask_input.shape) if isinstance(mask_input, torch.Tensor) else mask_input!r}")
+            if not mask_input.is_floating_point():
+                raise ValueError(f"mask_input must be float low-res logits, got dtype {mask_input.dtype}")
             mask_input = mask_input.reshape(1, 1, *want).float().to(dev)
             if not bool(torch.isfinite(mask_input).all()):
                 raise ValueError("mask_input must be finite low-res logits, got NaN or inf values")
@@ -278,6 +280,8 @@ def check_image(image) -> torch.Tensor:
 
 def _as_float(x, name: str, device) -> torch.Tensor:
     """A prompt argument as a finite float tensor, or a ValueError naming it."""
+    if isinstance(x, torch.Tensor) and (x.is_complex() or x.dtype == torch.bool):
+        raise ValueError(f"{name} must be real numbers, got dtype {x.dtype}")
     try:
         t = torch.as_tensor(x, dtype=torch.float32, device=device)
     except (TypeError, ValueError, RuntimeError) as e:
