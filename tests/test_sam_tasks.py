@@ -230,8 +230,8 @@ def test_shipped_checkpoint_meets_its_targets_on_the_test_draws(shipped):
         assert m[metric].value >= bound["min"], (metric, str(m[metric]))
     for metric, est in m.items():
         assert est.agrees_with(reg.estimate(metric)), (metric, str(est), reg.describe(metric))
-    # the text prompt beats the trivial "every object" mask by far; held-out shape phrases reported
-    assert m["seen_text_miou"].value > m["seen_every_object_miou"].value + 0.2
+    # the swap from image to text embedding costs nothing: text does as well as the training crops
+    assert m["seen_text_miou"].value >= m["seen_crop_miou"].value - 3 * m["seen_crop_miou"].se
 
 
 def test_text_prompts_are_unit_clip_embeddings(shipped):

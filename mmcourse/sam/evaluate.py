@@ -9,8 +9,8 @@ import torch
 
 from ..data.shapes import COLOUR_NAMES, SHAPES, SIZES, SceneBatch, ShapesWorld
 from .losses import mask_iou, upsample
-from .prompts import (HELDOUT_SHAPE, IMAGE_SIZE, TRAIN_SHAPES, level_masks, mask_box, phrase, random_points,
-                      sample_click, text_targets, world)
+from .prompts import (HELDOUT_SHAPE, IMAGE_SIZE, TRAIN_SHAPES, level_masks, mask_box, object_crops, phrase,
+                      random_points, sample_click, text_targets, world)
 from .sam import Sam
 
 
@@ -56,7 +56,7 @@ def eval_set(n: int = 500, seed: int = 1, target: str = "seen", split: str = "te
     if target == "ambiguous":  # crowded scenes (4 objects): 27% hold such a target, against 15% with 2-4
         w = ShapesWorld(image_size=IMAGE_SIZE, min_objects=4, max_objects=4, shapes=TRAIN_SHAPES)
     g = torch.Generator().manual_seed(seed)
-    batch = w.sample({"seen": n, "heldout": 3 * n, "ambiguous": 5 * n}[target], seed=seed, split=split)
+    batch = w.sample({"seen": n, "heldout": 3 * n, "ambiguous": 8 * n}[target], seed=seed, split=split)
     levels = level_masks(batch, w)                                        # (N, K, 3, H, W)
     if target == "heldout":
         ok = batch.shape == SHAPES.index(HELDOUT_SHAPE)
@@ -118,8 +118,9 @@ def per_scene_ious(sam: Sam, es: EvalSet, text: bool = True) -> dict[str, torch.
     """Per-scene IoUs (n,) of one evaluation set: ``1click`` (best predicted of 3, against the visible
     part), ``oracle3`` (best of 3), ``box`` (the part's tight box, single output) and, with a CLIP
     attached, ``text`` ("the red circle": every object it names), ``text_size`` ("the small red
-    circle") and ``every_object`` (the trivial baseline: one mask of all objects, against the same
-    targets as ``text``)."""
+    circle"), ``crop`` (the training prompt itself: the CLIP image embedding of the target's crop,
+    against every object that looks the same) and ``every_object`` (the trivial baseline: one mask
+    of all objects, against the same targets as ``text``)."""
     n = len(es.images)
     emb = sam.embed(es.images)
     part = es.levels[:, 0]
@@ -137,6 +138,9 @@ def per_scene_ious(sam: Sam, es: EvalSet, text: bool = True) -> dict[str, torch.
             feats = table(b.shape[i, es.k], b.colour[i, es.k], torch.where(ws, b.size[i, es.k], -1))
             masks, _, _ = predict_batch(sam, emb, text=feats, multimask=False)
             out[key] = mask_iou(masks[:, 0], text_targets(b, es.k, ws))
+        crop = sam.encode_image_prompt(object_crops(es.images, b.masks[i, es.k]))
+        masks, _, _ = predict_batch(sam, emb, text=crop, multimask=False)
+        out["crop"] = mask_iou(masks[:, 0], text_targets(b, es.k, torch.ones(n, dtype=torch.bool)))
         out["every_object"] = mask_iou(b.masks.any(1), text_targets(b, es.k, torch.zeros(n, dtype=torch.bool)))
     return out
 
@@ -148,8 +152,8 @@ def evaluate(sam: Sam, part: str = "test", n: int = 200) -> dict:
 
     ``seen_*`` on scenes of the training shapes, ``heldout_*`` on scenes whose target is a cross
     (a shape SAM never saw; CLIP knows its name). Keys: ``{seen,heldout}_{1click,oracle3,box}_miou``
-    and, with CLIP, ``{seen,heldout}_text_miou``, ``seen_text_size_miou`` and the baseline
-    ``{seen,heldout}_every_object_miou``."""
+    and, with CLIP, ``{seen,heldout}_text_miou``, ``seen_text_size_miou``, ``{seen,heldout}_crop_miou``
+    and the baseline ``{seen,heldout}_every_object_miou``."""
     from ..protocol import mean, seeds
 
     out = {}

@@ -42,7 +42,8 @@ class SamConfig:
     decoder_mlp_dim: int = 256
     iou_head_hidden_dim: int = 64
     attention_downsample_rate: int = 2
-    text_dim: int | None = None          # width of the CLIP text features for the text path (None: no text)
+    text_dim: int | None = None          # width of the CLIP embeddings for the text path (None: no text)
+    text_scale: float = 1.0              # multiplies the unit CLIP embedding before text_proj
     pixel_mean: tuple[float, float, float] = PIXEL_MEAN
     pixel_std: tuple[float, float, float] = PIXEL_STD
 
@@ -85,7 +86,7 @@ class Sam(nn.Module):
         enc, C = cfg.encoder, cfg.embed_dim
         self.image_encoder = ImageEncoderViT(enc)
         self.prompt_encoder = PromptEncoder(C, (enc.grid, enc.grid), (enc.img_size, enc.img_size), cfg.mask_in_chans,
-                                            text_dim=cfg.text_dim)
+                                            text_dim=cfg.text_dim, text_scale=cfg.text_scale)
         self.mask_decoder = MaskDecoder(
             transformer_dim=C, num_multimask_outputs=3, iou_head_depth=3, iou_head_hidden_dim=cfg.iou_head_hidden_dim,
             transformer=TwoWayTransformer(cfg.decoder_depth, C, cfg.decoder_heads, cfg.decoder_mlp_dim,
