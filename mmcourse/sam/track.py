@@ -8,9 +8,10 @@ prompt is one the model was trained on. Three rules, compared on the same clips
 - ``"click+mask"``: a positive click at the previous mask's deepest pixel plus the previous low-res
   logits as the mask prompt (a click with a mask is SAM's *refinement* round: the mask is assumed
   right where it is, so the mask stays where the object was);
-- ``"box"``: the previous mask's box moved by the object's expected motion (its centre's velocity
-  over the last two frames) and enlarged by ``margin`` pixels, single output: a noisy box, SAM's
-  trained box prompt. While the object is (almost) hidden the box coasts on at the last velocity;
+- ``"box"``: frame 0's box size, centred where the object is expected (the last centre plus its
+  smoothed velocity) and enlarged by ``margin`` pixels, single output: a noisy box, SAM's trained
+  box prompt; pixels outside the box are dropped. While the mask's area strays from frame 0's (the
+  object partly hidden, or merged with a neighbour) the box coasts on at the last velocity;
 - ``"oracle click"`` and ``"oracle box"``: a click at the interior of the true object, or its true
   box, in every frame (no propagation at all): ceilings that separate segmentation errors from
   propagation errors.
@@ -89,10 +90,13 @@ def _centre(box: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def track(sam: Sam, clip: SceneBatch, k: int = 0, rule: str = "box", margin: float = 2.0,
-          tolerance: float = 0.3, dense: bool = False) -> dict:
+def track(sam: Sam, clip: SceneBatch, k: int = 0, rule: str = "box", margin: float = 1.0,
+          tolerance: float = 0.5, dense: bool = False) -> dict:
     """Track object k through ``clip`` with one of :data:`RULES` (see the module docstring). Frame 0
-    is the object's true box as the prompt (the same for every rule). Returns the IoU per frame with the
+    is the object's true box as the prompt (the same for every rule). The box rule's ``margin``
+    (pixels added on each side) and ``tolerance`` (how far the mask's area may stray from frame 0's
+    before the box coasts) default to the values chosen on validation clips (bench/sam.py);
+    ``dense`` adds the previous low-res logits as the mask prompt. Returns the IoU per frame with the
     object's visible mask (an empty prediction of a fully hidden object counts 1), their mean
     ``miou`` and the predicted masks (T, H, W)."""
     if rule not in RULES:
