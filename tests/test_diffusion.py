@@ -585,3 +585,38 @@ def test_ddim_sampling_loop_against_diffusers_for_both_spacings(spacing):
         assert skips == [(513, 485)]
         print(f"trailing, T = {T}, N = {N}: largest difference {gap:.2e}")
         assert 1e-5 < gap < 1e-2, gap  # one step of 37 lands one timestep off
+
+
+@pytest.mark.parametrize("dim", [1, 2])
+def test_eps_loss_floor_matches_the_closed_form_for_gaussian_data(dim):
+    """For x0 ~ N(0, s^2 I), E[eps | x_t] = sqrt(1 - a) x_t / (a s^2 + 1 - a), and the residual
+    variance per coordinate is a s^2 / (a s^2 + 1 - a): the floor is its mean over t. A large
+    sample of the Gaussian stands in for the distribution."""
+    from mmcourse.diffusion import eps_loss_floor
+
+    schedule, std = NoiseSchedule.make(100, "squaredcos_cap_v2"), 0.5
+    g = _gen(11)
+    data = torch.randn(10_000, dim, generator=g) * std
+    est = eps_loss_floor(data, schedule, n=4000, generator=g)
+    a = schedule.alphas_cumprod.double()
+    exact = (a * std**2 / (a * std**2 + 1 - a)).mean().item()
+    assert abs(est.value - exact) < 3 * est.se + 0.005, (est, exact)
+    assert est.n == 4000 and 0 < est.se < 0.01
+
+
+def test_eps_loss_floor_is_what_the_exact_posterior_mean_scores_and_rejects_bad_input():
+    """Two data points far apart: the posterior names the right one, so the floor is the loss
+    of the exact denoiser, far below 1 (predicting zero) yet above 0 (at high noise the two
+    points are confused)."""
+    from mmcourse.diffusion import eps_loss_floor
+
+    schedule = NoiseSchedule.make(50, "linear")
+    data = torch.tensor([[-3.0, 0.0], [3.0, 0.0]])
+    est = eps_loss_floor(data, schedule, n=4000, generator=_gen(12))
+    assert 0.0 < est.value < 0.5
+    # one point: no uncertainty about x0, so E[eps | x_t] = eps exactly and the floor is 0
+    assert eps_loss_floor(data[:1], schedule, n=100, generator=_gen(13)).value < 1e-12
+    with pytest.raises(ValueError, match="data"):
+        eps_loss_floor(torch.zeros(5), schedule)
+    with pytest.raises(ValueError, match="n must"):
+        eps_loss_floor(data, schedule, n=1)
