@@ -266,10 +266,10 @@ axes[0].set_yticks([])
 for i in range(H):
     axes[i + 1].imshow(weights[0, i], cmap="magma", vmin=0)
     axes[i + 1].set_title(f"layer 1, head {i + 1}", fontsize=8)
-    axes[i + 1].set_xlabel("key token", fontsize=7)
-    axes[i + 1].set_xticks([0, 4, 8, 12, 16], ["CLS", "4", "8", "12", "16"], fontsize=6)
-    axes[i + 1].set_yticks([0, 8, 16], ["CLS", "8", "16"], fontsize=6)
-axes[1].set_ylabel("query token", fontsize=7)
+    axes[i + 1].set_xlabel("key token", fontsize=8)
+    axes[i + 1].set_xticks([0, 4, 8, 12, 16], ["CLS", "4", "8", "12", "16"], fontsize=8)
+    axes[i + 1].set_yticks([0, 8, 16], ["CLS", "8", "16"], fontsize=8)
+axes[1].set_ylabel("query token", fontsize=8)
 fig.tight_layout()
 plt.show()
 
@@ -369,8 +369,8 @@ for r in ablations["rows"]:
 # does not fit this notebook's time, so the live run is a quarter of it: 300 steps of 64 scenes
 # drawn from 8,000. The full run's stored result is printed after the training cell; set
 # `FULL_RUN = True` in the next cell to train it yourself (four times as long). The checks
-# follow the two recipes: the full one must reach 97%, the short live one 80% (it lands at
-# 85–87% over the seeds we tried), enough to show that the model learns the task.
+# follow the two recipes: the full one must reach 97%, the short live one 80%, enough to show
+# that the model learns the task.
 #
 # One preprocessing step: ShapesWorld paints each scene on a random dark or light background.
 # `subtract_background` subtracts each image's background colour (its median pixel) and doubles
@@ -636,7 +636,7 @@ for ax, task in zip(axes, ("shapes", "digits")):
     ax.set_xlabel("training examples")
     ax.set_ylabel("test accuracy")
     ax.set_title(task, fontsize=9)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=8)
 fig.tight_layout()
 plt.show()
 

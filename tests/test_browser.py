@@ -27,6 +27,11 @@ How it works:
   its .py) must be drawn as an SVG with no error text, and every image output (matplotlib) must
   be shown as a decoded image (``assert_diagrams_render``).
 
+- As a learner first meets them: ``test_make_lab_shows_saved_widget_pictures_before_anything_runs``
+  starts `make lab`'s own script on a copy of the course and opens 00-04 without running them:
+  the saved widget pictures show (the notebooks are trusted) and JupyterLab asks nothing about
+  Jupyter news.
+
 The fixtures and helpers live in ``tests/_browser.py`` (registered by ``tests/conftest.py``, one
 Lab and one Chromium per session; Lab serves every ``notebooks/NN_*.ipynb``). To add a notebook:
 write ``tests/test_browser_<topic>.py`` with ``pytestmark = pytest.mark.browser`` and a test that
