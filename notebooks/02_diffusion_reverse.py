@@ -352,25 +352,17 @@ print(f"start gap W1(x_T, N(0, 1)), T=100:  {gap_100:.3f} (target > 0.1: the gap
 # T = 1000 makes the chain correct: the sampler now starts from the distribution the model was
 # trained to denoise. The samples, though, are not measurably better in this 1-D toy: across seeds
 # both T end at W1 ≈ 0.04–0.07. The learned reverse steps at high noise pull every start point
-# towards the data's mean, so a start that is off by 0.3 is forgotten after a few dozen steps;
-# what limits W1 now is the small network, 160 training steps, and the sharp edges of the uniform
-# distribution, which diffusion rounds off (see the tails of the histograms). The T fix matters
-# for data whose mean is far from zero, and for images, where ᾱ_T = 0.36 would leave 60 % of the
-# picture's amplitude in the "noise" (pick "linear, T = 100 (the notes' schedule)" in notebook
-# 01's explorer and move t to 100: the histogram stays narrower than N(0, 1)).
+# towards the data's mean, so a start off by 0.3 is forgotten after a few dozen steps; what limits
+# W1 now is the small network, 160 training steps, and the sharp edges of the uniform
+# distribution, which diffusion rounds off. The T fix matters for data whose mean is far from
+# zero, and for images, where ᾱ_T = 0.36 would leave 60 % of the picture's amplitude in the
+# "noise".
 #
-# The three fixes, with the medians over three seeds stored with the course (this run's own
-# numbers are printed above):
-#
-# | fix (one at a time) | before | after |
-# |---|---|---|
-# | 1. read the epoch mean or a held-out loss, not the last batch of 8 | printed numbers can rise while the model improves | epoch means fall steadily |
-# | 2. feed t / T instead of the raw step | sample W1 0.25 (per seed 0.16 to 0.62) | 0.049 |
-# | 3. T = 1000 instead of 100 (with t / T) | start gap W1(x_T, N(0, 1)) 0.32, sample W1 0.049 | start gap 0.012, sample W1 0.057 (no real change) |
-#
-# The data-vs-data floor of those stored runs (2,000 samples each) is W1 = 0.006, so even the
-# fixed model is far from perfect; longer training and a network that sees t through an
-# embedding (next section) do better.
+# The three fixes, each measured over three seeds, are in the stored table at the end of the
+# notebook: reading the epoch mean instead of the last batch of 8; t / T instead of the raw step
+# (median W1 0.25 → 0.049); T = 1000 (the start gap closes, the samples do not change). Even
+# the fixed model stays far from the data-vs-data floor (0.006); longer training and a network
+# that sees t through an embedding (next section) do better.
 #
 # ## 3. Two moons, trained live
 #
@@ -378,11 +370,8 @@ print(f"start gap W1(x_T, N(0, 1)), T=100:  {gap_100:.3f} (target > 0.1: the gap
 # `TimeMLP`, a residual MLP that sees t through a sinusoidal embedding (正弦时间嵌入, like the
 # positions of a Transformer) added in every layer; a cosine schedule with T = 100; 700 steps
 # of `fit` with batches of 512 at learning rate 8·10⁻³; an exponential moving average (EMA) of the
-# weights, which is what we sample from. (`train_2d`'s default is 1,500 steps at 3·10⁻³. Over
-# three seeds the short run with the larger rate ends at about the same SWD ratio, but about a
-# quarter farther from the data (mean distance to the data 0.019 against 0.015; real points
-# score 0.012); the same 700 steps at 3·10⁻³ end clearly worse: see the stored
-# comparison `diffusion_2d_steps` printed at the end of the notebook.)
+# weights, which is what we sample from. (`train_2d`'s default is 1,500 steps at 3·10⁻³; the
+# table at the end of the notebook compares the recipes over three seeds.)
 #
 # **Predict, then run:** the loss curve starts near 1 (predicting ε = 0 scores the variance of
 # ε). Where will it level off: near 0, or well above?
