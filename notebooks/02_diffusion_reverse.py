@@ -703,8 +703,8 @@ assert my_ratio <= 2
 #   network is trained to predict the added noise, a plain regression (the variational bound
 #   with its per-t weights dropped). Its loss cannot reach 0: on the moons it levels off at the
 #   irreducible E‖ε − E[ε | x_t]‖². Its variance is fixed, not learned: β̃_t or β_t, which differ
-#   only over the last steps; on the moons β̃ left the samples a little closer to the data and
-#   the SWD could not tell the two apart.
+#   only over the last steps. Neither is clearly better on the moons: β̃ left the samples a
+#   little closer to the data, β gave a slightly lower SWD (section 3).
 # - Indices: x₀ is the data, the chain runs t = 1 … T, and the code's index is t − 1.
 # - The notes' example trains but samples badly; scaling t to t/T is the fix that matters, the
 #   printed loss should be an average over many examples, and T = 1000 makes the chain start
