@@ -264,3 +264,15 @@ def test_vit_and_clip_widget_pictures_are_sharp_and_legible():
     # shown at the figure's 72-dpi width: the picture is exactly twice as wide in pixels
     png = vw.patch_view(vw.SCENE, 8).png
     assert abs(png_size(png)[0] - WIDGET_PIXEL_RATIO * int(widget_width(vw.PATCH_FIGSIZE[0])[:-2])) <= WIDGET_PIXEL_RATIO
+
+
+def test_committed_notebooks_stay_under_3_mb():
+    """Figures at twice the pixel density cost bytes: each executed notebook stays under 3 MB."""
+    from pathlib import Path
+
+    from mmcourse.tools.execute import MAX_BYTES
+
+    notebooks = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    assert notebooks
+    sizes = {p.name: p.stat().st_size for p in notebooks}
+    assert all(size < MAX_BYTES for size in sizes.values()), sizes
