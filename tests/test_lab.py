@@ -88,3 +88,18 @@ def test_make_lab_trusts_every_course_notebook_and_turns_off_the_news_prompt(tmp
                          / "notification.json").read_text())["properties"]
     assert {"const": "false", "title": "Never"} in schema["fetchNews"]["oneOf"]
     assert schema["checkForUpdates"]["type"] == "boolean"
+
+
+def test_make_lab_starts_even_when_it_cannot_trust_or_write_settings(tmp_path, monkeypatch, capsys):
+    """A read-only shared environment must not stop `make lab`: each step says what it skipped."""
+    prepare = _prepare_lab()
+
+    def refuse(*_a, **_k):
+        raise PermissionError("read-only")
+
+    monkeypatch.setattr(prepare, "trust_notebooks", refuse)
+    monkeypatch.setattr(prepare, "install_lab_overrides", refuse)
+    prepare.main([str(tmp_path)])
+    out = capsys.readouterr().out
+    assert "could not trust the notebooks (read-only)" in out
+    assert "could not write the Lab settings (read-only)" in out
