@@ -77,7 +77,6 @@ from mmcourse.weights import entry
 
 setup_matplotlib()
 # %matplotlib inline
-# %config InlineBackend.figure_format = "retina"
 # The models here are small: one thread is as fast as two, and on a shared 2-core machine two
 # threads that wait for each other can be many times slower.
 torch.set_num_threads(1)
