@@ -13,7 +13,6 @@ from mmcourse.sam.prompts import (HELDOUT_SHAPE, TRAIN_SHAPES, click_from_error,
                                   object_crops, phrase, random_points, text_targets, world)
 from mmcourse.sam.route import stability_score
 from mmcourse.sam.track import RULES, clip_set, inside_box, interior_point, moving_clip
-from mmcourse.sam.train import Recipe
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
