@@ -159,6 +159,7 @@ def shipped():
     return load_sam()
 
 
+@pytest.mark.slow  # a long re-measurement (about 10 s alone)
 def test_shipped_checkpoint_meets_its_targets(shipped):
     from mmcourse.sam.tasks import evaluate
 
