@@ -21,7 +21,7 @@ export PYTHON VENV
 help:
 	@echo "make lab         set up if needed, then open JupyterLab on notebooks/"
 	@echo "make test        set up if needed, then run every check (unit, sync, notebooks, student, browser)"
-	@echo "make test-fast   unit tests only"
+	@echo "make test-fast   unit tests without the slow re-measurements (about a minute)"
 	@echo "make sync        pair notebooks/NN_topic.py with NN_topic.ipynb (jupytext)"
 	@echo "make execute     re-run every notebook and store its outputs in the .ipynb"
 	@echo "make student     write student notebooks (solutions stripped) to build/student/"
