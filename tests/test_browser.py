@@ -57,6 +57,7 @@ from _browser import (  # noqa: F401  (fixtures come from tests/conftest.py)
     WIDGET_TIMEOUT_MS,
     _DIAGRAMS_JS,
     _FIND_PANEL_JS,
+    _WIDGET_OUTPUTS_JS,
     _error_outputs,
     _wait_kernel_idle,
     assert_no_widget_errors,
@@ -329,19 +330,34 @@ def test_make_lab_shows_saved_widget_pictures_before_anything_runs(page, tmp_pat
             def log_tail(self, n: int = 40) -> str:
                 return "\n".join((tmp_path / "lab.log").read_text(errors="replace").splitlines()[-n:])
 
-        seen = {}
+        def open_and_look(name: str) -> dict:
+            page.goto(f"{url}/lab/tree/{name}?token={token}", wait_until="domcontentloaded")
+            page.locator(".jp-NotebookPanel .jp-Cell").first.wait_for(state="attached", timeout=60_000)
+            classes = SAVED_PICTURES.get(name, SAVED_PICTURES[WELCOME])
+            deadline = time.monotonic() + 30
+            while True:
+                v = _saved_views(page, name, classes)
+                if v and name != control:
+                    v["widgets"] = page.evaluate(_WIDGET_OUTPUTS_JS, name)  # every widget output settled
+                done = v and (v["reprs"] if name == control else all(v["pictures"].values())
+                              and v["widgets"]["shown"] + v["widgets"]["failed"] == v["widgets"]["views"])
+                if done or time.monotonic() > deadline:
+                    return v
+                time.sleep(0.25)
+
+        seen, retried = {}, []
         with screenshot_on_failure(page, _Lab()):
             for name in [*SAVED_PICTURES, control]:
-                page.goto(f"{url}/lab/tree/{name}?token={token}", wait_until="domcontentloaded")
-                page.locator(".jp-NotebookPanel .jp-Cell").first.wait_for(state="attached", timeout=60_000)
-                classes = SAVED_PICTURES.get(name, SAVED_PICTURES[WELCOME])
-                deadline = time.monotonic() + 30
-                while True:
-                    v = _saved_views(page, name, classes)
-                    done = v and (v["reprs"] if name == control else all(v["pictures"].values()))
-                    if done or time.monotonic() > deadline:
-                        break
-                    time.sleep(0.25)
+                v = open_and_look(name)
+                # jupyterlab_widgets 3.0 loads the notebook's saved models and, when the kernel
+                # connects, the kernel's (none); if the kernel's load ends first it declares the
+                # widgets restored, and a view that asks for a model still being loaded shows
+                # "Error displaying widget: model not found" for good (seen once in three runs
+                # at load 13 on 2 CPUs, in 03_vit with its 49 saved models). Reopening shows the
+                # pictures; a second failure fails the test.
+                if name != control and page.get_by_text("Error displaying widget: model not found").count():
+                    retried.append(name)
+                    v = open_and_look(name)
                 seen[name] = v
                 if name == control:
                     assert v["reprs"] and not v["trusted"], f"the unsigned copy should show reprs: {v}"
@@ -351,4 +367,6 @@ def test_make_lab_shows_saved_widget_pictures_before_anything_runs(page, tmp_pat
                 assert not v["reprs"], f"{name}: widgets shown as text: {v['reprs']}"
                 assert_no_widget_errors(page)
             expect(page.get_by_text("notified about official Jupyter news")).to_have_count(0)
+            if retried:
+                print(f"reopened after the widget manager's restore race: {retried}")
             print(f"saved views: {seen}")
