@@ -335,6 +335,10 @@ def build(out: Path, notebooks: Path, log=print) -> dict:
             readme = REPO / "README.md"
         chapters = stage(lang, folder, src, readme)
         dest = (out / root).resolve()
+        # Sphinx writes into a folder of its own (MyST-NB puts a jupyter_execute/ beside its output
+        # folder), copied into place after.
+        html = BUILD / "site-html" / lang / "html"
+        shutil.rmtree(html, ignore_errors=True)
         env = dict(
             os.environ,
             MMCOURSE_SITE_LANGUAGE=lang,
@@ -343,13 +347,14 @@ def build(out: Path, notebooks: Path, log=print) -> dict:
         )
         cmd = [
             sys.executable, "-m", "sphinx", "-b", "html", "-q", "-c", str(SITE),
-            "-d", str(BUILD / "site-doctrees" / lang), str(src), str(dest),
+            "-d", str(BUILD / "site-doctrees" / lang), str(src), str(html),
         ]  # fmt: skip
         log(f"site: building the {lang} edition ({len(chapters)} chapters) into {dest.relative_to(REPO) if dest.is_relative_to(REPO) else dest}")
         warnings = BUILD / f"site-warnings-{lang}.log"
         r = subprocess.run([*cmd, "-w", str(warnings)], env=env, cwd=REPO)
         if r.returncode != 0:
             sys.exit(f"site: sphinx-build failed for {lang} (see above, and {warnings})")
+        shutil.copytree(html, dest, dirs_exist_ok=True)
         # Published beside the pages: the notebooks and the student versions.
         for sub in ("notebooks", "student"):
             if (src / "_files" / sub).exists():

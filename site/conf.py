@@ -100,6 +100,17 @@ if _repo_url:  # set by the publishing workflow: a link to the repository in the
 _here = dict(EDITIONS).get(language, ".")
 
 
+if language.startswith("zh"):
+    # Sphinx 9.0-9.2's Chinese search pairs English stemming code with `window.Stemmer =
+    # ChineseStemmer`, a name that code never defines ("ChineseStemmer is not defined", no
+    # results); naming the language English there makes it point at EnglishStemmer, the stemmer
+    # the Chinese indexer itself uses for Latin words.
+    from sphinx.search.zh import SearchChinese
+
+    if SearchChinese.js_stemmer_rawcode == "english-stemmer.js":
+        SearchChinese.language_name = "English"
+
+
 def _add_mermaid_bundle(app, pagename, templatename, context, doctree):
     from sphinxcontrib.mermaid import mermaid
 
@@ -113,8 +124,8 @@ def _language_switch(app, pagename, templatename, context, doctree):
     links = []
     for lang, root in EDITIONS:
         rel = os.path.relpath(root, _here).replace(os.sep, "/")
-        page = context["pathto"](pagename)  # this page, relative to itself
-        links.append((EDITION_NAMES.get(lang, lang), f"{rel}/{page}", lang == language))
+        up = "../" * pagename.count("/")  # from this page to its edition's root
+        links.append((EDITION_NAMES.get(lang, lang), f"{up}{rel}/{pagename}.html", lang == language))
     context["mmcourse_switch"] = links
 
 

@@ -5,7 +5,7 @@ local HTTP server, and every page is opened with every request that does not go 
 aborted (and counted as a failure: the site must carry all its scripts, styles and fonts). On
 every page: no console errors, no failed or missing asset, every internal link and anchor
 resolves, every image drawn, every Mermaid block drawn as an SVG without error text, every
-equation typeset by MathJax, and every widget view of a notebook drawn from its saved state with
+equation typeset by MathJax, Chinese text drawn with the site's own font, and every widget view of a notebook drawn from its saved state with
 the pictures it was saved with. Full-text search finds a chapter. Screenshots of one chapter per
 notebook group are kept as build/site-<stem>.png.
 
@@ -233,6 +233,17 @@ _PAGE_STATE_JS = """
 }
 """
 
+# Chinese text on the page is drawn with the site's own font (Noto Sans SC from the build), not
+# left to the reader's system fonts: returns how many of its font files were loaded for it.
+_CJK_FONT_JS = """
+async () => {
+  const m = (document.querySelector('article') || document.body).textContent.match(/[\u4e00-\u9fff]+/);
+  if (!m) return null;
+  const faces = await document.fonts.load('16px "Noto Sans SC"', m[0]);
+  return faces.filter(f => f.status === 'loaded').length;
+}
+"""
+
 
 def _settle(page, expect: dict, timeout_s: float = 60) -> dict:
     """Scroll through the page (Mermaid draws a block when it becomes visible) until everything
@@ -300,6 +311,8 @@ def test_site_page_renders_offline(offline_page, server, path):
     page.goto(urljoin(server, path), wait_until="load")
     s = _settle(page, expect)
     print(f"{path}: {s}")
+    cjk_faces = page.evaluate(_CJK_FONT_JS)
+    assert cjk_faces is None or cjk_faces > 0, f"{path}: Chinese text but Noto Sans SC not loaded"
     assert not page.blocked, f"{path} reached for the network: {page.blocked[:10]}"
     assert not page.failed, f"{path}: failed or missing assets: {page.failed[:10]}"
     assert not page.errors, f"{path}: console errors: {page.errors[:10]}"
@@ -328,3 +341,70 @@ def test_site_search_finds_a_chapter(offline_page, server, built):
     results.first.wait_for(timeout=PAGE_TIMEOUT_MS)
     assert results.count() >= 1
     assert not page.blocked and not page.failed and not page.errors, (page.blocked, page.failed, page.errors)
+
+
+# --------------------------------------------------------------------------------------------
+# A second edition (the Chinese one of issue 30 will be notebooks/zh_CN/NN_topic.ipynb): built
+# here from a scratch copy of two notebooks, to check the language switch and the edition's pages.
+
+
+@pytest.fixture(scope="module")
+def two_editions(tmp_path_factory, built):
+    import shutil
+
+    root = tmp_path_factory.mktemp("site-editions")
+    nbs = root / "notebooks"
+    (nbs / "zh_CN").mkdir(parents=True)
+    stems = sorted(p.stem for p in NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb"))[:2]
+    for stem in stems:
+        for suffix in (".ipynb", ".py"):
+            if (NOTEBOOK_DIR / f"{stem}{suffix}").exists():
+                shutil.copyfile(NOTEBOOK_DIR / f"{stem}{suffix}", nbs / f"{stem}{suffix}")
+        nb = json.loads((NOTEBOOK_DIR / f"{stem}.ipynb").read_text(encoding="utf-8"))
+        nb["cells"][0]["source"] = "# 第一章 · 测试页\n\n这是第二语言版本的测试页。\n"
+        (nbs / "zh_CN" / f"{stem}.ipynb").write_text(json.dumps(nb), encoding="utf-8")
+    out = root / "site"
+    r = subprocess.run(
+        [sys.executable, str(REPO / "site" / "build.py"), "--out", str(out), "--notebooks", str(nbs)],
+        cwd=REPO, capture_output=True, text=True,
+    )  # fmt: skip
+    assert r.returncode == 0, f"{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
+    return out, stems
+
+
+def test_site_second_edition_has_a_language_switch(browser, two_editions):
+    out, stems = two_editions
+    zh = out / "zh_CN" / f"{stems[0]}.html"
+    assert zh.exists() and (out / f"{stems[0]}.html").exists()
+    assert 'lang="zh-CN"' in zh.read_text(encoding="utf-8")
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(out)))
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{httpd.server_address[1]}/"
+    context = browser.new_context()
+    blocked, errors = [], []
+    context.route("**/*", lambda r: r.continue_() if r.request.url.startswith(base) else (blocked.append(r.request.url), r.abort()))
+    page = context.new_page()
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("console", lambda m: m.type == "error" and errors.append(m.text))
+    try:
+        page.goto(urljoin(base, f"{stems[0]}.html"), wait_until="load")
+        page.locator(".mmcourse-language-switch a", has_text="简体中文").click()
+        page.wait_for_url(f"**/zh_CN/{stems[0]}.html")
+        assert "测试页" in page.locator("article h1").first.inner_text()
+        assert "自己运行本章" in page.locator(".mmcourse-run-box").inner_text()
+        page.locator(".mmcourse-language-switch a", has_text="English").click()
+        page.wait_for_url(f"**/{stems[0]}.html")
+        assert "/zh_CN/" not in page.url
+        page.goto(urljoin(base, "zh_CN/search.html?q=diffusion"), wait_until="load")
+        page.locator("#search-results li").first.wait_for()
+        assert not blocked and not errors, (blocked, errors)
+    finally:
+        context.close()
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def test_site_is_published_by_a_workflow_and_the_readme_says_how():
+    workflow = (REPO / ".github" / "workflows" / "pages.yml").read_text()
+    assert "make site" in workflow and "build/site" in workflow
+    assert "make site" in (REPO / "README.md").read_text()
