@@ -28,20 +28,13 @@ from typing import Any
 
 import torch
 
+from ..vit.convert import hf_config_value as _get
 from ..vit.convert import load_checked
 from ..vit.model import ViTConfig
 from .model import CLIP, CLIPConfig
 from .text_encoder import TextConfig
 
 HEAD_DIM = 64  # every released CLIP uses 64 channels per head; the fallback when no config is given
-
-
-def _get(config: Any, key: str, default: Any) -> Any:
-    if config is None:
-        return default
-    if isinstance(config, dict):
-        return config.get(key, default)
-    return getattr(config, key, default)
 
 
 def config_from_hf_state_dict(sd: dict[str, torch.Tensor], config: Any = None) -> CLIPConfig:

@@ -106,8 +106,8 @@ def short_name(classname: str) -> str:
     return classname
 
 
-def recall_at_k(similarity: torch.Tensor, relevant: torch.Tensor, k: int = 1) -> float:
-    """Fraction of queries with at least one relevant item among their top-k.
+def recall_hits(similarity: torch.Tensor, relevant: torch.Tensor, k: int = 1) -> torch.Tensor:
+    """(Q,) bool: whether each query has at least one relevant item among its top-k.
 
     Args:
         similarity: (Q, N) query-by-item scores.
@@ -120,7 +120,12 @@ def recall_at_k(similarity: torch.Tensor, relevant: torch.Tensor, k: int = 1) ->
     if not isinstance(k, int) or not 1 <= k <= similarity.shape[1]:
         raise ValueError(f"k must be an int in 1..{similarity.shape[1]}, got {k!r}")
     top = similarity.topk(k, dim=1).indices                                  # (Q, k)
-    return float(relevant.gather(1, top).any(dim=1).float().mean())
+    return relevant.gather(1, top).any(dim=1)
+
+
+def recall_at_k(similarity: torch.Tensor, relevant: torch.Tensor, k: int = 1) -> float:
+    """Fraction of queries with at least one relevant item among their top-k (see :func:`recall_hits`)."""
+    return float(recall_hits(similarity, relevant, k).float().mean())
 
 
 # ---------------------------------------------------------------------------------------------
