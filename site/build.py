@@ -197,14 +197,17 @@ def _words(lang: str) -> dict[str, str]:
     return WORDS.get(lang, WORDS["en"])
 
 
-def run_box(stem: str, lang: str) -> str:
+def run_box(stem: str, lang: str, student: bool = True) -> str:
     w = _words(lang)
+    student_link = (
+        f' or <a class="mmcourse-student" href="student/{stem}.ipynb" download>student/{stem}.ipynb</a>\n({w["student"]})'
+        if student else ""
+    )  # fmt: skip
     return f"""```{{admonition}} {w['run_title']}
 :class: tip mmcourse-run-box
 
 {w['run_text']} <a class="mmcourse-source" href="notebooks/{stem}.ipynb" download>{stem}.ipynb</a>
-({w['source']}) or <a class="mmcourse-student" href="student/{stem}.ipynb" download>student/{stem}.ipynb</a>
-({w['student']}), {w['commands']}
+({w['source']}){student_link}, {w['commands']}
 
 - `make lab`: {w['lab']}
 - `make test`: {w['test']}
@@ -212,9 +215,9 @@ def run_box(stem: str, lang: str) -> str:
 """
 
 
-def _insert_run_box(nb: dict, stem: str, lang: str) -> dict:
+def _insert_run_box(nb: dict, stem: str, lang: str, student: bool) -> dict:
     nb = copy.deepcopy(nb)
-    cell = {"cell_type": "markdown", "id": "mmcourse-run-box", "metadata": {}, "source": run_box(stem, lang)}
+    cell = {"cell_type": "markdown", "id": "mmcourse-run-box", "metadata": {}, "source": run_box(stem, lang, student)}
     first = nb["cells"][0] if nb["cells"] else None
     at = 1 if first and first["cell_type"] == "markdown" and "".join(first["source"]).lstrip().startswith("# ") else 0
     nb["cells"].insert(at, cell)
@@ -249,15 +252,15 @@ def stage(lang: str, notebooks: Path, src: Path, readme: Path) -> list[str]:
     chapters = sorted(p.stem for p in notebooks.glob("[0-9][0-9]_*.ipynb"))
     if not chapters:
         sys.exit(f"site: no notebooks/NN_*.ipynb in {notebooks}")
+    # Student versions: made by the course's own tool from the jupytext sources (NN_topic.py) where
+    # the edition has them, offered per chapter and as one zip.
+    student = src / "_files" / "student"
+    sources = [notebooks / f"{s}.py" for s in chapters if (notebooks / f"{s}.py").exists()]
     for stem in chapters:
         raw = (notebooks / f"{stem}.ipynb").read_text(encoding="utf-8")
         shutil.copyfile(notebooks / f"{stem}.ipynb", src / "_files" / "notebooks" / f"{stem}.ipynb")
-        (src / f"{stem}.ipynb").write_text(json.dumps(_insert_run_box(json.loads(raw), stem, lang)), encoding="utf-8")
-
-    # Student versions: from the jupytext sources when they exist (the course's own tool), as one
-    # folder and one zip.
-    student = src / "_files" / "student"
-    sources = [notebooks / f"{s}.py" for s in chapters if (notebooks / f"{s}.py").exists()]
+        nb = _insert_run_box(json.loads(raw), stem, lang, student=(notebooks / f"{stem}.py").exists())
+        (src / f"{stem}.ipynb").write_text(json.dumps(nb), encoding="utf-8")
     if sources:
         subprocess.run(
             [sys.executable, "-m", "mmcourse.tools.student", *map(str, sources), "--out", str(student)],
@@ -275,6 +278,8 @@ def stage(lang: str, notebooks: Path, src: Path, readme: Path) -> list[str]:
         (src / "glossary.md").write_text("\n\n".join(glossary) + "\n", encoding="utf-8")
 
     parts = readme_parts(readme)
+    if not parts["table"]:  # an edition's README without the syllabus table: the English one's
+        parts["table"] = readme_parts(REPO / "README.md")["table"]
     groups: list[tuple[str, list[str]]] = []
     placed = set()
     for name, numbers in GROUPS:
