@@ -34,8 +34,19 @@ from _browser import BUILD, NOTEBOOK_DIR, REPO, _missing
 pytestmark = pytest.mark.browser
 
 SITE = BUILD / "site"
-sys.path.insert(0, str(REPO / "site"))
-import build as site_build  # noqa: E402  (site/build.py)
+
+
+def _load_site_build():
+    """site/build.py as a module (by path: the name `build` belongs to a PyPI package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("mmcourse_site_build", REPO / "site" / "build.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+site_build = _load_site_build()
 
 MERMAID_FENCE = re.compile(r"^[ \t]*```[ \t]*mermaid[ \t]*$", re.M)
 PAGE_TIMEOUT_MS = 60_000
