@@ -367,7 +367,8 @@ def build(out: Path, notebooks: Path, log=print) -> dict:
         report["editions"].append({"language": lang, "chapters": chapters, "root": root})
     size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
     report.update(seconds=round(time.perf_counter() - t0, 1), bytes=size)
-    log(f"site: built {out} in {report['seconds']} s, {size / 1e6:.1f} MB; open {out / 'index.html'}")
+    log(f"site: built {out} in {report['seconds']} s, {size / 1e6:.1f} MB; "
+        f"to read it: python3 -m http.server -d {out} and open http://localhost:8000")
     return report
 
 
