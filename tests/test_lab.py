@@ -6,11 +6,14 @@ import os
 import sys
 from pathlib import Path
 
+import pytest
+
 from _lab import LAB_SCRIPT, free_port, jupyter_dirs, serving
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow  # starts JupyterLab
 def test_make_lab_serves_and_prints_its_url_with_token(tmp_path):
     port = free_port()
     env = dict(os.environ, VENV=sys.prefix, **jupyter_dirs(tmp_path))

@@ -216,7 +216,7 @@ def shipped():
     return load_sam()
 
 
-@pytest.mark.slow
+@pytest.mark.slow  # a long re-measurement (1,000 scenes, twice)
 def test_shipped_checkpoint_meets_its_targets_on_the_test_draws(shipped):
     """The builder's own evaluator on the protocol's test draws: every target met, and every
     number within 3 standard errors of the registry (the same draws: equal up to float noise)."""

@@ -78,6 +78,14 @@ def test_checkpoint_without_evaluator_is_not_checked_and_does_not_fail():
     assert r.status == "not checked" and not r.failed and "no evaluator" in r.note
 
 
+def test_a_broken_evaluator_fails_its_checkpoint_without_stopping_the_others():
+    def broken(part):
+        raise AttributeError("no such attribute")
+
+    r = check.check_one("vit_digits", broken, {})
+    assert r.failed and "AttributeError" in r.note and "could not be measured" in check.format_result(r)
+
+
 def test_a_metric_without_standard_error_fails(tmp_path, monkeypatch, one_thread):
     reg = temp_registry(tmp_path, ["vit_digits"])
     rows = json.loads(reg.read_text())

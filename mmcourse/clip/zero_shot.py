@@ -72,6 +72,9 @@ def zero_shot_classifier(model, classnames: Sequence[str], templates: Sequence[s
 @torch.no_grad()
 def encode_images(model, images: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
     """(N, E) unit-length image features, encoded ``batch_size`` images at a time."""
+    if not isinstance(images, torch.Tensor) or images.ndim != 4 or len(images) == 0:
+        raise ValueError(f"images must be a non-empty batch (N, 3, H, W), got "
+                         f"{tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__}")
     model.eval()
     return torch.cat([model.encode_image(images[i : i + batch_size], normalize=True)
                       for i in range(0, len(images), batch_size)])

@@ -34,7 +34,7 @@ def config_from_state_dict(
     """Infer a :class:`ViTConfig` from a state dict with timm (= our) names."""
     for key in ("patch_embed.proj.weight", "pos_embed", "cls_token"):
         if key not in sd:
-            raise KeyError(f"state dict has no {key!r}: not a timm-style ViT (first keys: {list(sd)[:5]})")
+            raise ValueError(f"state dict has no {key!r}: not a timm-style ViT (first keys: {list(sd)[:5]})")
     D, C, P, _ = sd["patch_embed.proj.weight"].shape
     n_patches = sd["pos_embed"].shape[1] - 1
     side = math.isqrt(n_patches)
@@ -148,9 +148,15 @@ def hf_config_value(config: Any, key: str, default: Any) -> Any:
         return default
     if isinstance(config, dict):
         return config.get(key, default)
-    if not hasattr(config, "to_dict") and not hasattr(config, "__dict__"):
-        raise ValueError(f"config must be a transformers config or its dict, got {type(config).__name__}")
     return getattr(config, key, default)
+
+
+def check_hf_config(config: Any, kind: str) -> None:
+    """Raise ValueError unless ``config`` is None, a transformers ``kind`` config or its dict."""
+    if config is None or isinstance(config, dict) or hasattr(config, "to_dict"):
+        return
+    raise ValueError(f"config must be a transformers {kind} (or its to_dict(), a config.json), "
+                     f"got {type(config).__name__}: {config!r:.60}")
 
 
 def from_hf_vit(state_dict: dict[str, torch.Tensor], config: Any = None) -> VisionTransformer:
@@ -166,9 +172,9 @@ def from_hf_vit(state_dict: dict[str, torch.Tensor], config: Any = None) -> Visi
             ``layer_norm_eps`` (default 1e-12, transformers' own, where timm uses 1e-6: on tiny
             random models that alone changes logits by ~1e-4, so pass the config).
     """
-    if isinstance(config, (int, float)):
-        raise ValueError(f"config must be a transformers ViTConfig or its dict (num_attention_heads, "
-                         f"layer_norm_eps), got the number {config!r}")
+    check_hf_config(config, "ViTConfig")
+    if not isinstance(state_dict, dict):
+        raise ValueError(f"state_dict must be a dict of tensors (a model's state_dict()), got {type(state_dict).__name__}")
     timm_sd = hf_vit_to_timm(state_dict)
     cfg = config_from_state_dict(timm_sd, num_heads=hf_config_value(config, "num_attention_heads", None),
                                  norm_eps=hf_config_value(config, "layer_norm_eps", 1e-12))

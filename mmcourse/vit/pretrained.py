@@ -53,6 +53,10 @@ def load_pretrained(path: str | Path) -> VisionTransformer:
 
     from safetensors.torch import load_file
 
+    if not isinstance(path, (str, Path)):
+        raise ValueError(f"path must be a file path (str or Path), got {type(path).__name__}")
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"path {str(path)!r} is not a file: expected a timm or transformers ViT .safetensors")
     sd = load_file(str(path))
     if "patch_embed.proj.weight" in sd:
         return from_timm(sd)

@@ -37,6 +37,10 @@ class CheckpointError(RuntimeError):
     """A checkpoint is unknown, missing or does not match its registered hash."""
 
 
+class UnknownCheckpointError(CheckpointError, ValueError):
+    """A checkpoint name the registry does not list (a bad ``name`` argument: also a ValueError)."""
+
+
 @dataclass(frozen=True)
 class Entry:
     """One registry row."""
@@ -104,9 +108,11 @@ def available(registry: Path | None = None) -> list[str]:
 def entry(name: str, registry: Path | None = None) -> Entry:
     """The registry row for ``name``; raises :class:`CheckpointError` listing the known names."""
     rows = read_registry(registry)
+    known = ", ".join(sorted(rows)) or "(none registered yet)"
+    if not isinstance(name, str):
+        raise UnknownCheckpointError(f"name must be a checkpoint name (a string), got {name!r}; known checkpoints: {known}")
     if name not in rows:
-        known = ", ".join(sorted(rows)) or "(none registered yet)"
-        raise CheckpointError(f"unknown checkpoint name {name!r}; known checkpoints: {known}")
+        raise UnknownCheckpointError(f"unknown checkpoint name {name!r}; known checkpoints: {known}")
     return rows[name]
 
 
@@ -179,7 +185,7 @@ def record(name: str, metrics: dict[str, float | Estimate], targets: dict[str, d
 
     def update(rows: dict) -> None:
         if name not in rows:
-            raise CheckpointError(f"unknown checkpoint name {name!r}; known checkpoints: {', '.join(sorted(rows))}")
+            raise UnknownCheckpointError(f"unknown checkpoint name {name!r}; known checkpoints: {', '.join(sorted(rows))}")
         row = rows[name]
         row["metrics"] = {**row.get("metrics", {}), **new["metrics"]}
         errors = {k: v for k, v in row.get("errors", {}).items() if k not in metrics}
