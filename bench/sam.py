@@ -119,12 +119,15 @@ def ambiguity(multi, single, n: int = 80) -> dict:
     rows = {}
     for j, level in enumerate(LEVELS):
         t = es.levels[:, j]
+        pick, single = mask_iou(chosen, t), mask_iou(s_masks[:, 0], t)
         rows[level] = {"best_of_3": mean(mask_iou(m_masks, t[:, None]).amax(1)).to_dict(),
-                       "highest_predicted": mean(mask_iou(chosen, t)).to_dict(),
-                       "single_output": mean(mask_iou(s_masks[:, 0], t)).to_dict(),
+                       "highest_predicted": mean(pick).to_dict(),
+                       "single_output": mean(single).to_dict(),
+                       "pick_minus_single": mean(pick - single).to_dict(),   # paired: same clicks
                        "per_output": mask_iou(m_masks, t[:, None]).mean(0).tolist()}
     out = {"n": N, "levels": rows,
-           "chosen_output_share": torch.bincount(m_iou.argmax(1), minlength=3).div(N).tolist()}
+           "chosen_output_share": torch.bincount(m_iou.argmax(1), minlength=3).div(N).tolist(),
+           "mean_predicted_iou": m_iou.mean(0).tolist()}
     print("ambiguity:", json.dumps(out, indent=1))
     return out
 
