@@ -6,9 +6,16 @@
 - :mod:`.targets`: spans -> tokens, centre sampling, token targets, box encoding.
 - :mod:`.losses`: sigmoid focal loss, GIoU, centerness; ``grounding_loss``.
 - :mod:`.nms`: ``nms`` and class-aware ``batched_nms``.
+- :mod:`.text`: the two text sides: token features (GLIP's kind), or CLIP's pooled embedding of
+  each phrase encoded on its own (OWL-ViT's kind; ``PhraseEncoder``, ``prompt_units``).
 - :mod:`.model`: ``GLIPConfig`` and ``GLIP``.
-- :mod:`.prompts`, :mod:`.predict`: prompts to phrases, ``grounding_predict``.
-- :mod:`.tasks`: ShapesWorld training data, training and the measurements.
+- :mod:`.prompts`, :mod:`.predict`: prompts to phrases, ``grounding_predict`` (input checks).
+- :mod:`.data`: ShapesWorld scenes, prompt kinds and grounding batches; attribute scenes.
+- :mod:`.train`: the losses of a batch and the training run.
+- :mod:`.evaluate`: AP with shape names and attribute prompts, caption grounding, the
+  precision-recall curve, the protocol's ``measure``.
+- :mod:`.checkpoints`: the shipped recipe, ``BUILDERS``, ``EVALUATORS``, ``TARGETS``, ``load_glip``.
+- :mod:`.tasks`: a thin entry point re-exporting what notebooks import.
 """
 
 from .fusion import BiMultiHeadAttention, FusionLayer
