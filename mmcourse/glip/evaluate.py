@@ -11,7 +11,8 @@ import numpy as np
 import torch
 
 from ..data.shapes import COLOUR_NAMES, SHAPES, SceneBatch
-from ..evaluate import box_iou, detection_ap
+from ..boxes import box_iou
+from ..evaluate import detection_ap
 from ..protocol import SEEDS_PER_PART, Estimate, mean, proportion, seeds
 from .data import NAMES_PROMPT, attribute_scenes, glip_world
 from .model import GLIP

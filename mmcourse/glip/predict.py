@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 
 from .model import GLIP
-from .nms import batched_nms
+from ..boxes import batched_nms
 from .prompts import parse_prompt
 from .targets import positive_map
 from .text import prompt_units
