@@ -538,11 +538,9 @@ print(f"(clip_shapes_broad, zero-shot accuracy on held-out pairs: {entry('clip_s
 # NBVAL_CHECK_OUTPUT
 table = [("shape-name prompt: AP50", "names_AP50"), ("attribute prompts, seen pairs: AP50", "attributes_seen_AP50"),
          ("attribute prompts, held-out pairs: AP50", "attributes_heldout_AP50"), ("caption grounding accuracy", "caption_accuracy")]
-import json
-from pathlib import Path
+from mmcourse.glip.evaluate import stored_result
 
-results = Path("../bench/results")
-projected = json.loads((results / "glip_alignment.json").read_text())["metrics"]
+projected = stored_result("alignment")["metrics"]
 fmt = lambda d: f"{d['value']:.3f} ± {d['se']:.3f}"
 display(Markdown(
     "| test draws | random token tower | CLIP phrases, projected and fused first (GLIP's way) | CLIP phrases as they are (shipped) |\n"
@@ -606,7 +604,7 @@ print(f"seen pairs asked as 'there is a red circle': AP50 {caption_form['AP50']:
 
 # %%
 # NBVAL_CHECK_OUTPUT
-arms = json.loads((results / "glip_ablation.json").read_text())["arms"]
+arms = stored_result("ablation")["arms"]
 keys = [("names_AP50", "shape names AP50"), ("attributes_seen_AP50", "seen pairs AP50"),
         ("attributes_heldout_AP50", "held-out pairs AP50"), ("caption_accuracy", "caption grounding")]
 display(Markdown("| trained on | " + " | ".join(k[1] for k in keys) + " |\n|---|" + "---:|" * len(keys) + "\n" + "\n".join(

@@ -411,3 +411,15 @@ def test_soft_token_loss_is_cross_entropy_over_the_prompt_tokens():
     want = -(0.5 * logp[0] + 0.5 * logp[1])
     torch.testing.assert_close(soft_token_loss(logits, target, mask, positive), want)
     assert soft_token_loss(logits, target, mask, torch.zeros(1, 2, dtype=torch.bool)) == 0
+
+
+def test_stored_results_the_notebook_reads_exist_and_name_their_metrics():
+    from mmcourse.glip.evaluate import stored_result
+
+    arms = stored_result("ablation")["arms"]
+    assert set(arms) == {"names", "names+captions"}
+    for r in [*arms.values(), stored_result("alignment")]:
+        assert {"names_AP50", "attributes_seen_AP50", "attributes_heldout_AP50", "caption_accuracy"} <= set(r["metrics"])
+        assert all(m["n"] == 5 or k == "caption_accuracy" for k, m in r["metrics"].items())
+    with pytest.raises(FileNotFoundError, match="no stored result 'nothing'"):
+        stored_result("nothing")

@@ -7,6 +7,9 @@ one draw of scenes at each, every number an :class:`~mmcourse.protocol.Estimate`
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import torch
 
@@ -152,6 +155,17 @@ def positives_per_object(stride: int, n: int = 500, seed: int = 0) -> dict:
     counts = torch.stack([(assigned == k).sum(1) for k in range(scenes.valid.shape[1])], dim=1)[scenes.valid]
     return {"stride": stride, "mean": float(counts.float().mean()), "min": int(counts.min()),
             "share_without": float((counts == 0).float().mean()), "share_le2": float((counts <= 2).float().mean())}
+
+
+RESULTS = Path(__file__).resolve().parents[2] / "bench" / "results"
+
+
+def stored_result(name: str) -> dict:
+    """A stored GLIP measurement, ``bench/results/glip_<name>.json`` (written by ``python -m bench glip``)."""
+    path = RESULTS / f"glip_{name}.json"
+    if not path.exists():
+        raise FileNotFoundError(f"no stored result {name!r}: {path} is missing (run python -m bench glip)")
+    return json.loads(path.read_text())
 
 
 SCENES_PER_SEED = 100  # 5 seeds: 500 scenes per measurement
