@@ -61,7 +61,6 @@ from mmcourse.viz import plot_history, setup_matplotlib, show_source
 
 setup_matplotlib()
 # %matplotlib inline
-# %config InlineBackend.figure_format = "retina"
 # The models here are small: one thread is as fast as two, and on a shared 2-core machine two
 # threads that wait for each other can be many times slower.
 torch.set_num_threads(1)
