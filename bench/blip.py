@@ -4,7 +4,7 @@
     models of one recipe (fewer steps than the checkpoint, plain 1-3 object batches, equal loss
     weights), differing only in how ITM's negatives are drawn; both measured on one-word-changed
     captions (single and 2-3 objects).
-(b) ``capfilt``: :func:`mmcourse.blip.tasks.capfilt_experiment` on single-object scenes: 40% of the
+(b) ``capfilt``: :func:`mmcourse.blip.bootstrap.capfilt_experiment` on single-object scenes: 40% of the
     captions corrupted, a 5% clean subset, captioner and filter fine-tuned, the bootstrapped set,
     noisy / bootstrapped / clean pretraining compared.
 
@@ -38,7 +38,8 @@ def _load() -> list[str]:
 
 
 def run_negatives() -> dict:
-    from mmcourse.blip.tasks import matching_accuracy, train_blip
+    from mmcourse.blip.evaluate import matching_accuracy
+    from mmcourse.blip.train import train_blip
 
     out = {"recipe": NEGATIVES_RECIPE}
     for negatives in ("random", "hard"):
@@ -55,7 +56,7 @@ def run_negatives() -> dict:
 
 
 def run_capfilt() -> dict:
-    from mmcourse.blip.tasks import capfilt_experiment
+    from mmcourse.blip.bootstrap import capfilt_experiment
 
     out = capfilt_experiment(**CAPFILT_RECIPE)
     out["threads"], out["load"] = torch.get_num_threads(), _load()
@@ -78,7 +79,7 @@ RECIPE_VARIANTS = {
 
 def run_recipe() -> dict:
     from mmcourse.blip.checkpoints import RECIPE, checkpoint_metrics
-    from mmcourse.blip.tasks import train_blip
+    from mmcourse.blip.train import train_blip
 
     out = {"base": RECIPE, "variants": {}}
     for name, change in RECIPE_VARIANTS.items():

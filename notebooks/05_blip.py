@@ -92,7 +92,8 @@ torch.set_num_threads(1)
 # %%
 # NBVAL_CHECK_OUTPUT
 from mmcourse.blip import BLIP, BlipTokenizer
-from mmcourse.blip.tasks import CONTEXT_LENGTH, sample_scenes, shapes_blip_config
+from mmcourse.blip.captions import CONTEXT_LENGTH, sample_scenes
+from mmcourse.blip.train import shapes_blip_config
 
 tok = BlipTokenizer(context_length=CONTEXT_LENGTH)
 print(tok, "| special ids:", tok.token_ids())
@@ -176,7 +177,7 @@ plt.show()
 # false ones.)
 
 # %%
-from mmcourse.blip.tasks import content_ids
+from mmcourse.blip.captions import content_ids
 
 show_source(BLIP.forward)
 torch.manual_seed(0)
@@ -224,7 +225,7 @@ print(f"with sharing {counts['shared']:,} parameters, without {counts['unshared'
 # in 40 steps?
 
 # %%
-from mmcourse.blip.tasks import train_blip
+from mmcourse.blip.train import train_blip
 
 live, live_curves = train_blip(steps=40, batch_size=32, seed=0, desc="live BLIP run")
 
@@ -397,7 +398,7 @@ show_source(nucleus_sample)
 
 # %%
 # NBVAL_CHECK_OUTPUT
-from mmcourse.blip.tasks import caption_accuracy
+from mmcourse.blip.evaluate import caption_accuracy
 
 rows = []
 for method, n1, n3 in (("greedy", 500, 200), ("beam", 50, 50), ("nucleus", 50, 50)):  # beam search is the slow one
@@ -463,7 +464,8 @@ matching_explorer(model)
 
 # %%
 # NBVAL_CHECK_OUTPUT
-from mmcourse.blip.tasks import ATTRIBUTES, matching_accuracy
+from mmcourse.blip.captions import ATTRIBUTES
+from mmcourse.blip.evaluate import matching_accuracy
 
 m1 = matching_accuracy(model, 500, min_objects=1, max_objects=1)
 m3 = matching_accuracy(model, 300, min_objects=2, max_objects=3)
@@ -520,7 +522,7 @@ expect("ITM minus ITC, 2–3 objects", m3["itm"] - m3["itc"], "> 0", fmt=".3f")
 
 # %%
 # NBVAL_CHECK_OUTPUT
-from mmcourse.blip.tasks import retrieval_r1
+from mmcourse.blip.evaluate import retrieval_r1
 
 recall = retrieval_r1(model)
 expect("image→text recall@1 on notebook 04's 1,000 test captions, attribute level", recall["i2t_attribute_r1"],
@@ -734,7 +736,8 @@ display(Markdown(markdown_table(["keep if p(match) ≥", "precision", "recall", 
 # %%
 from mmcourse.blip import caption as write_captions
 from mmcourse.blip import filter as itm_filter
-from mmcourse.blip.tasks import content_key, corrupt_captions, filter_quality, parse_caption
+from mmcourse.blip.bootstrap import corrupt_captions, filter_quality
+from mmcourse.blip.captions import content_key, parse_caption
 
 multi_scenes = sample_scenes(300, seed=21, split="test", min_objects=2, max_objects=3)
 noisy_multi, corrupted_multi = corrupt_captions(list(multi_scenes.captions), 0.4, seed=0)
