@@ -177,17 +177,17 @@ def test_matching_counts_explain_the_difference_of_the_shares():
     assert m["itm"] - m["itc"] == pytest.approx((m["itm_only"] - m["itc_only"]) / m["comparisons"], abs=1e-6)
 
 
-def test_clustered_share_is_the_binomial_error_for_one_outcome_per_scene_and_wider_for_alike_ones():
-    from mmcourse.blip.evaluate import clustered_share
+def test_clustered_mean_is_the_binomial_error_for_one_outcome_per_scene_and_wider_for_alike_ones():
+    from mmcourse.blip.evaluate import clustered_mean
     from mmcourse.protocol import proportion
 
     won = torch.rand(400, generator=torch.Generator().manual_seed(0)) < 0.8
-    one = clustered_share(won, torch.arange(400))
+    one = clustered_mean(won, torch.arange(400))
     ref = proportion(won)
     assert one.value == pytest.approx(ref.value) and one.n == 400
     assert one.se == pytest.approx(ref.se * (399 / 400) ** 0.5 * (400 / 399) ** 0.5, rel=1e-6)
     # four identical outcomes per scene: the same share, twice the standard error, a quarter of the items
-    four = clustered_share(won.repeat_interleave(4), torch.arange(400).repeat_interleave(4))
+    four = clustered_mean(won.repeat_interleave(4), torch.arange(400).repeat_interleave(4))
     assert four.value == pytest.approx(ref.value) and four.n == 400
     assert four.se == pytest.approx(ref.se, rel=1e-6)
     assert proportion(won.repeat_interleave(4)).se == pytest.approx(ref.se / 2, rel=1e-6)

@@ -48,8 +48,8 @@ def missed_targets(metrics: dict, targets: dict[str, dict[str, float]] | None = 
         higher = "min" in bound
         if not est.clears(bound["min" if higher else "max"], k=k, higher_is_better=higher):
             missed[metric] = est.describe(bound["min" if higher else "max"], higher_is_better=higher)
-    if metrics["itm_one_word_multi"].value <= metrics["itc_one_word_multi"].value:
-        missed["itm_one_word_multi"] = f"ITM {metrics['itm_one_word_multi']} not above ITC {metrics['itc_one_word_multi']}"
+    if metrics["itm_minus_itc_one_word_multi"].value <= 0:
+        missed["itm_minus_itc_one_word_multi"] = f"ITM not above ITC: {metrics['itm_minus_itc_one_word_multi']}"
     return missed
 
 

@@ -212,11 +212,12 @@ PROTOCOL_DRAWS = {"caption_single": 400, "caption_multi": 300, "heldout": 200, "
 RERANK_K = 8
 
 
-def clustered_share(won: torch.Tensor, cluster: torch.Tensor) -> Estimate:
-    """The share of true outcomes, with a standard error that treats each ``cluster`` (a scene
-    with several comparisons) as one independent item: sqrt(sum_c (w_c - p m_c)^2) / sum_c m_c,
-    where scene c has m_c outcomes of which w_c are true. n is the number of clusters."""
-    won = won.double().flatten()
+def clustered_mean(values: torch.Tensor, cluster: torch.Tensor) -> Estimate:
+    """The mean of per-comparison values (1/0 for a share of wins, or ITM's win minus ITC's), with a
+    standard error that treats each ``cluster`` (a scene with several comparisons) as one
+    independent item: sqrt(sum_c (w_c - p m_c)^2) / sum_c m_c, where scene c has m_c comparisons
+    whose values sum to w_c. n is the number of clusters."""
+    won = values.double().flatten()
     _, c = torch.unique(cluster.flatten(), return_inverse=True)
     m = torch.zeros(int(c.max()) + 1, dtype=torch.float64).index_add_(0, c, torch.ones_like(won))
     w = torch.zeros_like(m).index_add_(0, c, won)
@@ -230,7 +231,8 @@ def protocol_metrics(model: BLIP, part: str, k_seeds: int | None = None) -> dict
     ``part``: "val" (choices), "test" (the registry) or "check" (``make weights-check``); see
     :mod:`mmcourse.protocol`. Each seed draws :data:`PROTOCOL_DRAWS` scenes of each kind.
     Captions are greedy; one-word-change matching uses :func:`one_word_comparisons`, its
-    standard error clustered by scene (:func:`clustered_share`). ``heldout``: single-object
+    standard error clustered by scene (:func:`clustered_mean`); ``itm_minus_itc_one_word_*`` is
+    the paired difference (comparisons ITM alone wins minus those ITC alone wins, per comparison). ``heldout``: single-object
     scenes whose colour-shape pair no training caption names (ShapesWorld's "heldout" split).
     """
     seeds = protocol_seeds("blip", part, *(() if k_seeds is None else (k_seeds,)))
@@ -275,7 +277,11 @@ def protocol_metrics(model: BLIP, part: str, k_seeds: int | None = None) -> dict
         won = torch.cat(values)
         label = key.rsplit("_", 1)[-1]
         if key.startswith(("itm_one_word_", "itc_one_word_")):
-            out[key] = clustered_share(won, torch.cat(acc[f"_scene_{label}"]))
+            scene = torch.cat(acc[f"_scene_{label}"])
+            out[key] = clustered_mean(won, scene)
+            if key.startswith("itm_"):
+                diff = won.double() - torch.cat(acc[f"itc_one_word_{label}"]).double()
+                out[f"itm_minus_itc_one_word_{label}"] = clustered_mean(diff, scene)
         else:
             out[key] = proportion(won)
     return out
