@@ -226,42 +226,38 @@ def test_rerank_with_k_1_is_itc_and_checks_k():
             rerank_retrieval(model, n=40, seed=1, k=k)
 
 
-HOSTILE_IMAGES = {
-    "NaN": lambda x: x.masked_fill(torch.zeros_like(x, dtype=torch.bool).index_fill_(0, torch.tensor([0]), True), float("nan")),
-    "inf": lambda x: x * float("inf"),
-    "uint8": lambda x: (x * 255).to(torch.uint8),
-    "rank 3": lambda x: x[0],
-    "empty": lambda x: x[:0],
-    "wrong size": lambda x: x[..., :16, :16],
-    "list": lambda x: x.tolist(),
-}
+def test_caption_entry_points_refuse_hostile_images_by_name():
+    from _hostile import check_hostile, hostile_tensors
 
-
-@pytest.mark.parametrize("kind", list(HOSTILE_IMAGES))
-def test_caption_entry_points_refuse_bad_images_by_name(kind):
     from mmcourse.blip import caption, filter, generate
     from mmcourse.blip.evaluate import generate_captions
 
     torch.manual_seed(0)
     model = BLIP(shapes_blip_config()).eval()
-    bad = HOSTILE_IMAGES[kind](sample_scenes(2, seed=0).images)
-    for call in (lambda: generate(model, bad), lambda: caption(model, bad), lambda: generate_captions(model, bad),
-                 lambda: filter(model, bad, ["a small red circle on the left"] * 2)):
-        with pytest.raises(ValueError, match="images"):
-            call()
+    good = sample_scenes(2, seed=0).images
+    must = ("one NaN", "one inf", "all NaN", "uint8 0-255", "int64", "bool", "empty (first axis 0)", "None", "a nested list")
+    for fn in (lambda x: generate(model, x, max_length=4), lambda x: caption(model, x, max_length=4),
+               lambda x: generate_captions(model, x, max_length=4),
+               lambda x: filter(model, x, ["a small red circle on the left"] * 2)):
+        check_hostile(fn, "images", hostile_tensors(good), must_reject=must)
 
 
-@pytest.mark.parametrize("option, value", [("max_length", 0), ("max_length", 10_000), ("max_length", 3.5),
-                                           ("num_beams", 0), ("num_beams", True), ("top_p", 0.0), ("top_p", float("nan")),
-                                           ("temperature", 0.0), ("temperature", float("inf")), ("method", "sample"),
-                                           ("generator", 3)])
-def test_generate_refuses_bad_options_by_name(option, value):
+def test_generate_refuses_hostile_options_by_name():
+    from _hostile import check_hostile, hostile_ints, hostile_numbers
+
     from mmcourse.blip import generate
 
     torch.manual_seed(0)
     model = BLIP(shapes_blip_config()).eval()
-    with pytest.raises(ValueError, match=option):
-        generate(model, sample_scenes(2, seed=0).images, **{option: value})
+    images = sample_scenes(2, seed=0).images
+    for option, values in (("max_length", hostile_ints(4)), ("num_beams", hostile_ints(2)),
+                           ("top_p", hostile_numbers(0.9)), ("temperature", hostile_numbers(1.0))):
+        check_hostile(lambda v: generate(model, images, max_length=4, **{option: v}) if option != "max_length"
+                      else generate(model, images, max_length=v), option, values,
+                      must_reject=("NaN", "a string", "a bool"))
+    for option, value in (("method", "sample"), ("generator", 3)):
+        with pytest.raises(ValueError, match=option):
+            generate(model, images, **{option: value})
 
 
 def test_generate_captions_refuses_bad_counts():

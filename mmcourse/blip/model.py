@@ -112,11 +112,16 @@ class BLIP(nn.Module):
     def encode_image(self, images: torch.Tensor) -> torch.Tensor:
         """(B, 3, S, S) -> the ViT's normalised tokens (B, T, Dv), class token first."""
         self.check_images(images)
-        return self.visual.forward_features(images)
+        tokens = self.visual.forward_features(images.to(self.visual.pos_embed.dtype))  # float16/64 -> the weights' dtype
+        if not bool(torch.isfinite(tokens).all()):
+            raise ValueError(f"images: the image encoder overflowed on values up to {float(images.abs().max()):.3g} "
+                             "(ShapesWorld's images lie in [0, 1]; normalised photos within a few units of 0)")
+        return tokens
 
     def check_images(self, images: torch.Tensor, argument: str = "images") -> None:
         """Raise a ValueError naming ``argument`` unless ``images`` is a float tensor (B >= 1, 3, S, S)
-        of finite values (ShapesWorld's images lie in [0, 1]; a uint8 image is refused, not rescaled)."""
+        of finite values (ShapesWorld's images lie in [0, 1]; a uint8 image is refused, not rescaled;
+        any float dtype is accepted and cast to the weights' dtype)."""
         v = self.cfg.vision
         want = f"(B, {v.in_chans}, {v.img_size}, {v.img_size})"
         if not isinstance(images, torch.Tensor):
