@@ -12,7 +12,13 @@
     on one draw of 500 test scenes (seed 1), as the checkpoint was before the evaluation protocol
     (:mod:`mmcourse.protocol`); the shipped checkpoint's own numbers are in the registry.
 
-Results: bench/results/blip_negatives.json, blip_capfilt.json and blip_recipe.json (shown by notebook 05).
+(d) ``breadth``: the shipped recipe with the image encoder started from notebook 04's broad CLIP
+    (``clip_shapes_broad``) against the shipped checkpoint (``clip_shapes_named``), both measured
+    by :func:`mmcourse.blip.evaluate.protocol_metrics` on the test draws: seen targets, held-out
+    colour-shape pairs (captions, ITM). One 2,000-step run, about 8 min of CPU time, plus 2 min.
+
+Results: bench/results/blip_negatives.json, blip_capfilt.json, blip_recipe.json and
+blip_breadth.json (shown by notebook 05).
 """
 
 from __future__ import annotations
@@ -112,7 +118,31 @@ def run_recipe() -> dict:
     return out
 
 
-PARTS = {"negatives": run_negatives, "capfilt": run_capfilt, "recipe": run_recipe}
+BREADTH_METRICS = ("caption_single_all_right", "itm_one_word_single", "i2t_attribute_r1", "itm_one_word_multi",
+                   "caption_heldout_all_right", "itm_one_word_heldout", "itc_one_word_heldout", "zero_shot")
+
+
+def run_breadth(broad_model=None) -> dict:
+    """``broad_model``: an already trained broad-encoder model of the same recipe (training is
+    deterministic on one thread, so it equals the one this function would train)."""
+    from mmcourse.blip.checkpoints import RECIPE, load_blip
+    from mmcourse.blip.evaluate import protocol_metrics
+    from mmcourse.blip.train import train_blip
+
+    out = {"recipe": RECIPE, "part": "test", "vit_init": {}}
+    if broad_model is None:
+        t0 = time.process_time()
+        broad_model, _ = train_blip(desc="image encoder from clip_shapes_broad", **dict(RECIPE, vit_init="clip_shapes_broad"))
+        out["broad_train_cpu_seconds"] = round(time.process_time() - t0, 1)
+    for name, model in (("clip_shapes_named", load_blip()), ("clip_shapes_broad", broad_model)):
+        metrics = protocol_metrics(model, "test")
+        out["vit_init"][name] = {k: metrics[k].to_dict() for k in BREADTH_METRICS}
+        print(name, {k: str(metrics[k]) for k in BREADTH_METRICS}, flush=True)
+    (RESULTS / "blip_breadth.json").write_text(json.dumps(out, indent=1) + "\n")
+    return out
+
+
+PARTS = {"negatives": run_negatives, "capfilt": run_capfilt, "recipe": run_recipe, "breadth": run_breadth}
 
 
 def run(parts: list[str] | None = None) -> None:

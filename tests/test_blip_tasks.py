@@ -208,6 +208,8 @@ def test_label_smoothing_floor_and_the_shape_word_loss():
     # no model can go below it: an untrained model is far above
     assert parts["floor"] > parts["floor_smoothing"] and parts["lm"] > parts["floor"]
     assert parts["shape_ce"] > 0 and 0 <= parts["shape_wrong"] <= 1
+    tokens = sum(len(c.split()) + 1 for c in batch.captions) / 20   # words and [SEP] per caption
+    assert parts["shape_excess"] == pytest.approx((parts["shape_ce"] + math.log(hi)) / tokens, rel=1e-5)
     with pytest.raises(ValueError, match="single-object"):
         lm_loss_parts(model, sample_scenes(4, seed=3, split="test", min_objects=2, max_objects=3))
 

@@ -11,6 +11,7 @@ Retrieval and zero-shot use notebook 04's test sets and scoring (:mod:`mmcourse.
 
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 import torch
@@ -21,7 +22,7 @@ from ..data.shapes import CAPTION_TEMPLATES, POSITION_PHRASES, SHAPES, SceneBatc
 from ..protocol import Estimate, proportion
 from ..protocol import seeds as protocol_seeds
 from .captions import ATTRIBUTES, caption_outcomes, caption_scores, one_word_change, sample_scenes, scene_objects
-from .losses import lm_loss, lm_targets
+from .losses import IGNORE, lm_loss, lm_targets
 from .model import BLIP
 from .train import _trim, tokenizer_for
 
@@ -312,9 +313,11 @@ def lm_loss_parts(model: BLIP, batch: SceneBatch) -> dict[str, float]:
       over every token of every template's caption;
     - ``floor_smoothing``: the same if the template were known (P one-hot everywhere): the
       entropy of the smoothed one-hot target alone, ``-(1-eps+eps/V) ln(1-eps+eps/V) - (V-1) eps/V ln(eps/V)``;
-    - ``shape_ce``: the unsmoothed cross-entropy of the shape word alone (whose ideal is 0:
-      the image fixes it), and ``shape_wrong``: the share of scenes whose most likely shape word,
-      given the true words before it, is wrong.
+    - ``shape_ce``: the unsmoothed cross-entropy of the shape word alone, given the true words
+      before it (the image fixes the word, so a decoder that minimises the smoothed loss pays
+      ``-ln(1 - eps + eps / V)``, about 0.10, and no more), ``shape_excess``: what the shape word
+      adds above that to the loss per token (its excess divided by the tokens per caption), and
+      ``shape_wrong``: the share of scenes whose most likely shape word is wrong.
     """
     if not bool((batch.valid.sum(1) == 1).all()):
         raise ValueError("batch must hold single-object scenes only (min_objects = max_objects = 1)")
@@ -347,5 +350,7 @@ def lm_loss_parts(model: BLIP, batch: SceneBatch) -> dict[str, float]:
                 total += float(_entropy((1 - eps) * p + eps / V))
                 total_smooth += h_onehot
                 count += 1
+    tokens_per_caption = float((targets != IGNORE).sum()) / len(batch)
+    shape_excess = (shape_ce + math.log(1 - eps + eps / V)) / tokens_per_caption
     return {"lm": lm, "floor": total / count, "floor_smoothing": total_smooth / count, "shape_ce": shape_ce,
-            "shape_wrong": shape_wrong}
+            "shape_excess": shape_excess, "shape_wrong": shape_wrong}
