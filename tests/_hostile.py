@@ -114,19 +114,23 @@ def finite_tensors(result: Any) -> bool:
     return True
 
 
-def check_hostile(fn: Callable[[Any], Any], argument: str, values: Iterable[Hostile],
+def check_hostile(fn: Callable[[Any], Any], argument: str | tuple[str, ...], values: Iterable[Hostile],
                   valid: Callable[[Any], bool] = finite_tensors, must_reject: Iterable[str] = ()) -> dict[str, str]:
     """Call ``fn(value)`` for every hostile value. Each call must either raise a ``ValueError``
-    whose message names ``argument``, or return a result for which ``valid(result)`` is true.
-    Labels listed in ``must_reject`` must raise. Returns {label: "rejected" | "valid"} (for a
-    test that wants to say more). Fails with the label and the exception otherwise."""
+    whose message names ``argument`` (or one of several names, when an entry point passes the
+    value on to a function that names it its own way), or return a result for which
+    ``valid(result)`` is true. Labels listed in ``must_reject`` must raise. Returns
+    {label: "rejected" | "valid"} (for a test that wants to say more). Fails with the label and
+    the exception otherwise."""
+    names = (argument,) if isinstance(argument, str) else tuple(argument)
+    argument = " or ".join(names)
     must_reject = set(must_reject)
     outcome: dict[str, str] = {}
     for h in values:
         try:
             result = fn(h.value)
         except ValueError as err:
-            assert argument in str(err), f"{argument} = {h.label}: the ValueError does not name {argument!r}: {err}"
+            assert any(n in str(err) for n in names), f"{argument} = {h.label}: the ValueError does not name {argument!r}: {err}"
             outcome[h.label] = "rejected"
             continue
         except Exception as err:  # noqa: BLE001  (any other exception is the failure we look for)

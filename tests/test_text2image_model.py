@@ -49,6 +49,7 @@ def test_autoencoder_round_trip(model, judges):
     assert (lab[:, 3] == b.position[:, 0]).float().mean() >= 0.98  # and so does the place
 
 
+@pytest.mark.slow  # a re-measurement (about 5 s alone)
 def test_guidance_helps_and_colour_and_place_at_least_match_the_shape(model, judges):
     best = entry("text2image_shapes").metrics["best_guidance_scale"]
     prompts, labels = prompt_set(60, seed=17, split="test")
@@ -61,6 +62,7 @@ def test_guidance_helps_and_colour_and_place_at_least_match_the_shape(model, jud
     assert acc[best][1] >= acc[best][0] and acc[best][3] >= acc[best][0], acc
 
 
+@pytest.mark.slow  # a long re-measurement (about 25 s alone): make test, not test-fast
 def test_the_targets_hold_when_measured_again(model, judges):
     """The registry's two targets, measured again the way the builder measured them."""
     from mmcourse.text2image.recipe import EVAL, autoencoder_quality, guidance_accuracy
