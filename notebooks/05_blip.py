@@ -77,7 +77,6 @@ from mmcourse.vit.tasks import load_results
 
 setup_matplotlib()
 # %matplotlib inline
-# %config InlineBackend.figure_format = "retina"
 # The models here are small: one thread is as fast as two, and on a shared 2-core machine two
 # threads that wait for each other can be many times slower.
 torch.set_num_threads(1)
@@ -544,8 +543,6 @@ imgs = torch.cat([scenes.images[show], scenes.images[picked[show]]])
 titles = [f"caption {j}: {scenes.captions[j]}" for j in show] + \
          [f"its negative (p = {w_t2i[j, picked[j]]:.2f})" for j in show]
 fig = show_images(imgs, titles=titles, ncols=4, scale=2.2, title_width=26)
-for ax in fig.axes:
-    ax.title.set_fontsize(8.5)  # show_images titles at 7 pt; 8.5 pt stays legible at the displayed size
 plt.show()
 top2 = w_t2i.topk(2, dim=1).values
 print(f"learned temperature {model.temp.item():.3f}: on average a caption's likeliest negative gets "
