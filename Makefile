@@ -16,16 +16,18 @@ export PYTHONHASHSEED := 0
 export OMP_WAIT_POLICY := PASSIVE
 export PYTHON VENV
 
-.PHONY: help setup lab sync sync-check execute student weights bench test test-fast test-notebooks test-browser test-install clean
+.PHONY: help setup lab sync sync-check execute student site weights weights-check bench test test-fast test-notebooks test-browser test-install clean
 
 help:
 	@echo "make lab         set up if needed, then open JupyterLab on notebooks/"
 	@echo "make test        set up if needed, then run every check (unit, sync, notebooks, student, browser)"
-	@echo "make test-fast   unit tests only"
+	@echo "make test-fast   unit tests without the slow re-measurements (about a minute)"
 	@echo "make sync        pair notebooks/NN_topic.py with NN_topic.ipynb (jupytext)"
 	@echo "make execute     re-run every notebook and store its outputs in the .ipynb"
 	@echo "make student     write student notebooks (solutions stripped) to build/student/"
+	@echo "make site        build the course website from the executed notebooks into build/site/"
 	@echo "make weights     retrain the shipped checkpoints and update the sha256 registry"
+	@echo "make weights-check measure every shipped checkpoint again on fresh draws; fails beyond 3 s.e. or a target"
 	@echo "make bench       speed and quality tables"
 	@echo "make test-install fresh-clone installs on each Python found (minutes; CI runs it)"
 	@echo "make clean       remove build/ and caches (keeps the venv)"
@@ -56,8 +58,18 @@ execute: setup
 student: setup
 	$(PY) -m mmcourse.tools.student $(NOTEBOOKS) --out build/student
 
+# The website (site/build.py): Sphinx + MyST-NB over the committed .ipynb, no execution; the
+# browser libraries come once from the npm registry (needs npm), pinned in site/vendor.json.
+site: setup
+	$(PY) site/build.py
+
 weights: setup
 	$(PY) -m mmcourse.weights.build all
+
+# No retraining: each checkpoint's evaluator on the protocol's "check" draws, one thread, nice
+# (`make test` runs the foundation's part of it; .ci/run runs all of it).
+weights-check: setup
+	nice -n 5 $(PY) -m mmcourse.weights.check
 
 bench: setup
 	$(PY) -m bench

@@ -1,17 +1,23 @@
 """SAM benchmarks (``python -m bench sam``; part of ``make bench``). Notebook 06 shows the results.
+Every measurement follows :mod:`mmcourse.protocol`: choices on the SAM topic's val seeds, reported
+numbers on its test seeds, pooled over the 5 seeds with standard errors.
 
 1. ``speed``: encoder time per image and decoder time per prompt of the shipped ``sam_shapes``
    (one thread, medians).
-2. ``ambiguity``: the single-output ablation, trained with the checkpoint's recipe and steps but
-   one mask for every prompt, against the shipped 3-output model on ambiguous clicks (the clicked
-   object is partly hidden or overlaps another, so part, whole and group differ): IoU against
-   each level, for the best of 3, the highest predicted IoU and each output token.
+2. ``text``: which shipped CLIP's image and text spaces agree on single-object crops (val draws),
+   for the crop SAM's text slot trains on and for the crops that fail (zoomed in, not masked).
 3. ``refinement``: mIoU after 1-5 clicks, with and without the mask prompt fed back, on plain
    targets (the visible object) and on ambiguous ones (whole shape, group).
 4. ``route``: everything mode (AP50 of boxes from masks), recognition of the crops by the shipped
-   CLIP, and tracking a moving object through a clip by feeding each frame's mask forward.
+   CLIP beside CLIP on the true objects' crops and chance.
+5. ``tracking``: three propagation rules (and two oracles) on the same 20 test clips; the box
+   rule's margin and tolerance chosen on 20 val clips.
+6. ``ambiguity``: the single-output ablation, trained with the checkpoint's recipe and steps but
+   one mask for every prompt, against the shipped 3-output model on ambiguous clicks (the clicked
+   object is partly hidden or overlaps another, so part, whole and group differ): IoU against
+   each reading, for the best of 3, the highest predicted IoU and each output token.
 
-5. ``longer`` (not in the default set: it trains 3,000 steps, ~14 min quiet, 27 min at load 4): the
+7. ``longer`` (not in the default set: it trains 3,000 steps, ~14 min quiet, 27 min at load 4): the
    earlier patch-8 model (8 x 8 tokens, 32 x 32 low-res masks; shipped until patch 4 replaced it)
    at twice its 1,500 steps, not registered, and ``resolution_bound``, the IoU its 32 x 32 masks
    could reach at best: what showed that the token grid, not the mask resolution, was the limit.
@@ -28,8 +34,11 @@ from pathlib import Path
 
 import torch
 
-from mmcourse.sam.tasks import (LEVELS, Recipe, click_curve, eval_set, load_sam, mask_iou, predict_batch,
-                                shapes_sam_config, train_sam)
+from mmcourse.protocol import mean, proportion, seeds
+from mmcourse.sam.evaluate import click_curve, eval_set, predict_batch
+from mmcourse.sam.losses import mask_iou
+from mmcourse.sam.prompts import LEVELS
+from mmcourse.sam.train import Recipe, load_sam, shapes_sam_config, train_sam
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -90,59 +99,170 @@ def speed(sam, n: int = 60) -> dict:
     return out
 
 
+def _pool(sets: list) -> "object":
+    """Concatenate EvalSets (images, levels, clicks) drawn at several seeds."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(images=torch.cat([e.images for e in sets]), levels=torch.cat([e.levels for e in sets]),
+                           clicks=torch.cat([e.clicks for e in sets]))
+
+
 @torch.no_grad()
-def ambiguity(multi, single, n: int = 400) -> dict:
-    es = eval_set(n, seed=11, target="ambiguous")
-    ones = torch.ones(n, 1, dtype=torch.long)
+def ambiguity(multi, single, n: int = 80) -> dict:
+    """``n`` ambiguous targets at each test seed (400 pooled)."""
+    es = _pool([eval_set(n, s, target="ambiguous") for s in seeds("sam", "test")])
+    N = len(es.images)
+    ones = torch.ones(N, 1, dtype=torch.long)
     m_masks, m_iou, _ = predict_batch(multi, multi.embed(es.images), es.clicks[:, None], ones)
     s_masks, _, _ = predict_batch(single, single.embed(es.images), es.clicks[:, None], ones, multimask=False)
-    chosen = m_masks[torch.arange(n), m_iou.argmax(1)]
+    chosen = m_masks[torch.arange(N), m_iou.argmax(1)]
     rows = {}
     for j, level in enumerate(LEVELS):
         t = es.levels[:, j]
-        per_out = mask_iou(m_masks, t[:, None]).mean(0).tolist()
-        rows[level] = {"best_of_3": mask_iou(m_masks, t[:, None]).amax(1).mean().item(),
-                       "highest_predicted": mask_iou(chosen, t).mean().item(),
-                       "single_output": mask_iou(s_masks[:, 0], t).mean().item(),
-                       "per_output": per_out}
-    out = {"n": n, "levels": rows,
-           "chosen_output_share": torch.bincount(m_iou.argmax(1), minlength=3).div(n).tolist()}
+        rows[level] = {"best_of_3": mean(mask_iou(m_masks, t[:, None]).amax(1)).to_dict(),
+                       "highest_predicted": mean(mask_iou(chosen, t)).to_dict(),
+                       "single_output": mean(mask_iou(s_masks[:, 0], t)).to_dict(),
+                       "per_output": mask_iou(m_masks, t[:, None]).mean(0).tolist()}
+    out = {"n": N, "levels": rows,
+           "chosen_output_share": torch.bincount(m_iou.argmax(1), minlength=3).div(N).tolist()}
     print("ambiguity:", json.dumps(out, indent=1))
     return out
 
 
 @torch.no_grad()
-def refinement(sam, n: int = 400) -> dict:
+def refinement(sam, n: int = 80) -> dict:
+    """``n`` targets at each test seed (400 pooled), plain and ambiguous."""
     out = {}
-    plain = eval_set(n, seed=12)
-    amb = eval_set(n, seed=13, target="ambiguous")
+    plain = _pool([eval_set(n, s) for s in seeds("sam", "test")])
+    amb = _pool([eval_set(n, s, target="ambiguous") for s in seeds("sam", "test")])
     for name, es, level in (("plain_part", plain, 0), ("ambiguous_whole", amb, 1), ("ambiguous_group", amb, 2)):
-        out[name] = {f"mask_fed_back": click_curve(sam, es, es.levels[:, level], 5, feed_mask=True),
+        out[name] = {"mask_fed_back": click_curve(sam, es, es.levels[:, level], 5, feed_mask=True),
                      "points_only": click_curve(sam, es, es.levels[:, level], 5, feed_mask=False)}
     # what limits plain targets: where the wrong pixels of the first click lie
+    N = len(plain.images)
     emb = sam.embed(plain.images)
-    masks, iou, _ = predict_batch(sam, emb, plain.clicks[:, None], torch.ones(n, 1, dtype=torch.long))
-    pred = masks[torch.arange(n), iou.argmax(1)]
+    masks, iou, _ = predict_batch(sam, emb, plain.clicks[:, None], torch.ones(N, 1, dtype=torch.long))
+    pred = masks[torch.arange(N), iou.argmax(1)]
     target = plain.levels[:, 0]
     wrong = pred ^ target
     t = target[:, None].float()
     near = torch.nn.functional.max_pool2d(t, 3, 1, 1) != -torch.nn.functional.max_pool2d(-t, 3, 1, 1)  # within 1 px of the boundary
+    out["n"] = N
     out["plain_wrong_pixels_near_boundary"] = (wrong & near[:, 0]).sum().item() / max(1, wrong.sum().item())
     out["plain_mean_object_pixels"] = target.flatten(1).sum(1).float().mean().item()
     print("refinement:", json.dumps(out, indent=1))
     return out
 
 
-def route_and_tracking(sam, n: int = 100) -> dict:
-    from mmcourse.sam.tasks import moving_clip, route, track
+@torch.no_grad()
+def text(n: int = 100) -> dict:
+    """Which CLIP's image and text spaces agree on single objects of SAM's scenes (val draws): for
+    each object's crop, is the phrase "the <colour> <shape>" of the right object the nearest of the
+    30 (top-1), and the cosine between the crop's image embedding and that phrase's text embedding.
+    Crops: SAM's training crop (:func:`object_crops`: the scene-sized window, outside the mask
+    painted background), the same window not masked, and the mask's box enlarged 2x (the paper's
+    range, zoomed for a CLIP that saw objects at one scale)."""
+    import itertools
+
+    from mmcourse.clip import WordTokenizer
+    from mmcourse.clip.tasks import load_clip
+    from mmcourse.data.shapes import COLOUR_NAMES, SHAPES, ShapesWorld
+    from mmcourse.sam.prompts import mask_box, object_crops
 
     torch.set_num_threads(1)
-    out = {"seen": route(sam, n=n, seed=21), "heldout shapes included": route(sam, n=n, seed=22, heldout=True)}
+    w = ShapesWorld(image_size=64, min_objects=2, max_objects=4)
+    parts = []
+    for s in seeds("sam", "val"):
+        b = w.sample(n, seed=s, split="test")
+        i, k = b.valid.nonzero(as_tuple=True)
+        parts.append((b.images[i], b.masks[i, k], b.colour[i, k] * len(SHAPES) + b.shape[i, k], b.shape[i, k]))
+    images, masks, cls, shape = (torch.cat(x) for x in zip(*parts))
+    keep = masks.flatten(1).sum(1) >= 12           # objects hidden almost entirely have no crop to read
+    images, masks, cls, shape = images[keep], masks[keep], cls[keep], shape[keep]
+    cross = shape == SHAPES.index("cross")
+    phrases = [f"the {c} {s}" for c, s in itertools.product(COLOUR_NAMES, SHAPES)]
+    box = mask_box(masks)
+    crops = {"scene-sized window, masked (SAM's training crop)": object_crops(images, masks),
+             "scene-sized window, not masked": object_crops(images, masks, masked=False),
+             "box enlarged 2x, masked": object_crops(images, masks, side=2 * (box[:, 2:] - box[:, :2]).amax(1))}
+    out = {"objects": len(images), "crosses": int(cross.sum()), "models": {}}
+    tok = WordTokenizer()
+    for name in ("clip_shapes_named", "clip_shapes_broad"):
+        clip = load_clip(name)
+        txt = clip.encode_text(tok(phrases), normalize=True)
+        rows = {}
+        for crop_name, x in crops.items():
+            img = clip.encode_image(x, normalize=True)
+            sim = img @ txt.T
+            right = sim.argmax(1) == cls
+            cos = sim[torch.arange(len(cls)), cls]
+            rows[crop_name] = {"top1_seen_shapes": proportion(right[~cross]).to_dict(),
+                               "top1_cross": proportion(right[cross]).to_dict(),
+                               "cosine_right_phrase": mean(cos).to_dict(),
+                               "cosine_mean_phrase": float(sim.mean())}
+        out["models"][name] = rows
+    print("text:", json.dumps(out, indent=1))
+    return out
+
+
+def route_stages(sam, n: int = 20) -> dict:
+    """The route on ``n`` scenes at each test seed: AP50 per seed (mean and its standard error over
+    the 5 draws), recognition pooled over the matched objects."""
+    from mmcourse.sam.route import route
+
+    torch.set_num_threads(1)
+    out = {}
+    for name, heldout in (("seen", False), ("heldout shapes included", True)):
+        runs = [route(sam, n=n, seed=s, heldout=heldout) for s in seeds("sam", "test")]
+        row = {"scenes": sum(r["scenes"] for r in runs), "objects": sum(r["objects"] for r in runs)}
+        for key in ("AP50_class_agnostic", "AP75_class_agnostic", "AP50_shape_classes", "detections_per_scene"):
+            row[key] = mean([r[key] for r in runs]).to_dict()
+        for key in ("recognition_shape_accuracy", "recognition_colour_shape_accuracy",
+                    "recognition_true_crops_shape_accuracy"):
+            counts = "matched" if key != "recognition_true_crops_shape_accuracy" else "objects"
+            right = sum(round(r[key] * r[counts]) for r in runs)
+            total = sum(r[counts] for r in runs)
+            row[key] = proportion([True] * right + [False] * (total - right)).to_dict()
+        row["recall_matched"] = sum(r["matched"] for r in runs) / max(1, row["objects"])
+        row["recognition_chance"] = runs[0]["recognition_chance"]
+        out[name] = row
     print("route:", json.dumps(out, indent=1))
-    clips = [track(sam, *moving_clip(12, seed=s))["miou"] for s in range(10)]
-    tracking = {"clips": 10, "frames": 12, "miou_mean": sum(clips) / len(clips), "miou_per_clip": clips}
-    print("tracking:", tracking)
-    return out, tracking
+    return out
+
+
+CHOICES = [(m, t) for m in (1.0, 2.0, 3.0) for t in (0.3, 0.5)]   # the box rule's margin and tolerance
+
+
+@torch.no_grad()
+def tracking(sam, per_seed: int = 4) -> dict:
+    """The box rule's (margin, tolerance) chosen on val clips; then every rule on the same test clips
+    (``per_seed`` at each of the 5 test seeds, alternately behind and in front)."""
+    from mmcourse.sam.track import clip_set, track
+
+    torch.set_num_threads(1)
+    val = clip_set(seeds("sam", "val"), per_seed)
+    grid = {f"margin {m:g}, tolerance {t:g}": mean([track(sam, c, k, "box", m, t)["miou"] for c, k, _ in val])
+            for m, t in CHOICES}
+    best = max(range(len(CHOICES)), key=lambda j: list(grid.values())[j].value)
+    margin, tolerance = CHOICES[best]
+    clips = clip_set(seeds("sam", "test"), per_seed)
+    rules = {"click+mask": dict(rule="click+mask"), "box": dict(rule="box", margin=margin, tolerance=tolerance),
+             "box + previous mask": dict(rule="box", margin=margin, tolerance=tolerance, dense=True),
+             "oracle click": dict(rule="oracle click"), "oracle box": dict(rule="oracle box")}
+    behind = torch.tensor([b for _, _, b in clips])
+    out = {"clips": len(clips), "frames": len(clips[0][0].images), "behind": int(behind.sum()),
+           "val_choice": {"grid": {k: v.to_dict() for k, v in grid.items()}, "margin": margin, "tolerance": tolerance},
+           "rules": {}}
+    for name, kw in rules.items():
+        res = [track(sam, c, k, **kw) for c, k, _ in clips]
+        per_clip = torch.tensor([r["miou"] for r in res])
+        frames = torch.tensor([r["iou_per_frame"] for r in res])
+        out["rules"][name] = {"miou": mean(per_clip).to_dict(), "behind": mean(per_clip[behind]).to_dict(),
+                              "in_front": mean(per_clip[~behind]).to_dict(),
+                              "per_frame": [round(v, 4) for v in frames.mean(0).tolist()],
+                              "per_clip": [round(v, 4) for v in per_clip.tolist()]}
+    print("tracking:", json.dumps({k: v["miou"] for k, v in out["rules"].items()}, indent=1), out["val_choice"])
+    return out
 
 
 @torch.no_grad()
@@ -161,12 +281,12 @@ def longer_run(steps: int = 3000) -> dict:
     the builder and not registered."""
     import numpy as np
 
-    from mmcourse.sam.tasks import evaluate
+    from mmcourse.sam.evaluate import evaluate
 
     torch.set_num_threads(1)
     recipe = Recipe(steps=steps)
     sam, hist, seconds = train_sam(recipe, cfg=shapes_sam_config(patch_size=8), desc=f"SAM patch 8, {steps} steps")
-    metrics = {k: round(v, 4) for k, v in evaluate(sam).items()}
+    metrics = {k: v.to_dict() for k, v in evaluate(sam, "val").items()}
     smooth = hist.smoothed(50)
     idx = np.linspace(0, len(smooth) - 1, 100).round().astype(int)
     out = {"what": "the patch-8 model at twice its 1,500 steps, not shipped",
@@ -180,16 +300,21 @@ def longer_run(steps: int = 3000) -> dict:
     return out
 
 
-def run(parts: tuple[str, ...] = ("speed", "refinement", "route", "ambiguity")) -> None:
+PARTS = ("speed", "text", "refinement", "route", "tracking", "ambiguity")
+
+
+def run(parts: tuple[str, ...] = PARTS) -> None:
     multi = load_sam()
     if "speed" in parts:
         _save("speed", speed(multi))
+    if "text" in parts:
+        _save("text", text())
     if "refinement" in parts:
         _save("refinement", refinement(multi))
     if "route" in parts:
-        route, tracking = route_and_tracking(multi)
-        _save("route", route)
-        _save("tracking", tracking)
+        _save("route", route_stages(multi))
+    if "tracking" in parts:
+        _save("tracking", tracking(multi))
     if "longer" in parts:
         _save("longer_run", longer_run())
     if "ambiguity" not in parts:
@@ -203,4 +328,4 @@ def run(parts: tuple[str, ...] = ("speed", "refinement", "route", "ambiguity")) 
 if __name__ == "__main__":
     import sys
 
-    run(tuple(sys.argv[1:]) or ("speed", "refinement", "route", "ambiguity"))
+    run(tuple(sys.argv[1:]) or PARTS)

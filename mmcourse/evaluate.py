@@ -5,7 +5,7 @@
   penultimate features score generated 8x8 digits, and the Fréchet distance between feature sets
   (the idea behind FID, at toy scale).
 - COCO-style detection average precision (``detection_ap``, checked against pycocotools),
-  shared by SAM's boxes-from-masks and GLIP.
+  shared by SAM's boxes-from-masks and GLIP; boxes are matched by :func:`mmcourse.boxes.box_iou`.
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from .boxes import box_iou
 
 
 def wasserstein_1d(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -175,24 +177,12 @@ COCO_IOU_THRESHOLDS = tuple(np.linspace(0.5, 0.95, 10).round(2).tolist())  # 0.5
 _RECALL_POINTS = np.linspace(0.0, 1.0, 101)  # COCO's 101-point interpolation
 
 
-def box_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """IoU of every box in ``a`` (N, 4) with every box in ``b`` (M, 4), xyxy: returns (N, M).
-
-    Area is (x1 - x0) * (y1 - y0), no "+1" (as pycocotools and torchvision count it)."""
-    a, b = torch.as_tensor(a, dtype=torch.float64), torch.as_tensor(b, dtype=torch.float64)
-    area_a = (a[:, 2] - a[:, 0]).clamp(min=0) * (a[:, 3] - a[:, 1]).clamp(min=0)
-    area_b = (b[:, 2] - b[:, 0]).clamp(min=0) * (b[:, 3] - b[:, 1]).clamp(min=0)
-    lt = torch.maximum(a[:, None, :2], b[None, :, :2])  # (N, M, 2)
-    rb = torch.minimum(a[:, None, 2:], b[None, :, 2:])  # (N, M, 2)
-    inter = (rb - lt).clamp(min=0).prod(-1)  # (N, M)
-    union = area_a[:, None] + area_b[None, :] - inter
-    return torch.where(union > 0, inter / union.clamp(min=1e-12), torch.zeros_like(inter))
-
-
 def _check_boxes(argument: str, boxes, i: int) -> torch.Tensor:
     boxes = torch.as_tensor(boxes, dtype=torch.float64)
     if boxes.ndim != 2 or boxes.shape[1] != 4:
         raise ValueError(f"{argument}[{i}]['boxes'] must have shape (n, 4) (xyxy pixels), got {tuple(boxes.shape)}")
+    if not bool(torch.isfinite(boxes).all()):
+        raise ValueError(f"{argument}[{i}]['boxes'] must be finite: it holds NaN or inf")
     if bool((boxes[:, 2] < boxes[:, 0]).any() or (boxes[:, 3] < boxes[:, 1]).any()):
         raise ValueError(f"{argument}[{i}]['boxes'] must be xyxy with x1 >= x0 and y1 >= y0")
     return boxes

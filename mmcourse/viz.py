@@ -19,21 +19,66 @@ import matplotlib
 import numpy as np
 import torch
 
-# Modest resolution keeps committed notebooks small (each .ipynb stays under 3 MB).
+# Figures are laid out at 72 dpi: one point is one CSS pixel, so a figure w inches wide shows
+# w * 72 CSS pixels wide and 8-point text is 8 pixels tall on screen.
 FIG_DPI = 72
-# Widget pictures carry this many device pixels per CSS pixel and are shown at their CSS size
-# (``widget_width``), so their text stays sharp on high-density screens and is never scaled up.
+# Pictures carry this many device pixels per CSS pixel (inline figures: the "retina" format, PNG
+# at 2 x FIG_DPI shown at its 1x size; widget pictures: rendered at FIG_DPI * 2 and shown at
+# ``widget_width``), so their text stays sharp on high-density screens and is never scaled up.
+# Each committed notebook stays under 3 MB with it.
 WIDGET_PIXEL_RATIO = 2
+# The smallest text a course figure uses, in points at its displayed size (see ``text_sizes``).
+MIN_FONT_PT = 8
 
 
 def setup_matplotlib() -> None:
-    """Course-wide matplotlib defaults: small figures at modest dpi, no top/right spines."""
+    """Course-wide matplotlib defaults, called by every notebook's first cell.
+
+    Figures keep their size on screen (72 CSS px per inch) and are rendered at twice the pixel
+    density (IPython's "retina" PNG: 144 dpi with width/height metadata at half, which JupyterLab
+    honours); no top/right spines; nearest-neighbour images. Outside IPython only the rcParams
+    change.
+    """
     import matplotlib.pyplot as plt
 
     plt.rcParams.update({
         "figure.dpi": FIG_DPI, "savefig.dpi": FIG_DPI, "figure.figsize": (6, 3.5),
         "axes.spines.top": False, "axes.spines.right": False, "image.interpolation": "nearest",
     })
+    _inline_retina()
+
+
+def _inline_retina() -> None:
+    """Make the inline backend emit retina PNGs, now and after a later ``%matplotlib inline``."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    shell = get_ipython()
+    if shell is None:
+        return
+    from IPython.core.pylabtools import select_figure_formats
+    from matplotlib_inline.config import InlineBackend
+
+    cfg = InlineBackend.instance(parent=shell)
+    # The setting survives `%matplotlib inline` (which re-selects cfg.figure_formats); selecting
+    # the formatter directly covers a shell where the inline backend is already configured.
+    cfg.figure_formats = {"retina"}
+    select_figure_formats(shell, {"retina"}, **cfg.print_figure_kwargs)
+
+
+def text_sizes(fig) -> list[tuple[float, str]]:
+    """(size in points at the displayed size, text) of every visible, non-empty text of ``fig``:
+    titles, labels, tick labels, legends, annotations. The figure is drawn once first, so tick
+    labels exist. Course figures keep every size >= MIN_FONT_PT."""
+    from matplotlib.text import Text
+
+    fig.canvas.draw()
+    out = []
+    for t in fig.findobj(lambda a: isinstance(a, Text)):
+        if t.get_visible() and t.get_text().strip() and t.get_figure() is not None:
+            out.append((float(t.get_fontsize()), t.get_text()))
+    return out
 
 
 def _to_hwc(img: torch.Tensor | np.ndarray) -> np.ndarray:
@@ -70,14 +115,14 @@ def show_images(
     if titles is not None and title_width is not None:
         titles = [wrap_title(t, title_width) for t in titles]
     lines = max((t.count("\n") + 1 for t in titles), default=1) if titles is not None else 0
-    title_h = 0.13 * lines + 0.05 if titles is not None else 0.0  # inches per row at fontsize 7
+    title_h = 0.15 * lines + 0.05 if titles is not None else 0.0  # inches per row at fontsize 8
     fig, axes = plt.subplots(nrows, ncols, figsize=(scale * ncols, (scale + title_h) * nrows), squeeze=False)
     for i, ax in enumerate(axes.flat):
         ax.axis("off")
         if i < n:
             ax.imshow(_to_hwc(images[i]), cmap=cmap, vmin=0, vmax=1)
             if titles is not None:
-                ax.set_title(titles[i], fontsize=7, linespacing=1.1)
+                ax.set_title(titles[i], fontsize=MIN_FONT_PT, linespacing=1.1)
     if suptitle:
         fig.suptitle(suptitle, fontsize=9)
         fig.tight_layout(rect=(0, 0, 1, 1 - 0.3 / fig.get_figheight()))  # keep 0.3 in for the suptitle
@@ -130,7 +175,7 @@ def show_tiles(images: torch.Tensor, ncols: int = 8, labels: list[str] | None = 
     fig, ax = plt.subplots(figsize=(scale * cols * tw / w, scale * rows * th / w))
     ax.imshow(grid[:, : cols * tw], cmap="gray", vmin=0, vmax=1)
     for i, text in enumerate(labels or []):
-        ax.text((i % ncols + 0.5) * tw - 0.5, (i // ncols) * th + top - 0.5, text, ha="center", va="bottom", fontsize=7)
+        ax.text((i % ncols + 0.5) * tw - 0.5, (i // ncols) * th + top - 0.5, text, ha="center", va="bottom", fontsize=MIN_FONT_PT)
     ax.set_xticks([])
     ax.set_yticks([(r + 0.5) * th + top / 2 - 0.5 for r in range(len(row_labels))] if row_labels else [],
                   row_labels or [], fontsize=8)
@@ -185,7 +230,7 @@ def draw_mask_outlines(ax, masks: torch.Tensor, lw: float = 1.5) -> None:
                                          linewidths=lw, capstyle="projecting"))
 
 
-def draw_boxes(ax, boxes: torch.Tensor, labels: Sequence[str] | None = None, fontsize: int = 7,
+def draw_boxes(ax, boxes: torch.Tensor, labels: Sequence[str] | None = None, fontsize: float = MIN_FONT_PT,
                ls="--") -> None:
     """Draw xyxy pixel boxes (K, 4) on a matplotlib axis (pixel centres at integer coordinates).
 
@@ -250,10 +295,10 @@ def plot_confusion(ax, counts: torch.Tensor, labels: Sequence[str], title: str =
     for i in range(share.shape[0]):
         for j in range(share.shape[1]):
             if share[i, j] >= 0.005:
-                ax.text(j, i, f"{share[i, j]:.2f}", ha="center", va="center", fontsize=6.5,
+                ax.text(j, i, f"{share[i, j]:.2f}", ha="center", va="center", fontsize=MIN_FONT_PT,
                         color="white" if share[i, j] > 0.6 else "black")
-    ax.set_xticks(range(len(labels)), labels, rotation=45, fontsize=7)
-    ax.set_yticks(range(len(labels)), ylabels or labels, fontsize=7)
+    ax.set_xticks(range(len(labels)), labels, rotation=45, fontsize=MIN_FONT_PT)
+    ax.set_yticks(range(len(labels)), ylabels or labels, fontsize=MIN_FONT_PT)
     ax.set_xlabel("predicted", fontsize=8)
     ax.set_title(title, fontsize=9)
     return ax

@@ -120,6 +120,16 @@ for t in range(1, 1001):  # step t turns x_(t-1) into x_t; its code index is t -
 show_images(to_unit(torch.stack(frames_d)), titles=[f"x_{t}" for t in show_at], ncols=7, scale=1.0)
 show_images(to_unit(torch.stack(frames_s)), titles=[f"x_{t}" for t in show_at], ncols=7, scale=1.0)
 plt.show()
+# alpha_bar_t: the share of the data's variance left at level t; SNR = alpha_bar / (1 - alpha_bar)
+for t in show_at[1:]:
+    a = schedule.alphas_cumprod[t - 1].item()
+    print(f"t = {t:4d}: signal amplitude sqrt(alpha_bar) = {a ** 0.5:.3f}, SNR = {a / (1 - a):7.3f}")
+
+# %% [markdown]
+# Nearer 300 than 50 or 900. At t = 50 the digit has lost almost nothing (the printed signal
+# amplitude is still above 0.98). Around t = 300 the noise has overtaken the signal (SNR below 1)
+# and the digit is hard to read; by t = 500 the SNR is below 0.1 and nothing is left to see. So the
+# last half of this chain turns noise into noise, which section 3 measures for several schedules.
 
 # %% [markdown]
 # The memoryless property can be measured. Run the chain many times from the same kind of data
@@ -149,6 +159,10 @@ print(f"weight of x_299: {weights[0]:.3f}   (sqrt(1 - beta_300) = {math.sqrt(1 -
 print(f"weight of x_298 once x_299 is known: {weights[1].item():+.3f} (target: |weight| < 0.02)")
 
 # %% [markdown]
+# Yes: the weight of x_{t−2} is about zero (inside ±0.02) although its correlation with x_t is
+# above 0.99. x_{t−2} is correlated with x_t only through x_{t−1}: once the regression knows
+# x_{t−1}, the older sample adds nothing. That is what "Markov" means.
+#
 # ## 2. The closed form: from x₀ to x_t in one jump
 #
 # Training a denoiser needs noisy samples at *random* levels t, thousands of times. Running the
@@ -206,6 +220,9 @@ print(f"W1(chain, closed form): {wasserstein_1d(x_t, jumped):.3f} (target < 0.02
 print(f"variance difference:    {abs(x_t.var().item() - jumped.var().item()):.3f} (target < 0.02)")
 
 # %% [markdown]
+# They match, within the sampling noise of 50,000 points: a sum of independent Gaussian steps is
+# one Gaussian, so the closed form is exact, not an approximation of the chain.
+#
 # ## 3. Noise schedules: ᾱ_t and the signal-to-noise ratio
 #
 # The schedule decides *where along the chain* the information disappears. The ratio of signal
@@ -239,7 +256,7 @@ axes[1].set_title("log10 SNR(t)", fontsize=9)
 axes[1].axhline(0, color="gray", lw=0.8, ls="--")
 for ax in axes:
     ax.set_xlabel("t / T")
-axes[0].legend(fontsize=7)
+axes[0].legend(fontsize=8)
 plt.tight_layout()
 plt.show()
 
@@ -261,6 +278,11 @@ for name, s in schedules.items():
           f"alpha_bar_T={s.alphas_cumprod[-1].item():.1e}")
 
 # %% [markdown]
+# Halfway along the chain the notes' T = 100 keeps the most signal (it crosses SNR = 1 only at
+# t = 83), but only because it never finishes: section 4 shows what that costs. Of the chains with
+# T = 1000, the cosine schedule keeps the most: it reaches SNR = 1 right at the halfway point,
+# where linear and scaled linear crossed long before.
+#
 # The linear schedule has crossed SNR = 1 after a quarter of the chain and spends its last third
 # on near-pure noise; the cosine schedule spends its steps more evenly. Scaled
 # linear stops at ᾱ ≈ 0.005, a known flaw of Stable Diffusion's schedule (its last step is not

@@ -266,10 +266,10 @@ axes[0].set_yticks([])
 for i in range(H):
     axes[i + 1].imshow(weights[0, i], cmap="magma", vmin=0)
     axes[i + 1].set_title(f"layer 1, head {i + 1}", fontsize=8)
-    axes[i + 1].set_xlabel("key token", fontsize=7)
-    axes[i + 1].set_xticks([0, 4, 8, 12, 16], ["CLS", "4", "8", "12", "16"], fontsize=6)
-    axes[i + 1].set_yticks([0, 8, 16], ["CLS", "8", "16"], fontsize=6)
-axes[1].set_ylabel("query token", fontsize=7)
+    axes[i + 1].set_xlabel("key token", fontsize=8)
+    axes[i + 1].set_xticks([0, 4, 8, 12, 16], ["CLS", "4", "8", "12", "16"], fontsize=8)
+    axes[i + 1].set_yticks([0, 8, 16], ["CLS", "8", "16"], fontsize=8)
+axes[1].set_ylabel("query token", fontsize=8)
 fig.tight_layout()
 plt.show()
 
@@ -364,21 +364,17 @@ for r in ablations["rows"]:
 # cross) in a 32×32 scene with one object, in 16 patches of 8×8. The training split never
 # contains six colour–shape pairs (for example a red square); section 7 comes back to them.
 #
-# The live model has the same size as the digits model: 2 blocks, 4 heads, D = 64, 16 patches
-# of 8×8 (about 114k parameters). Its full recipe, 600 steps of 128 scenes drawn from 20,000,
-# does not fit this notebook's time, so the live run is a quarter of it: 300 steps of 64 scenes
-# drawn from 8,000. The full run's stored result is printed after the training cell; set
-# `FULL_RUN = True` in the next cell to train it yourself (four times as long). The checks
-# follow the two recipes: the full one must reach 97%, the short live one 80% (it lands at
-# 85–87% over the seeds we tried), enough to show that the model learns the task.
+# The live model has the digits model's size (2 blocks, 4 heads, D = 64; about 114k
+# parameters). Its full recipe, 600 steps of 128 scenes drawn from 20,000, is too long for this
+# notebook, so the live run is a quarter of it (300 steps of 64 scenes from 8,000); the full
+# run's stored result is printed after it (`FULL_RUN = True` trains it here). The checks: 97%
+# for the full recipe, 80% for the short live one.
 #
 # One preprocessing step: ShapesWorld paints each scene on a random dark or light background.
-# `subtract_background` subtracts each image's background colour (its median pixel) and doubles
-# the contrast, so empty patches become zero whatever the background and objects lie in
-# [−2, 2]. (To display these inputs below we map them back to [0, 1] with x/4 + 0.5: the
-# background turns mid-grey.) Without it, the small ViT spends much of a short training run
-# learning to ignore the background; the stored runs after the training cell compare the inputs.
-# The CNN in section 8 gets the same inputs.
+# `subtract_background` subtracts each image's median pixel and doubles the contrast, so empty
+# patches become zero and objects lie in [−2, 2] (shown below as x/4 + 0.5, on mid-grey). Without
+# it the small ViT spends much of a short run learning to ignore the background (stored runs
+# after the training cell). The CNN of section 8 gets the same inputs.
 
 # %%
 from mmcourse.vit.tasks import SHAPES_VIT
@@ -459,15 +455,13 @@ plt.show()
 # ### The attention viewer
 #
 # Pick a scene, a layer and a head. The middle panel shows where the **class token** looks in
-# that layer (its row of the attention matrix, one cell per patch). The right panel shows the
-# **attention rollout** (Abnar & Zuidema, 2020): since each layer mixes tokens that were already
-# mixtures, rollout multiplies the layers' head-averaged attention matrices (plus the identity
-# for the skip connection) to estimate how much each *input* patch contributes to the class
-# token at the end. Titles give the true and the predicted shape. Each map is scaled to its own
-# maximum (brightest = the most-attended patch), so compare where the maps are bright, not how
-# bright they are across layers; the next cell measures the amounts. The last four scenes show
-# colour–shape pairs the model never saw in training (section 7), two it gets right and two it
-# gets wrong.
+# that layer (its row of the attention matrix). The right panel shows the **attention rollout**
+# (Abnar & Zuidema, 2020): each layer mixes tokens that were already mixtures, so rollout
+# multiplies the layers' head-averaged attention matrices (plus the identity for the skip
+# connection) to estimate how much each *input* patch reaches the class token. Titles give the
+# true and the predicted shape. Each map is scaled to its own maximum: compare where maps are
+# bright, not how bright. The last four scenes are colour–shape pairs never seen in training
+# (section 7), two right and two wrong.
 #
 # **Predict, then run:** on a scene the model gets wrong, does the class token look away from the
 # object?
@@ -594,9 +588,8 @@ plt.show()
 #
 # Painting half of the scenes in random colours breaks that correlation. The same network,
 # trained for the same number of steps on the same number of scenes, and still never shown a
-# held-out pair, recognises about 96% of them. More scenes of the same kind would most likely
-# not have helped (they would carry the same correlation; we did not test it); *broader* data
-# did. That is the argument behind CLIP's 400 million varied image–text pairs,
+# held-out pair, recognises about 96% of them: *broader* data did it (more scenes of the same
+# kind would carry the same correlation; not tested here). That is the argument behind CLIP's 400 million varied image–text pairs,
 # and notebook 04 tests it again with zero-shot classification (零样本).
 
 # %% [markdown]
@@ -636,7 +629,7 @@ for ax, task in zip(axes, ("shapes", "digits")):
     ax.set_xlabel("training examples")
     ax.set_ylabel("test accuracy")
     ax.set_title(task, fontsize=9)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=8)
 fig.tight_layout()
 plt.show()
 
@@ -644,19 +637,17 @@ plt.show()
 # At this scale the CNN wins everywhere, and by the most where data is scarce. With 250 scenes
 # it names 93% of the shapes and the ViT 49%; with 1,000 scenes the CNN is already at 99.9%,
 # a level the ViT does not reach even with 16,000 (97.7%). On the digits the gap shrinks from
-# 14 points at 100 images to 1.4 points with the full 1,438. Both curves say the same thing: the
-# ViT's deficit is one of *data*, and it closes as data grows. The CNN gets locality and
-# translation equivariance for free; the ViT has to learn them from examples, and a few
-# thousand examples do not teach it everything. The ViT paper saw the same at a larger scale:
+# 14 points at 100 images to 1.4 points with the full 1,438. The ViT's deficit is one of *data*:
+# the CNN gets locality and translation equivariance for free, the ViT must learn them from
+# examples. The ViT paper saw the same at a larger scale:
 # pre-trained on ImageNet (1.3 M images) its ViTs trailed ResNets of similar cost, with 14 M
 # images (ImageNet-21k) the two were about even, and only with 300 M (JFT-300M) did the ViTs
 # pull ahead.
 #
-# Two caveats keep the comparison honest. Equal parameter counts do not mean equal compute:
-# the CNN slides its kernels over every pixel, and on this CPU it took six to seven times
-# longer to train on the 32×32 scenes (last two columns). And the numbers come from one seed
-# and one training recipe, the ViT's; the CNN uses BatchNorm, without which it trains several
-# times slower with this recipe, and which would have made the comparison about optimisation
+# Two caveats. Equal parameter counts do not mean equal compute: the CNN slides its kernels
+# over every pixel and took six to seven times longer to train on the 32×32 scenes (last two
+# columns). And the numbers come from one seed and the ViT's training recipe; the CNN needs its
+# BatchNorm to train at that pace, which would otherwise make the comparison about optimisation
 # instead of inductive bias.
 
 # %% [markdown]

@@ -17,12 +17,14 @@
 # %% [markdown]
 # # 06 · SAM: promptable segmentation with points, boxes, masks and text
 #
-# Computer vision's classic route runs **segmentation** (分割: which pixels belong together) →
+# The syllabus lays out a route: **segmentation** (分割: which pixels belong together) →
 # **detection** (检测: where is each object, as a box) → **recognition** (识别: what is it) →
-# **tracking** (跟踪: where did it go in the next frame). SAM, the *Segment Anything Model*
-# (Kirillov et al., 2023), is a foundation model for the first step: trained on 1.1 billion
-# masks, it segments objects it never saw, **zero-shot**, from a **prompt** (提示): a click, a
-# box, a rough mask, or (sketched in the paper) a piece of text.
+# **tracking** (跟踪: where did it go in the next frame). History ran the other way: detectors
+# came first and masks were later painted inside their boxes (Mask R-CNN). SAM, the *Segment
+# Anything Model* (Kirillov et al., 2023), inverts that order: a promptable segmenter trained on
+# 1.1 billion masks, which segments objects it never saw, **zero-shot**, from a **prompt** (提示):
+# a click, a box, a rough mask, or (a proof of concept in the paper) a phrase. Boxes, labels and
+# tracks can then be read off its masks.
 #
 # Its design is lopsided on purpose:
 #
@@ -33,14 +35,15 @@
 #
 # This notebook builds each part (the kernels in `mmcourse.sam` load segment-anything's weights
 # unchanged and match its outputs to 1e-5), uses a small SAM trained on ShapesWorld with SAM's
-# interactive recipe, and measures the claims: one click is ambiguous, text can prompt,
-# extra clicks refine, and the model segments shapes it never saw.
+# interactive recipe, and measures the claims: one click is ambiguous, text can prompt through
+# CLIP, extra clicks refine, the model segments shapes it never saw, and the route can be walked
+# on its masks, each stage beside a baseline.
 #
 # ```mermaid
 # flowchart LR
 #     seg["segmentation<br/>(SAM: prompt → mask)"] --> det["detection<br/>boxes from masks"]
 #     det --> rec["recognition<br/>CLIP on each crop"]
-#     rec --> trk["tracking<br/>mask of frame t prompts frame t+1"]
+#     rec --> trk["tracking<br/>frame t's mask prompts frame t+1"]
 # ```
 #
 # ```mermaid
@@ -48,7 +51,7 @@
 #     img["image 3 × 64 × 64"] --> enc["image encoder<br/>ViT, 4 × 4-pixel patches + neck<br/>once per image"]
 #     enc --> emb["image embedding<br/>64 × 16 × 16 (cached)"]
 #     pts["points, box"] --> pe["positional encoding<br/>+ type embedding"] --> sparse["sparse tokens"]
-#     txt["text"] --> clip["frozen CLIP text tower<br/>→ text_proj"] --> sparse
+#     txt["training: crop of the target<br/>inference: a phrase"] --> clip["frozen CLIP<br/>image / text tower<br/>→ text_proj"] --> sparse
 #     msk["mask (low-res logits)"] --> cnn["mask_downscaling CNN"] --> dense["dense map"]
 #     emb --> dec["mask decoder<br/>two-way transformer<br/>per prompt"]
 #     sparse --> dec
@@ -57,7 +60,6 @@
 # ```
 
 # %%
-import json
 import os
 import time
 from pathlib import Path
@@ -69,24 +71,37 @@ from IPython.display import Markdown, display
 
 from mmcourse.checks.sam import expect
 from mmcourse.clip.widgets import markdown_table
-from mmcourse.viz import overlay_masks, plot_curves, setup_matplotlib, show_source
+from mmcourse.viz import draw_boxes, draw_mask_outlines, setup_matplotlib, show_source
 from mmcourse.vit.tasks import load_results
+from mmcourse.weights import entry
 
 setup_matplotlib()
 # %matplotlib inline
 # The models here are small: one thread is as fast as two, and on a shared 2-core machine two
 # threads that wait for each other can be many times slower.
 torch.set_num_threads(1)
+reg = entry("sam_shapes")
+
+
+def show_image(ax, image, title="", masks=None, fontsize=9):
+    """An image with masks drawn as outlines (a tint would change the objects' colours)."""
+    ax.imshow(image.permute(1, 2, 0).clamp(0, 1).numpy())
+    if masks is not None:
+        draw_mask_outlines(ax, masks)
+    ax.set_title(title, fontsize=fontsize)
+    ax.set_xticks([]), ax.set_yticks([])
+
 
 # %% [markdown]
 # ## 1. Three parts, two costs
 #
 # `load_sam()` loads the shipped checkpoint `sam_shapes` (hash-checked) and attaches the frozen
-# text tower of notebook 04's CLIP. The image encoder runs once in `set_image`; every `predict`
-# reuses the cached embedding. *Predict:* how many times slower is the encoder than one prompt?
+# CLIP of notebook 04. The image encoder runs once in `set_image`; every `predict` reuses the
+# cached embedding. *Predict:* how many times slower is the encoder than one prompt?
 
 # %%
-from mmcourse.sam.tasks import eval_set, load_sam
+from mmcourse.sam.evaluate import eval_set
+from mmcourse.sam.train import load_sam
 from mmcourse.vit import count_parameters
 
 sam = load_sam()
@@ -105,16 +120,16 @@ for i in range(24):
     dec_ms.append(1000 * (time.perf_counter() - t0))
 # the fastest run is the one least disturbed by other work on the machine; the median shows the load
 print(f"this run, one thread: encoder {min(enc_ms):.1f} ms per image (median {np.median(enc_ms):.1f}), "
-      f"prompt encoder + decoder {min(dec_ms):.1f} ms per prompt (median {np.median(dec_ms):.1f})")
-stored = load_results("sam_speed")  # measured with 60 prompts when the machine was quieter
-expect(f"stored: decoder per prompt, one thread, median (ms; load {stored['load']})", stored["decoder_ms_median"], "≤ 5",
-       fmt=".1f")
+      f"prompt encoder + decoder {min(dec_ms):.1f} ms per prompt (median {np.median(dec_ms):.1f}): "
+      f"the encoder costs {min(enc_ms) / min(dec_ms):.1f} prompts")
+stored = load_results("sam_speed")  # measured with 60 prompts
+expect("stored: decoder per prompt, one thread, median (ms)", stored["decoder_ms_median"], "≤ 5", fmt=".1f")
 
 # %% [markdown]
-# At 64 × 64 pixels the encoder is small too, so the gap is modest here. Real SAM's ViT-H reads
-# a 1024 × 1024 image as 64 × 64 tokens; its model card gives about 0.15 s per image on an A100
-# GPU, and the paper runs prompt encoder and decoder on a CPU in a web browser in about 50 ms:
-# the split that makes clicking interactive.
+# The answer is the ratio printed: at 64 × 64 pixels the encoder is small too, so the gap is
+# modest here. Real SAM's ViT-H reads a 1024 × 1024 image as 64 × 64 tokens; its model card gives
+# about 0.15 s per image on an A100 GPU, and the paper runs prompt encoder and decoder on a CPU in
+# a web browser in about 50 ms: the split that makes clicking interactive.
 
 # %% [markdown]
 # ## 2. Prompts as positional encodings
@@ -158,8 +173,8 @@ show_source(PositionEmbeddingRandom)
 
 # %% [markdown]
 # Four of the shipped model's 32 frequency pairs drawn over the image plane, and the similarity
-# between a click's code and the code of every pixel (cosine): nearby pixels are similar, far
-# ones are not. *Predict:* how sharp is the peak, relative to an object of about 13 pixels?
+# between a click's code and the code of every pixel (cosine). *Predict:* how sharp is the
+# peak, relative to an object of about 13 pixels across?
 
 # %%
 pe = sam.prompt_encoder.pe_layer
@@ -167,7 +182,7 @@ grid = pe((64, 64))                                          # (64, 64, 64): C x
 clicks = torch.tensor([[[20.0, 24.0], [46.0, 44.0]]])
 codes = pe.forward_with_coords(clicks + 0.5, (64, 64))[0]    # (2, 64)
 sims = torch.einsum("nc,chw->nhw", codes, grid) / (codes.norm(dim=1)[:, None, None] * grid.norm(dim=0))
-fig, axes = plt.subplots(1, 6, figsize=(12, 2.3))
+fig, axes = plt.subplots(1, 6, figsize=(10, 2.2))
 for j, ax in enumerate(axes[:4]):
     ax.imshow(grid[j * 8].numpy(), cmap="RdBu", vmin=-1, vmax=1)
     ax.set_title(f"sin feature {j * 8}", fontsize=9)
@@ -179,15 +194,20 @@ for ax in axes:
     ax.set_xticks([]), ax.set_yticks([])
 plt.show()
 half = (sims[0] > 0.5).sum().item()
-print(f"pixels with similarity > 0.5 to click 1: {half} (a {math.sqrt(half):.0f} x {math.sqrt(half):.0f} patch)")
+side = eval_set(200, seed=4).levels[:, 0].flatten(1).sum(1).float().mean().sqrt().item()
+print(f"pixels with similarity > 0.5 to click 1: {half} (a {math.sqrt(half):.0f} x {math.sqrt(half):.0f} patch); "
+      f"an object covers about {side:.0f} x {side:.0f} pixels")
 
 # %% [markdown]
+# The peak is about one object wide (both sizes printed): a click's code picks out a
+# neighbourhood, not a pixel, and the decoder's attention to the image finds the edges.
+#
 # **Tokens against a map.** A point or a box corner is one position plus what it means, so it
 # becomes one token: its code plus a learned type embedding (positive, negative, box top-left,
 # box bottom-right). A mask prompt is already a picture aligned with the image; turning it into
 # tokens would throw away that alignment. So it stays dense: a small CNN shrinks it 4× to the
-# embedding grid and it is *added* to the image embedding. Text, like a point, is one token:
-# the frozen CLIP text tower's pooled embedding, projected to the prompt width.
+# embedding grid and it is *added* to the image embedding. Text, like a point, is one token: a
+# CLIP embedding projected to the prompt width (section 6).
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -205,9 +225,10 @@ print("one phrase -> sparse", tuple(sparse.shape))
 # ## 3. Masks back to the image, then click
 #
 # The decoder predicts masks at 4× the embedding grid: 64 × 64 logits here, already the image's
-# size, but 256 × 256 in SAM, whose encoder sees a 1024 × 1024 input. To show them, SAM upsamples bilinearly to the encoder's input size, crops away the padding (a
-# non-square image is resized so its longest side fits, then padded bottom/right), resizes to the
-# original image, and thresholds the **logits at 0** (probability 0.5). Write it.
+# size, but 256 × 256 in SAM, whose encoder sees a 1024 × 1024 input. To show them, SAM
+# upsamples bilinearly to the encoder's input size, crops away the padding (a non-square image
+# is resized so its longest side fits, then padded bottom/right), resizes to the original image,
+# and thresholds the **logits at 0** (probability 0.5). Write it.
 
 # %%
 import torch
@@ -240,60 +261,146 @@ show_source(Sam.postprocess_masks)
 # %% [markdown]
 # **Click to segment.** Left click: a positive point; right click (or the *negative click*
 # toggle): a negative point; drag: a box. With one point the decoder returns three masks and
-# their predicted IoUs (the best is drawn on the image); with more prompts it returns one. The
-# encoder ran once per image; each click runs only the decoder (its time is shown).
+# their predicted IoUs (the best is outlined on the image); with more prompts it returns one.
+# The picture below is what a first click on the first scene gives (saved with the notebook);
+# the widget under it answers your clicks once the kernel runs.
 
 # %%
-from mmcourse.sam.widgets import click_widget
+from mmcourse.sam.widgets import ClickSession, click_widget, draw_session
 
 scenes = eval_set(6, seed=7)
+first = ClickSession(sam, scenes.images[0])
+fig, axes = plt.subplots(1, 4, figsize=(8, 2.3))
+draw_session(axes, first, first.click(*scenes.clicks[0].tolist()))
+fig.suptitle("a first click on scene 1 (saved picture)", fontsize=9)
+plt.show()
 click_widget(sam, list(scenes.images))
 
 # %% [markdown]
-# ## 4. One click, three answers: ambiguity
+# ## 4. Inside the mask decoder
 #
-# A click on a partly hidden shape can mean its **visible part**, the **whole shape** (hidden
-# pixels included: ShapesWorld knows them, `full_masks`, an *amodal* mask) or the **group** of
-# overlapping objects it belongs to. SAM's answer is to predict three masks for a single click
-# and train with the loss of the *best* of the three only, so each output token is free to
-# specialise in one reading; a fourth token serves prompts that are not ambiguous (several
-# points, a box).
+# The decoder is where a prompt meets the image. `MaskDecoder.predict_masks` concatenates five
+# learned **output tokens** (one IoU token, four mask tokens) with the prompt's sparse tokens,
+# adds the dense prompt to the image embedding, and runs the **two-way transformer**: in each of
+# its two blocks the tokens attend to themselves, then to the image (token → image), go through
+# an MLP, and finally the image attends to the tokens (image → token), so both sides are updated;
+# a last token → image attention closes it. Then the image is upscaled 4× by two transposed
+# convolutions to C/8 = 8 channels, and each mask token is turned by its own small MLP (a
+# **hypernetwork**: a network whose output is the weights of another) into 8 weights. A mask is
+# the dot product of those weights with the upscaled embedding at every pixel. The shapes, for
+# one click, traced with forward hooks:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+dec = sam.mask_decoder
+trace = []
+hooks = [mod.register_forward_hook(lambda m, i, o, name=name: trace.append((name, o)))
+         for name, mod in [("two-way transformer (tokens, image)", dec.transformer),
+                           ("output_upscaling", dec.output_upscaling),
+                           ("hypernetwork MLP of mask token 0", dec.output_hypernetworks_mlps[0]),
+                           ("iou_prediction_head", dec.iou_prediction_head)]]
+with torch.no_grad():
+    emb1 = sam.embed(scenes.images[:1])
+    sp, de = sam.prompt_encoder(points=(scenes.clicks[:1, None], torch.ones(1, 1, dtype=torch.long)), boxes=None, masks=None)
+    masks4, iou4 = dec.predict_masks(emb1, sam.prompt_encoder.get_dense_pe(), sp, de)
+for h_ in hooks:
+    h_.remove()
+print(f"{'image embedding':40s}", tuple(emb1.shape), "  + dense prompt", tuple(de.shape))
+print(f"{'tokens: 1 IoU + 4 mask + prompt':40s}", (1, 5 + sp.shape[1], sp.shape[2]))
+for name, out in trace:
+    print(f"{name:40s}", *(tuple(o.shape) for o in (out if isinstance(out, tuple) else (out,))))
+print(f"{'masks (4 tokens), IoUs':40s}", tuple(masks4.shape), tuple(iou4.shape), "(multimask keeps tokens 1-3)")
+
+# %% [markdown]
+# The two-way block, as segment-anything writes it:
+
+# %%
+from mmcourse.sam.transformer import TwoWayAttentionBlock
+
+show_source(TwoWayAttentionBlock.forward)
+
+# %% [markdown]
+# **Exercise: the hypernetwork's dot product.** Given the mask tokens' weights `hyper_in`
+# (B, K, C8) and the upscaled embedding `upscaled` (B, C8, H, W), return the mask logits
+# (B, K, H, W): for every prompt b, token k and pixel (y, x), the dot product of
+# `hyper_in[b, k]` with `upscaled[b, :, y, x]`.
+
+# %%
+import torch
+
+from mmcourse.checks.sam import check_hypernetwork_masks
+
+
+def hypernetwork_masks(hyper_in: torch.Tensor, upscaled: torch.Tensor) -> torch.Tensor:
+    """hyper_in (B, K, C8), upscaled (B, C8, H, W) -> mask logits (B, K, H, W)."""
+    ### BEGIN SOLUTION
+    B, C8, H, W = upscaled.shape
+    return (hyper_in @ upscaled.reshape(B, C8, H * W)).reshape(B, -1, H, W)
+    ### END SOLUTION
+
+
+check_hypernetwork_masks(hypernetwork_masks)
+
+# %% [markdown]
+# Compare with the last lines of the course's `predict_masks`. Because each mask is a weighted sum
+# of the same 8 channels, the decoder's work is to make those channels separate objects, edges
+# and backgrounds; a mask token only chooses a mix.
+
+# %%
+from mmcourse.sam import MaskDecoder
+
+show_source(MaskDecoder.predict_masks)
+
+# %% [markdown]
+# ## 5. One click, three answers: ambiguity
 #
-# The shipped model was trained this way (SAM's recipe at small scale):
+# A click inside an object can mean several masks. SAM predicts three for a single click and
+# trains with the loss of the *best* of the three only, so each output token is free to
+# specialise; the IoU head learns to score each, and the highest predicted IoU is SAM's pick. A
+# fourth token serves prompts that are not ambiguous (several points, a box). In SA-1B the three
+# answers come out as nested **visible** masks, whole, part and subpart (a person, their shirt, a
+# pocket); SAM never predicts hidden pixels.
+#
+# ShapesWorld's objects have no parts, so the course uses **readings of its own**: the object's
+# **visible part**, the **whole shape** with its hidden pixels (an *amodal* mask, which SAM does
+# not make; ShapesWorld knows it, `full_masks`) and the **group** of overlapping objects it belongs
+# to (the nearest analogue of "whole" against "part"). The recipe, at small scale:
 #
 # ```mermaid
 # flowchart LR
-#     scene["scene, 2–4 objects<br/>(no crosses)"] --> tgt["target object + level<br/>part / whole / group"]
-#     tgt --> p1["first prompt: a click inside it,<br/>its noisy box, or its phrase"]
-#     p1 --> r1["3 masks (1 for box, text)<br/>loss: 20 focal + dice, best mask only<br/>+ MSE on predicted IoU"]
+#     scene["scene, 2–4 objects<br/>(no crosses)"] --> tgt["target object + reading<br/>part / whole / group"]
+#     tgt --> p1["first prompt: a click inside it,<br/>its noisy box, or the CLIP<br/>embedding of its crop"]
+#     p1 --> r1["3 masks (1 for box, CLIP)<br/>loss: 20 focal + dice, best mask only<br/>+ MSE on predicted IoU"]
 #     r1 --> p2["second round (half the clicks):<br/>a click from the error region<br/>+ previous logits as mask prompt"]
 #     p2 --> r2["1 mask, same loss"]
 # ```
 
 # %%
 train_curve = load_results("sam_training")["sam_shapes"]
-ax = plot_curves({"sam_shapes": train_curve["loss"]}, xlabel="step", ylabel="loss (smoothed)")
-ax.figure.set_size_inches(5, 2.4)
+fig, ax = plt.subplots(figsize=(5, 2.4))
+ax.plot(train_curve["step"], train_curve["loss"])
+ax.set_xlabel("training step"), ax.set_ylabel("loss (smoothed over 50 steps)")
 plt.show()
-print(f"{train_curve['recipe']['steps']} steps of {train_curve['recipe']['batch_size']} scenes, one thread, "
-      f"{train_curve['train_seconds'] / 60:.1f} min (load average at the end {' '.join(train_curve['loadavg_at_end'])})")
+print(f"{train_curve['recipe']['steps']} steps of {train_curve['recipe']['batch_size']} scenes, one thread: "
+      f"{train_curve['train_cpu_s'] / 60:.1f} min of CPU time (the course's budget: 10 min)")
 
 # %% [markdown]
-# One ambiguous click from the test scenes: the three outputs against the three readings.
-# *Predict:* will each output match a different reading?
+# One click chosen where the three readings differ most (the one whose readings the outputs cover
+# best among 100 ambiguous test clicks). *Predict:* will each output match a different reading?
 
 # %%
-from mmcourse.sam.tasks import LEVELS, mask_iou, predict_batch
+from mmcourse.sam.evaluate import best_of, predict_batch
+from mmcourse.sam.losses import mask_iou
+from mmcourse.sam.prompts import LEVELS
 
 amb = eval_set(100, seed=11, target="ambiguous")
 amb_emb = sam.embed(amb.images)
 masks, iou, _ = predict_batch(sam, amb_emb, amb.clicks[:, None], torch.ones(100, 1, dtype=torch.long))
 cover = mask_iou(masks[:, None], amb.levels[:, :, None]).amax(2)   # (100, 3): each reading's best output
-i = int(cover.sum(1).argmax())                                        # the click whose readings are best covered
-fig, axes = plt.subplots(1, 7, figsize=(14, 2.3))
-axes[0].imshow(amb.images[i].permute(1, 2, 0).numpy())
+i = int(cover.sum(1).argmax())
+fig, axes = plt.subplots(1, 7, figsize=(11, 2))
+show_image(axes[0], amb.images[i], "image + click")
 axes[0].scatter(*amb.clicks[i].tolist(), c="lime", marker="*", s=80, edgecolors="black")
-axes[0].set_title("image + click", fontsize=9)
 for j in range(3):
     axes[1 + j].imshow(amb.levels[i, j].numpy(), cmap="gray")
     axes[1 + j].set_title(f"reading: {LEVELS[j]}", fontsize=9)
@@ -304,92 +411,110 @@ for ax in axes:
 plt.show()
 
 # %% [markdown]
-# Measured on 400 ambiguous test clicks (objects partly hidden *and* overlapping, so the three
-# readings differ), against a **single-output** model trained with the same recipe and steps but
-# one mask for every prompt (stored measurement):
+# Measured on 400 ambiguous test clicks, against a **single-output** model trained with the same
+# recipe and steps but one mask for every prompt (stored measurement, made with the previous
+# checkpoint, whose clicks were trained the same way, 20 rather than 18 per batch). The fair comparison is
+# SAM's own pick (the highest predicted IoU); the best of 3 is an oracle that knows the answer.
 
 # %%
 res = load_results("sam_ambiguity")
-rows = [[lvl, f"{r['best_of_3']:.3f}", f"{r['highest_predicted']:.3f}", f"{r['single_output']:.3f}",
+val = lambda r: r["value"] if isinstance(r, dict) else r  # noqa: E731
+rows = [[lvl, f"{val(r['highest_predicted']):.3f}", f"{val(r['single_output']):.3f}", f"{val(r['best_of_3']):.3f}",
          " / ".join(f"{v:.2f}" for v in r["per_output"])] for lvl, r in res["levels"].items()]
-display(Markdown(markdown_table(["reading", "3 outputs: best of 3", "3 outputs: highest predicted IoU",
-                                 "single-output model", "IoU of output 1 / 2 / 3"], rows)))
+display(Markdown(markdown_table(["reading", "3 outputs: SAM's pick (highest predicted IoU)", "single-output model",
+                                 "3 outputs: best of 3 (oracle)", "IoU of output 1 / 2 / 3"], rows)))
 print("share of clicks where output 1 / 2 / 3 has the highest predicted IoU:",
       " / ".join(f"{v:.2f}" for v in res["chosen_output_share"]))
 
 # %% [markdown]
-# The outputs specialise, though into two readings rather than three: output 1 (first of the
-# three numbers in the last column) is the best of the three against the group and the worst
-# against part and whole, so it is the group's answer, a rough one; the other two both answer
-# the visible part, which the whole shape nearly equals here (a hidden
-# corner is a few pixels); one of them leans a little toward the whole shape. The highest
-# predicted IoU almost always picks one of those two, so a single click returns the part; the
-# group is among the three answers (see best of 3) and a user can pick it, or say it with a
-# second click (section 6). The single-output model, trained on the same mixed targets, cannot
-# keep both: it answers roughly the part, and its group IoU stays far below the 3-output model's
-# best of 3.
+# The outputs specialise, though into two readings rather than three (the answer to the
+# prediction): output 1 is the best of the three against the group and the worst against part
+# and whole, so it is the group's answer, a rough one; the other two both answer the visible
+# part, which the whole shape nearly equals here (a hidden corner is a few pixels). By SAM's own
+# pick, the 3-output model and the single-output model are level on part and whole: the pick
+# almost always falls on a part-like output, which is what the single-output model learned to
+# answer. What the three outputs add is the group among the answers (best of 3), which a user can
+# pick or ask for with a second click (section 7); the single-output model, trained on the same
+# mixed targets, cannot keep it.
 
 # %% [markdown]
-# ## 5. Text as a prompt
+# ## 6. Text as a prompt, the paper's way
 #
-# The paper's text prompt, small: the frozen CLIP text tower of notebook 04 reads "the red
-# triangle", its pooled embedding is projected into one sparse token, and the decoder does the
-# rest. The target is every object the phrase names. *Predict:* better or worse than a click?
+# SAM was never trained on text. For each training mask, the paper computes the CLIP **image**
+# embedding of a crop around the mask (its box enlarged 1–2×, the outside blanked half the time)
+# and feeds it as the prompt; at inference it feeds the CLIP **text** embedding of a phrase
+# instead. Both are unit vectors in CLIP's shared space, so the phrase lands where the crops of
+# matching objects landed in training: the text slot works zero-shot, without one phrase in
+# training. The course does the same with notebook 04's CLIP, with one change of crop: that CLIP
+# saw only whole 32 × 32 scenes of one object, so the crop is a scene-sized window centred on
+# the object, the other objects painted over with the background (`object_crops`). Which CLIP's
+# two spaces agree on such crops, and what a zoomed crop (the paper's) or one that keeps the
+# neighbours does to them (validation scenes, stored):
 
 # %%
-texts = ["the red triangle", "the blue square", "the small green circle", "the yellow diamond"]
+agree = load_results("sam_text")
+rows = []
+for model, crops_ in agree["models"].items():
+    for crop, r in crops_.items():
+        rows.append([model, crop, f"{r['top1_seen_shapes']['value']:.3f}", f"{r['top1_cross']['value']:.3f}",
+                     f"{r['cosine_right_phrase']['value']:.2f}"])
+display(Markdown(markdown_table(["CLIP", "crop", "right phrase nearest of 30 (seen shapes)", "(crosses)",
+                                 "cosine(crop, right phrase)"], rows)))
+print(f"{agree['objects']} objects of validation scenes, {agree['crosses']} of them crosses")
+
+# %% [markdown]
+# Both CLIPs name almost every object from the scene-sized crop; `clip_shapes_named`'s text
+# embedding lies closer to the crop's image embedding (higher cosine), and the text slot only
+# ever saw image embeddings, so SAM uses it. A crop zoomed to the object's box, as the paper's
+# CLIP would take it, names only about a third of the seen shapes right: this CLIP never saw
+# objects that big (and the crosses' perfect score there says only that zoomed shapes look like
+# crosses to it). Kept neighbours confuse it about as often. *Predict:* better or worse than a click?
+
+# %%
 from mmcourse.data.shapes import ShapesWorld
 
+texts = ["the red triangle", "the blue square", "the green circle", "the yellow cross"]
 scene = ShapesWorld(image_size=64, max_objects=4).render([
     dict(shape="triangle", colour="red", size="large", position="top left"),
     dict(shape="square", colour="blue", size="large", position="middle"),
     dict(shape="circle", colour="green", size="small", position="bottom right"),
-    dict(shape="diamond", colour="yellow", size="large", position="top right")], seed=1)
+    dict(shape="cross", colour="yellow", size="large", position="top right")], seed=1)
 sam.set_image(scene.image)
-fig, axes = plt.subplots(1, 4, figsize=(9, 2.5))
+fig, axes = plt.subplots(1, 4, figsize=(8, 2.4))
 for ax, t in zip(axes, texts):
     pred = sam.predict(text=t, multimask_output=False)
-    ax.imshow(overlay_masks(scene.image, pred.masks[:1], alpha=0.6))
-    ax.set_title(f'"{t}"\nIoU pred {pred.iou_predictions[0]:.2f}', fontsize=9)
-    ax.set_xticks([]), ax.set_yticks([])
+    show_image(ax, scene.image, f'"{t}"\nIoU pred {pred.iou_predictions[0]:.2f}', pred.masks[:1])
 plt.show()
 
 # %%
-from mmcourse.sam.tasks import TextTable, best_of, text_targets
+from mmcourse.sam.evaluate import per_scene_ious
 
-n = 150
-es = eval_set(n, seed=5)                      # test scenes, reused in sections 6 and 7
-emb = sam.embed(es.images)
-b, idx = es.batch, torch.arange(n)
-masks, iou, _ = predict_batch(sam, emb, es.clicks[:, None], torch.ones(n, 1, dtype=torch.long))
-point_miou = mask_iou(best_of(masks, iou), es.levels[:, 0]).mean().item()
-table = TextTable(sam)
-with_size = torch.ones(n, dtype=torch.bool)
-feats = table(b.shape[idx, es.k], b.colour[idx, es.k], b.size[idx, es.k])
-tmasks, _, _ = predict_batch(sam, emb, text=feats, multimask=False)
-text_miou = mask_iou(tmasks[:, 0], text_targets(b, es.k, with_size)).mean().item()
-print(f"{n} test scenes: one click mIoU {point_miou:.3f}, text ('the small red triangle') mIoU {text_miou:.3f}")
-from mmcourse.weights import entry
-
-reg = entry("sam_shapes").metrics
-print(f"shipped checkpoint, 500 scenes: text without size {reg['seen_text_miou']:.3f}, with size {reg['seen_text_size_miou']:.3f}")
-old_text = load_results("sam_longer_run")
-print(f"earlier patch-8 model (section 7): {old_text['patch8_1500_steps']['metrics_500_scenes']['seen_text_miou']:.3f} / "
-      f"{old_text['patch8_1500_steps']['metrics_500_scenes']['seen_text_size_miou']:.3f} after 1,500 steps, "
-      f"{old_text['metrics_500_scenes']['seen_text_miou']:.3f} / {old_text['metrics_500_scenes']['seen_text_size_miou']:.3f} after 3,000")
+es = eval_set(150, seed=5)                      # test scenes, reused in sections 7 and 8
+live = per_scene_ious(sam, es)
+print(f"this run, {len(es.images)} scenes: text mIoU {live['text'].mean():.3f}, the trivial 'every object' mask "
+      f"{live['every_object'].mean():.3f}, one click {live['1click'].mean():.3f}")
+for m, what in (("seen_text_miou", "text, 'the red circle' (seen shapes)"),
+                ("seen_every_object_miou", "  baseline: one mask of every object"),
+                ("seen_1click_miou", "  one click"),
+                ("seen_crop_miou", "  the training prompt: CLIP image embedding of the crop"),
+                ("seen_text_size_miou", "text with the size, 'the small red circle'"),
+                ("heldout_text_miou", "text naming a cross ('the red cross')"),
+                ("heldout_every_object_miou", "  baseline for it")):
+    print(f"shipped, test draws: {what:58s} {reg.describe(m)}")
 
 # %% [markdown]
-# Text barely works here: the masks are nearly empty and the model's own predicted IoU for them
-# is close to zero (titles above), far behind a click. The phrase reaches the decoder as one
-# token, a 64-number summary from a text tower that learned from captions of 32 × 32 single-object
-# scenes; the decoder must turn it into a place through cross-attention alone, and with 4 of 32
-# training prompts per step it got little practice. The earlier patch-8 model did a little
-# better on text with more steps (last line printed), so practice is likely what text lacks; the
-# shipped model's 800 steps give it about 100 steps' worth of phrases. (SAM's paper, too, shows
-# text prompts only as a proof of concept.)
+# Worse than a click, by far, and worse than the trivial mask of every object: with this model the
+# text slot does not work yet (for crosses neither). The swap from image to text embedding is not
+# what fails: prompted with the very image embeddings it trained on (the crop line), the model
+# does no better. What is missing is learning to follow an embedding at all, to find the one
+# object among two to four whose colour, shape and size the 64 numbers describe; the click and box
+# prompts, trained in the same steps, say *where* and are learned easily. SAM trained its text
+# model on the masks of two data-engine stages, far more practice than the crops in 800 small steps.
+# This is what the paper calls a proof of concept: it rests on CLIP's two towers agreeing (the
+# table above shows they do, for the right crop) and on enough training for the decoder to use them.
 
 # %% [markdown]
-# ## 6. Refinement: more clicks
+# ## 7. Refinement: more clicks
 #
 # In training, the second round's click comes from the **error region** of the current
 # prediction: a pixel the mask missed becomes a positive click, a pixel it wrongly covers a
@@ -422,18 +547,16 @@ check_click_from_error(click_from_error)
 # Compare with the course's version, which training and the measurements below use.
 
 # %%
-from mmcourse.sam.tasks import click_from_error as course_click_from_error
+from mmcourse.sam.prompts import click_from_error as course_click_from_error
 
 show_source(course_click_from_error)
 
 # %% [markdown]
 # mIoU against the number of clicks, with the previous mask's logits fed back as the mask
-# prompt and without. On plain targets (the visible object) the first click already finds the
-# object; on ambiguous targets (the whole shape, the group) the first click often picks another
-# reading and the next clicks say which one. *Predict:* which curve climbs?
+# prompt and without. *Predict:* which curve climbs?
 
 # %%
-from mmcourse.sam.tasks import click_curve
+from mmcourse.sam.evaluate import click_curve
 
 curves = {"plain: visible object": click_curve(sam, es, es.levels[:, 0], 5),
           "ambiguous: whole shape": click_curve(sam, amb, amb.levels[:, 1], 5),
@@ -443,7 +566,7 @@ fig, ax = plt.subplots(figsize=(5.5, 2.8))
 for name, c in curves.items():
     ax.plot(range(1, 6), c, marker="o", label=name, ls="--" if "no mask" in name else "-")
 ax.set_xlabel("clicks"), ax.set_ylabel("mIoU"), ax.set_xticks(range(1, 6))
-ax.legend(fontsize=7)
+ax.legend(fontsize=8)
 plt.show()
 for name, c in curves.items():
     print(f"{name:38s}", " ".join(f"{v:.3f}" for v in c))
@@ -451,7 +574,7 @@ gain = curves["ambiguous: group"][2] - curves["ambiguous: group"][0]
 expect("group target: mIoU gain from 1 to 3 clicks", gain, "> 0.05")
 
 # %% [markdown]
-# The stored measurement (400 targets of each kind) and what limits plain targets:
+# The stored measurement (400 targets of each kind, test draws) and what limits plain targets:
 
 # %%
 ref = load_results("sam_refinement")
@@ -462,160 +585,183 @@ print(f"plain targets: {ref['plain_wrong_pixels_near_boundary']:.0%} of the wron
       f"1 pixel of the object's boundary (objects average {ref['plain_mean_object_pixels']:.0f} pixels)")
 
 # %% [markdown]
-# Three different stories:
+# The group curve climbs; the others stay flat or slip a little:
 #
 # - **Group**: the first click usually returns one object; a click on a missed neighbour says
 #   "that one too", and mIoU climbs steeply.
-# - **Plain** objects barely move: most wrong pixels sit on the boundary (the share printed
-#   above), so a corrective click lands on a boundary pixel and says almost nothing new; without
-#   the previous mask fed back, each such click even costs a little. Clicks pay off where the
-#   first prompt is ambiguous, not where the mask is merely a pixel off.
-# - **Whole shape** stays flat too: a missed pixel of the hidden part lies under *another*
-#   object, so the positive click there reads as "include that object" (the group), not "the
-#   hidden part of this one". A click cannot point at what is not visible.
+# - **Plain** objects: most wrong pixels sit on the boundary (the share printed above), so a
+#   corrective click lands on a boundary pixel and says almost nothing new; without the previous
+#   mask fed back, each such click even costs a little (right column).
+# - **Whole shape**: a missed pixel of the hidden part lies under *another* object, so a positive
+#   click there reads as "include that object" (the group), not "the hidden part of this one". A
+#   click cannot point at what is not visible, one more reason SAM's readings are visible masks.
 
 # %% [markdown]
-# ## 7. Zero-shot: a shape it never saw
+# ## 8. Zero-shot: a shape it never saw
 #
-# No training scene contained a **cross**. The syllabus claims SAM segments objects it never
-# saw. At this scale: *predict* the mIoU of one click on a cross, against seen shapes.
+# No training scene contained a **cross**. *Predict* the mIoU of one click on a cross, against
+# seen shapes.
 
 # %%
-from mmcourse.sam.tasks import mask_box
+from mmcourse.sam.prompts import mask_box
 
-rows = []
-for name, s_, e_ in (("seen", es, emb), ("heldout", eval_set(150, seed=2, target="heldout"), None)):
-    e_ = sam.embed(s_.images) if e_ is None else e_
-    masks, iou, _ = predict_batch(sam, e_, s_.clicks[:, None], torch.ones(len(s_.clicks), 1, dtype=torch.long))
-    bmasks, _, _ = predict_batch(sam, e_, boxes=mask_box(s_.levels[:, 0]), multimask=False)
-    rows.append([name, mask_iou(best_of(masks, iou), s_.levels[:, 0]).mean().item(),
-                 mask_iou(masks, s_.levels[:, 0:1]).amax(1).mean().item(), mask_iou(bmasks[:, 0], s_.levels[:, 0]).mean().item()])
-held = s_, best_of(masks, iou)
-display(Markdown(markdown_table(["targets (150 scenes)", "1 click", "best of 3 (oracle)", "box"],
-                                [[r[0]] + [f"{v:.3f}" for v in r[1:]] for r in rows])))
-fig, axes = plt.subplots(1, 6, figsize=(12, 2.2))
+heldout = eval_set(150, seed=2, target="heldout")
+rows, held_masks = [], None
+for name, s_ in (("seen", es), ("held-out cross", heldout)):
+    r_ = per_scene_ious(sam, s_, text=False)
+    rows.append([name] + [f"{r_[k].mean():.3f}" for k in ("1click", "oracle3", "box")])
+    e_ = sam.embed(s_.images[:6])
+    m_, i_, _ = predict_batch(sam, e_, s_.clicks[:6, None], torch.ones(6, 1, dtype=torch.long))
+    held_masks = best_of(m_, i_)
+display(Markdown(markdown_table(["targets (150 scenes)", "1 click", "best of 3 (oracle)", "box"], rows)))
+fig, axes = plt.subplots(1, 6, figsize=(10, 2))
 for j, ax in enumerate(axes):
-    ax.imshow(overlay_masks(held[0].images[j], held[1][j:j + 1], alpha=0.6))
-    ax.scatter(*held[0].clicks[j].tolist(), c="lime", marker="*", s=50, edgecolors="black")
-    ax.set_title(f"IoU {mask_iou(held[1][j], held[0].levels[j, 0]).item():.2f}", fontsize=9)
-    ax.set_xticks([]), ax.set_yticks([])
+    show_image(ax, heldout.images[j], f"IoU {mask_iou(held_masks[j], heldout.levels[j, 0]).item():.2f}", held_masks[j:j + 1])
+    ax.scatter(*heldout.clicks[j].tolist(), c="lime", marker="*", s=50, edgecolors="black")
 plt.show()
 
 # %% [markdown]
-# The shipped checkpoint on 500 test scenes (from the registry), beside the course's targets;
-# the held-out cross above it. How the model got there is a lesson about SAM's design. An
-# earlier version cut the 64 × 64 image into 8 × 8-pixel patches, as SAM cuts its 1024 × 1024
-# input into 16 × 16-pixel ones, and stopped short of 0.92 on seen shapes (its numbers are printed
-# below, from `bench/results/sam_longer_run.json`). Its 32 × 32 masks were not the limit: the
-# true masks, taken down to 32 × 32 and back, score far higher. Twice the training closed only
-# part of the gap. What was short was *tokens*: an object here is about 13 pixels across, under
-# two patches of 8, so the decoder had almost nothing to place an edge with, while SAM's objects
-# usually span many of its tokens. With 4 × 4-pixel patches the decoder attends to 16 × 16 image
-# tokens (4× as many; a training step costs about 2.5× as much) and paints 64 × 64 masks. Fewer
-# steps of it (800) beat twice the steps of the old model, within the course's 10-minute budget
-# for a checkpoint, though two minutes more than the old 1,500 steps (times printed below).
-
-# %% [markdown]
-# What transfers: finding the edges of a uniformly coloured region around a click, which never
-# depended on the shape's name, so the cross is segmented far above chance without ever being
-# trained on. What does not, most likely: its thin arms and concave corners, which none of the training
-# shapes has, are where the masks go wrong; the gap to seen shapes is a gap in shape *prior*,
-# not in locating the object.
+# The cross is segmented far above chance without ever being trained on: finding the edges of a
+# uniformly coloured region around a click never depended on the shape's name. It stays below
+# seen shapes, a gap in shape *prior* the table sizes. How the model reached its targets is a
+# lesson about SAM's design: an earlier version cut the image into 8 × 8-pixel patches, as SAM
+# cuts its input into 16 × 16-pixel ones, and stopped short of 0.92 even with twice the steps,
+# while its 32 × 32 masks were not the limit (the true masks through 32 × 32 and back score far
+# higher; printed below). An object here spans under two such patches; SAM's objects span many of
+# its tokens. With 4 × 4-pixel patches (16 × 16 tokens) the decoder can place an edge.
 
 # %%
 # NBVAL_CHECK_OUTPUT
-expect("shipped sam_shapes, 500 scenes: 1-click mIoU, seen shapes", reg["seen_1click_miou"], "≥ 0.92")
-expect("shipped sam_shapes, 500 scenes: box mIoU, seen shapes", reg["seen_box_miou"], "≥ 0.92")
-expect("shipped sam_shapes, 500 scenes: 1-click mIoU, held-out cross", reg["heldout_1click_miou"], "≥ 0.78")
+for m, what in (("seen_1click_miou", "1-click mIoU, seen shapes"), ("seen_box_miou", "box mIoU, seen shapes"),
+                ("heldout_1click_miou", "1-click mIoU, held-out cross")):
+    print(f"shipped sam_shapes, test draws: {what:30s} {reg.describe(m)}")
+    expect(f"  {what} (registry)", reg.metrics[m], f"≥ {reg.targets[m]['min']}")
 longer = load_results("sam_longer_run")
-old = longer["patch8_1500_steps"]
-print(f"shipped (patch 4, {train_curve['recipe']['steps']} steps, {train_curve['train_seconds'] / 60:.1f} min): "
-      f"1-click {reg['seen_1click_miou']:.3f}, box {reg['seen_box_miou']:.3f}, held-out {reg['heldout_1click_miou']:.3f}")
-print(f"earlier model (patch 8, {old['steps']:,} steps, {old['train_seconds'] / 60:.1f} min): 1-click "
-      f"{old['metrics_500_scenes']['seen_1click_miou']:.3f}, box {old['metrics_500_scenes']['seen_box_miou']:.3f}, "
-      f"held-out {old['metrics_500_scenes']['heldout_1click_miou']:.3f}")
-print(f"  the same at {longer['recipe']['steps']:,} steps ({longer['train_seconds'] / 60:.0f} min at load "
-      f"{float(longer['loadavg_at_end'][0]):.0f}, not shipped): 1-click "
-      f"{longer['metrics_500_scenes']['seen_1click_miou']:.3f}, box {longer['metrics_500_scenes']['seen_box_miou']:.3f}, "
-      f"held-out {longer['metrics_500_scenes']['heldout_1click_miou']:.3f}")
-print(f"  its true masks through 32 × 32 and back: mIoU {longer['resolution_bound']['miou']:.3f}")
+old = longer["patch8_1500_steps"]["metrics_500_scenes"]
+print(f"earlier patch-8 model, 1,500 steps: 1-click {old['seen_1click_miou']:.3f}, box {old['seen_box_miou']:.3f}; "
+      f"3,000 steps: 1-click {longer['metrics_500_scenes']['seen_1click_miou']:.3f}; "
+      f"its true masks through 32 × 32 and back: {longer['resolution_bound']['miou']:.3f}")
 
 # %% [markdown]
-# ## 8. The route, with SAM as the base
+# ## 9. The route, with SAM as the base
 #
 # **Segmentation: "everything" mode.** No user: a grid of 8 × 8 point prompts, three masks each
 # (192 candidates), kept when the predicted IoU is above 0.8 and the mask is **stable** (the
 # masks thresholded at logit −1 and +1 agree, IoU > 0.85), then non-maximum suppression on their
-# boxes. **Detection:** each kept mask's box, scored by its predicted IoU. **Recognition:** the
-# shipped CLIP of notebook 04 classifies each segment zero-shot among the 30 colour–shape
-# descriptions; the segment is shown to it alone on the background, at half size, like the
-# 32 × 32 one-object scenes it learned from (a tight crop blown up to fill the frame scored below
-# chance: CLIP had never seen objects that big).
+# boxes. **Detection:** each kept mask's box, scored by its predicted IoU. **Recognition:**
+# notebook 04's CLIP names each segment's crop (the text slot's crop) zero-shot among the 30
+# colour–shape descriptions.
 
 # %%
-from mmcourse.clip.tasks import load_clip
 from mmcourse.clip import zero_shot_classifier, zero_shot_predict
+from mmcourse.clip.tasks import load_clip
 from mmcourse.clip.zero_shot import shapes_classnames, shapes_templates
-from mmcourse.sam.tasks import crops, everything, route, world
-from mmcourse.viz import draw_boxes
+from mmcourse.sam.prompts import object_crops, world
+from mmcourse.sam.route import everything, route
 
 clip = load_clip("clip_shapes_named")
 names = shapes_classnames()
 zs = zero_shot_classifier(clip, names, shapes_templates("ensemble"))
-show = world(train=False).sample(4, seed=31, split="all")
-fig, axes = plt.subplots(1, 4, figsize=(11, 3))
+show = world(train=False).sample(4, seed=31, split="test")
+fig, axes = plt.subplots(1, 4, figsize=(10, 2.9))
 for ax, img in zip(axes, show.images):
     seg = everything(sam, img)
-    found = zero_shot_predict(clip, crops(img, seg["masks"]), zs) if len(seg["boxes"]) else []
+    found = zero_shot_predict(clip, object_crops(img.expand(len(seg["masks"]), -1, -1, -1), seg["masks"]), zs) \
+        if len(seg["boxes"]) else []
     labels = [names[int(c)].split(" ", 1)[1] for c in found]
-    ax.imshow(overlay_masks(img, seg["masks"], alpha=0.5))
-    draw_boxes(ax, seg["boxes"], [f"{l} {s:.2f}" for l, s in zip(labels, seg["scores"].tolist())], fontsize=6)
-    ax.set_title(f"{len(seg['boxes'])} segments", fontsize=9)
-    ax.set_xticks([]), ax.set_yticks([])
+    show_image(ax, img, f"{len(seg['boxes'])} segments", seg["masks"])
+    draw_boxes(ax, seg["boxes"], [f"{l} {s:.2f}" for l, s in zip(labels, seg["scores"].tolist())], fontsize=8)
 plt.show()
 
 # %%
-live = route(sam, n=12, seed=21)
-print("this run, 12 scenes:", ", ".join(f"{k} {v:.3f}" for k, v in live.items() if isinstance(v, float)))
-stored = load_results("sam_route")
-for split, r in stored.items():
-    print(f"stored, {r['scenes']} scenes ({split}): AP50 {r['AP50_class_agnostic']:.3f} class-agnostic, "
-          f"{r['AP50_shape_classes']:.3f} with CLIP's shape labels; {r['recall_matched']:.0%} of objects found; "
-          f"recognition of the found crops: shape {r['recognition_shape_accuracy']:.0%}, "
-          f"colour and shape {r['recognition_colour_shape_accuracy']:.0%}")
+live_route = route(sam, n=10, seed=21)
+print("this run, 10 scenes:", ", ".join(f"{k} {v:.3f}" for k, v in live_route.items() if isinstance(v, float)))
+stored_route = load_results("sam_route")
+glip = entry("glip_shapes").metrics["names_AP50"]
+rows = []
+for split, r in stored_route.items():
+    rows.append([split, f"{r['AP50_class_agnostic']['value']:.3f} ± {r['AP50_class_agnostic']['se']:.3f}",
+                 f"{r['AP50_shape_classes']['value']:.3f} ± {r['AP50_shape_classes']['se']:.3f}",
+                 f"{r['recognition_shape_accuracy']['value']:.3f} ± {r['recognition_shape_accuracy']['se']:.3f}",
+                 f"{r['recognition_true_crops_shape_accuracy']['value']:.3f}", f"{r['recognition_chance']:.1f}"])
+display(Markdown(markdown_table(["scenes (test draws)", "AP50, class-agnostic", "AP50, CLIP's shape labels",
+                                 "shape of found segments", "shape of true objects' crops", "chance"], rows)))
+print(f"beside: GLIP (notebook 07), trained on boxes, shape-name prompt: AP50 {glip:.3f} (registry)")
+print(f"recognition, shape vs colour and shape: {stored_route['seen']['recognition_shape_accuracy']['value']:.3f} vs "
+      f"{stored_route['seen']['recognition_colour_shape_accuracy']['value']:.3f}")
 
 # %% [markdown]
+# Each stage beside its baseline. Detection from SAM's masks finds most objects with no box
+# training at all, but a detector trained on these scenes' boxes (GLIP, printed) is near perfect:
+# everything mode pays for proposals that are parts or groups, and for the boxes of objects it
+# misses. Recognition of the found segments is far above chance (1 in 5 shapes) and close to CLIP
+# reading the true objects' crops, so segmentation costs recognition little. "Shape" and "colour
+# and shape" are the same number: CLIP never got a colour wrong on these crops.
+#
 # **Tracking.** A short clip (`ShapesWorld.draw_objects` draws the same objects at given pixel
-# positions per frame): one object moves left to right and passes partly behind another. One
-# click in the first frame; from then on, each frame's mask prompts the next: its low-res logits
-# as the mask prompt plus a click at the pixel deepest inside it. *Predict:* where will it lose
-# the object?
+# positions per frame): a small object crosses a large one, behind it or in front. Every rule
+# starts from the object's true box in frame 0. Three ways to prompt the next frame:
+#
+# - **click + mask**: a click at the previous mask's deepest pixel plus its logits as the mask
+#   prompt. In training that pair is the *refinement* round, which assumes the mask is right where
+#   it is; a moved object is not;
+# - **box**: a box of the object's size, placed where the object should be now (its last centre
+#   plus its velocity) and enlarged by a pixel: a noisy box, as in training. While the mask's area
+#   strays from the first frame's (the object partly hidden, or merged with its neighbour) the box
+#   coasts on at the last velocity;
+# - **oracle click**, **oracle box**: a click at the true object's interior, or its true box, in
+#   every frame: no propagation at all, the ceiling segmentation alone sets.
+#
+# *Predict:* where does each rule lose the object?
 
 # %%
-from mmcourse.sam.tasks import moving_clip, track
+from mmcourse.sam.track import moving_clip, track
 
-clip_frames, k = moving_clip(12, seed=0)
-result = track(sam, clip_frames, k)
-fig, axes = plt.subplots(2, 6, figsize=(11, 4))
-for t, ax in enumerate(axes.flat):
-    ax.imshow(overlay_masks(clip_frames.images[t], result["masks"][t:t + 1], alpha=0.6))
-    ax.set_title(f"frame {t}: IoU {result['iou_per_frame'][t]:.2f}", fontsize=8)
-    ax.set_xticks([]), ax.set_yticks([])
+fig, axes = plt.subplots(2, 8, figsize=(11, 3.2))
+for row, behind in enumerate((True, False)):
+    frames, k = moving_clip(12, seed=4, behind=behind)
+    results = {rule: track(sam, frames, k, rule) for rule in ("click+mask", "box", "oracle box")}
+    for col, t in enumerate(range(0, 12, 3)):
+        for j, rule in enumerate(("click+mask", "box")):
+            ax = axes[row, 2 * col + j]
+            show_image(ax, frames.images[t], f"{rule}, t={t}: {results[rule]['iou_per_frame'][t]:.2f}",
+                       results[rule]["masks"][t:t + 1], fontsize=8)
+    print(("behind: " if behind else "in front: ") +
+          ", ".join(f"{rule} mIoU {r['miou']:.3f}" for rule, r in results.items()))
 plt.show()
-no_mask = track(sam, clip_frames, k, feed_mask=False)
-print(f"tracking mIoU over {len(clip_frames.images)} frames: {result['miou']:.3f} with the mask fed forward, "
-      f"{no_mask['miou']:.3f} with the click alone")
 
 # %% [markdown]
-# The track holds while the object is in the open and breaks where it slides behind the other
-# shape: the mask of the half-hidden frame is partly wrong, its deepest pixel drifts, and once
-# the next frame's click lands off the object nothing brings it back. Frame-to-frame prompting
-# alone has no memory of what the object looked like; SAM 2 adds exactly that, a memory of past
-# frames. In this clip the mask fed forward does no better than the click alone (both printed
-# above): neither remembers the object. The stored measurement over 10 such clips is in the table of section 10.
+# The stored run: the box rule's margin and tolerance chosen on 20 validation clips, then every
+# rule on the same 20 test clips (half behind, half in front):
+
+# %%
+trk = load_results("sam_tracking")
+rows = [[rule, f"{r['miou']['value']:.3f} ± {r['miou']['se']:.3f}", f"{r['behind']['value']:.3f}",
+         f"{r['in_front']['value']:.3f}"] for rule, r in trk["rules"].items()]
+display(Markdown(markdown_table(["rule", f"mIoU over {trk['clips']} clips", "behind", "in front"], rows)))
+fig, ax = plt.subplots(figsize=(5.5, 2.6))
+for rule, r in trk["rules"].items():
+    ax.plot(range(trk["frames"]), r["per_frame"], marker=".", label=rule, ls="--" if "oracle" in rule else "-")
+ax.set_xlabel("frame"), ax.set_ylabel("mean IoU over clips"), ax.legend(fontsize=8)
+plt.show()
+print("chosen on validation clips:", f"margin {trk['val_choice']['margin']:g} px, tolerance {trk['val_choice']['tolerance']:g}")
 
 # %% [markdown]
-# ## 9. Optional: real SAM weights
+# Click + mask loses the object within a few frames: the mask stays where the object was and the
+# click follows the mask. The box, a prompt the model was trained on, moved with the object, keeps
+# it through the open frames, loses part of it while the two objects overlap, and picks it up
+# again afterwards (per-frame curve). Adding the previous mask as a dense prompt does not help:
+# box and mask together never occurred in training. The two oracles say where the rest is lost:
+# in the overlap frames SAM segments badly even from the *true* box (this small model saw few
+# overlaps so large), so the oracle box, the ceiling of any box rule, stays just under 0.8 over the
+# clips; issue 26's 0.8 for the box rule cannot be reached by better propagation alone. One click
+# is a worse prompt than a box in those frames even at the true object's centre: where two
+# objects overlap, a click is ambiguous (part or group), a box is not. Frame-to-frame prompting
+# also has no memory of what the object looked like; SAM 2 adds exactly that, a memory of past
+# frames read by attention.
+
+# %% [markdown]
+# ## 10. Optional: real SAM weights
 #
 # `from_segment_anything` loads segment-anything's state dicts into `mmcourse.sam`: the prompt
 # encoder, two-way transformer and mask decoder keep their names; the image encoder's
@@ -647,10 +793,8 @@ if weights_file and Path(weights_file).exists():
     t_dec = time.perf_counter() - t0
     fig, axes = plt.subplots(1, 3, figsize=(10, 3.5))
     for j, ax in enumerate(axes):
-        ax.imshow(overlay_masks(photo, pred.masks[j:j + 1], alpha=0.5))
+        show_image(ax, photo, f"mask {j + 1}: IoU pred {pred.iou_predictions[j]:.2f}", pred.masks[j:j + 1])
         ax.scatter([270], [100], c="lime", marker="*", s=80, edgecolors="black")
-        ax.set_title(f"mask {j + 1}: IoU pred {pred.iou_predictions[j]:.2f}", fontsize=9)
-        ax.set_xticks([]), ax.set_yticks([])
     plt.show()
     print(f"ViT-B encoder {t_enc:.1f} s for the image, prompt encoder + decoder {1000 * t_dec:.0f} ms per click")
 else:
@@ -660,33 +804,31 @@ else:
           "restart the kernel with MMCOURSE_SAM_WEIGHTS=/path/to/sam_vit_b_01ec64.pth.")
 
 # %% [markdown]
-# ## 10. What we measured
+# ## 11. What we measured
 #
-# The shipped checkpoint's numbers (500 test scenes each, from the registry) and the stored
-# measurements, beside the course's targets:
+# The shipped checkpoint's numbers (test draws: 1,000 scenes, 200 at each of 5 seeds, with
+# standard errors; from the registry) and the stored measurements:
 
 # %%
 amb_rows = load_results("sam_ambiguity")["levels"]
 refine = load_results("sam_refinement")
-route_seen = load_results("sam_route")["seen"]
-tracking = load_results("sam_tracking")
-speed = load_results("sam_speed")
-summary = [
-    ["1-click mIoU, seen shapes (target ≥ 0.92)", f"{reg['seen_1click_miou']:.3f}"],
-    ["box mIoU, seen shapes (target ≥ 0.92)", f"{reg['seen_box_miou']:.3f}"],
-    ["1-click mIoU, held-out cross (target ≥ 0.78)", f"{reg['heldout_1click_miou']:.3f}"],
-    ["text mIoU ('the red triangle' / 'the small red triangle')", f"{reg['seen_text_miou']:.3f} / {reg['seen_text_size_miou']:.3f}"],
-    ["decoder per prompt, one thread (target ≤ 5 ms; median)", f"{speed['decoder_ms_median']:.1f} ms (encoder {speed['encoder_ms_median']:.1f} ms per image)"],
-    ["ambiguous clicks, best of 3 against single output: part / whole / group",
-     " / ".join(f"{r['best_of_3']:.2f} vs {r['single_output']:.2f}" for r in amb_rows.values())],
-    ["refinement, group targets: 1 → 3 → 5 clicks (mask fed back)",
-     " → ".join(f"{refine['ambiguous_group']['mask_fed_back'][i]:.3f}" for i in (0, 2, 4))],
-    ["refinement, plain targets: 1 → 3 → 5 clicks (mask fed back)",
-     " → ".join(f"{refine['plain_part']['mask_fed_back'][i]:.3f}" for i in (0, 2, 4))],
-    ["everything mode: AP50 (class-agnostic / CLIP shape labels)",
-     f"{route_seen['AP50_class_agnostic']:.3f} / {route_seen['AP50_shape_classes']:.3f}"],
-    ["recognition of matched crops by CLIP (shape / colour and shape)",
-     f"{route_seen['recognition_shape_accuracy']:.2f} / {route_seen['recognition_colour_shape_accuracy']:.2f}"],
-    ["tracking mIoU, 10 clips of 12 frames", f"{tracking['miou_mean']:.3f}"],
+tr = trk["rules"]
+summary = [[what, reg.describe(m)] for m, what in (
+    ("seen_1click_miou", "1-click mIoU, seen shapes"), ("seen_box_miou", "box mIoU, seen shapes"),
+    ("heldout_1click_miou", "1-click mIoU, held-out cross"), ("seen_text_miou", "text mIoU, seen shapes"),
+    ("seen_every_object_miou", "  baseline: every object"), ("seen_crop_miou", "  prompted with the training crops"),
+    ("heldout_text_miou", "text mIoU, phrases naming a cross"))]
+summary += [
+    ["decoder per prompt, one thread (median; target ≤ 5 ms)", f"{stored['decoder_ms_median']:.1f} ms"],
+    ["ambiguous clicks, SAM's pick vs single output: part / whole / group",
+     " / ".join(f"{val(r['highest_predicted']):.2f} vs {val(r['single_output']):.2f}" for r in amb_rows.values())],
+    ["refinement, group targets: 1 → 3 → 5 clicks", " → ".join(f"{refine['ambiguous_group']['mask_fed_back'][i]:.3f}" for i in (0, 2, 4))],
+    ["everything mode: AP50 with CLIP's labels (GLIP: names prompt)",
+     f"{stored_route['seen']['AP50_shape_classes']['value']:.3f} ({glip:.3f})"],
+    ["recognition of found segments (true crops; chance)",
+     f"{stored_route['seen']['recognition_shape_accuracy']['value']:.3f} "
+     f"({stored_route['seen']['recognition_true_crops_shape_accuracy']['value']:.3f}; 0.2)"],
+    [f"tracking mIoU, {trk['clips']} clips: click + mask / box / oracle box",
+     " / ".join(f"{tr[r]['miou']['value']:.3f}" for r in ("click+mask", "box", "oracle box"))],
 ]
 display(Markdown(markdown_table(["claim or target", "measured"], summary)))

@@ -4,7 +4,8 @@
 #   2. torch alone, the CPU build, before anything else (so no later step can swap it for the
 #      multi-GB CUDA build); stop with a message when no CPU wheel is found
 #   3. everything else, pinned by constraints.txt, with torch pinned to what step 2 installed
-# then the torchvision compatibility hook (tests/_torchvision_compat.py) goes into the venv.
+# then the torchvision compatibility hook (tests/_torchvision_compat.py) goes into the venv, and
+# scripts/prepare_lab.py trusts the notebooks and installs the course's Lab settings.
 #
 # Variables (all optional):
 #   PYTHON=python3       interpreter for a new venv (3.10-3.13, see pyproject.toml)
@@ -135,5 +136,8 @@ if (etc / "jupyter_server_config.d" / "nbgrader.json").exists():
     page.write_text(json.dumps(conf, indent=2))
     print("nbgrader: command line only (its JupyterLab extensions are disabled in this venv)")
 PYEOF
+
+# --- the course's notebooks trusted, its Lab settings (make lab does this again each start) ----
+"$PY" scripts/prepare_lab.py notebooks
 
 say "done in $(( $(date +%s) - start )) s: $VENV (Python $pyver, torch $torch_version, CUDA $cuda)"

@@ -28,9 +28,11 @@ def free_port() -> int:
 
 
 def jupyter_dirs(base: Path) -> dict[str, str]:
-    """Keep JupyterLab's config, runtime files and workspaces out of the user's home."""
+    """Keep JupyterLab's config, data (notebook signatures), runtime files and workspaces out of
+    the user's home."""
     return {
         "JUPYTER_CONFIG_DIR": str(base / "config"),
+        "JUPYTER_DATA_DIR": str(base / "data"),
         "JUPYTER_RUNTIME_DIR": str(base / "runtime"),
         "JUPYTERLAB_WORKSPACES_DIR": str(base / "workspaces"),
         "JUPYTERLAB_SETTINGS_DIR": str(base / "settings"),

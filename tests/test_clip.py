@@ -325,22 +325,23 @@ def test_zero_shot_checker_accepts_the_reference_and_rejects_plausible_mistakes(
 # ---------------------------------------------------------------------------------------------
 
 
-def test_shipped_clip_checkpoints_reach_their_targets_and_match_the_registry():
+def test_shipped_clip_checkpoints_state_their_targets_under_the_protocol():
     """Issue targets: zero-shot >= 95% on seen colour-shape classes, >= 80% on held-out ones for
-    the broadly trained model, image->text recall@1 >= 90% on 1,000 captions; and the registry's
-    metrics are what the files really score."""
+    the broadly trained model, image->text recall@1 >= 90% (attribute) on galleries of 1,000
+    captions; stored with standard errors from the protocol's test draws. (The slow tests of
+    test_weights_check.py measure the files again on the test and the check draws.)"""
     from mmcourse import weights
-    from mmcourse.clip.tasks import TARGETS, load_clip, retrieval_recall, zero_shot_accuracy
+    from mmcourse.weights.build import TARGETS
 
-    for name, targets in TARGETS.items():
-        model, metrics = load_clip(name), weights.entry(name).metrics
-        measured = {**{f"zero_shot_{k}": v for k, v in zero_shot_accuracy(model).items()}, **retrieval_recall(model)}
-        for key, target in targets.items():
-            assert measured[key] >= target, (name, key, measured[key])
-        for key in ("zero_shot_seen", "zero_shot_heldout", "i2t_attribute_r1"):
-            assert abs(measured[key] - metrics[key]) < 2e-3, (name, key, measured[key], metrics[key])
-    assert set(TARGETS) == {"clip_shapes_named", "clip_shapes_broad"}
-    assert TARGETS["clip_shapes_broad"]["zero_shot_heldout"] == 0.80
+    assert TARGETS["clip_shapes_named"] == {"zero_shot_seen": {"min": 0.95}, "i2t_attribute_r1": {"min": 0.90}}
+    assert TARGETS["clip_shapes_broad"]["zero_shot_heldout"] == {"min": 0.80}
+    for name in ("clip_shapes_named", "clip_shapes_broad"):
+        e = weights.entry(name)
+        assert e.targets == TARGETS[name]
+        for metric, bound in TARGETS[name].items():
+            est = e.estimate(metric)
+            assert est.clears(bound["min"], k=2), (name, metric, str(est))
+            assert est.n >= 1000
 
 
 def test_zero_shot_probs_use_the_learned_scale_and_short_names_drop_the_article(model):

@@ -530,3 +530,93 @@ def test_min_snr_weights_closed_form():
     for bad in (0, -1.0, True, "5"):
         with pytest.raises(ValueError, match="snr_gamma must be a positive number"):
             min_snr_weights(s, t, bad)
+
+
+def _gaussian_eps(schedule: NoiseSchedule, std: float = 0.5):
+    """The exact noise prediction E[eps | x_t] for data x_0 ~ N(0, std^2 I): a real denoiser in
+    closed form, so the samplers below move samples the way a trained model would."""
+    a = schedule.alphas_cumprod.float()
+
+    def eps(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        ab = a[t].view(-1, *[1] * (x.ndim - 1))
+        return (1 - ab) ** 0.5 * x / (ab * std**2 + 1 - ab)
+
+    return eps
+
+
+def _diffusers_ddim_loop(ref, N: int, x: torch.Tensor, eps) -> torch.Tensor:
+    ref.set_timesteps(N)
+    for t in ref.timesteps.tolist():
+        x = ref.step(eps(x, torch.full((len(x),), t)), t, x, eta=0.0).prev_sample
+    return x
+
+
+@needs_diffusers
+@pytest.mark.parametrize("spacing", ["leading", "trailing"])
+def test_ddim_sampling_loop_against_diffusers_for_both_spacings(spacing):
+    """sample(method="ddim") steps to the next visited timestep; diffusers' DDIMScheduler to
+    t - T // N. Leading spacing: the same steps, the same samples. Trailing spacing with N not
+    dividing T (1000 / 37): the steps differ where the rounded grid skips (513 -> 485 against
+    486); ddim_step with diffusers' prev_t reproduces diffusers exactly, and sample() differs from
+    it by a small but real amount (5e-4 here, for x_0 ~ N(0, 0.25 I))."""
+    T, N, shape = 1000, 37, (4, 2, 3, 3)
+    ref = DDIMScheduler(num_train_timesteps=T, beta_schedule="linear", clip_sample=False, timestep_spacing=spacing)
+    ours = NoiseSchedule.from_betas(ref.betas)
+    ts = timesteps(ours, N, spacing).tolist()
+    ref.set_timesteps(N)
+    assert ts == ref.timesteps.tolist()
+    x_T = torch.randn(shape, generator=_gen(7))
+    eps = _gaussian_eps(ours)
+    theirs = _diffusers_ddim_loop(ref, N, x_T.clone(), eps)
+    mine = sample(eps, ours, shape, N, method="ddim", generator=_gen(7), spacing=spacing)
+
+    # diffusers' choice of the earlier step, through ddim_step: the same samples either way.
+    x = x_T.clone()
+    for t in ts:
+        x = ddim_step(ours, eps(x, torch.full((shape[0],), t)), t, max(t - T // N, -1), x).prev_sample
+    torch.testing.assert_close(x, theirs, **TOL)
+
+    skips = [(t, n) for t, n in zip(ts, [*ts[1:], -1]) if n != max(t - T // N, -1)]
+    gap = (mine - theirs).abs().max().item()
+    if spacing == "leading":
+        assert skips == []
+        torch.testing.assert_close(mine, theirs, **TOL)
+    else:
+        assert skips == [(513, 485)]
+        print(f"trailing, T = {T}, N = {N}: largest difference {gap:.2e}")
+        assert 1e-5 < gap < 1e-2, gap  # one step of 37 lands one timestep off
+
+
+@pytest.mark.parametrize("dim", [1, 2])
+def test_eps_loss_floor_matches_the_closed_form_for_gaussian_data(dim):
+    """For x0 ~ N(0, s^2 I), E[eps | x_t] = sqrt(1 - a) x_t / (a s^2 + 1 - a), and the residual
+    variance per coordinate is a s^2 / (a s^2 + 1 - a): the floor is its mean over t. A large
+    sample of the Gaussian stands in for the distribution."""
+    from mmcourse.diffusion import eps_loss_floor
+
+    schedule, std = NoiseSchedule.make(100, "squaredcos_cap_v2"), 0.5
+    g = _gen(11)
+    data = torch.randn(10_000, dim, generator=g) * std
+    est = eps_loss_floor(data, schedule, n=4000, generator=g)
+    a = schedule.alphas_cumprod.double()
+    exact = (a * std**2 / (a * std**2 + 1 - a)).mean().item()
+    assert abs(est.value - exact) < 3 * est.se + 0.005, (est, exact)
+    assert est.n == 4000 and 0 < est.se < 0.01
+
+
+def test_eps_loss_floor_is_what_the_exact_posterior_mean_scores_and_rejects_bad_input():
+    """Two data points far apart: the posterior names the right one, so the floor is the loss
+    of the exact denoiser, far below 1 (predicting zero) yet above 0 (at high noise the two
+    points are confused)."""
+    from mmcourse.diffusion import eps_loss_floor
+
+    schedule = NoiseSchedule.make(50, "linear")
+    data = torch.tensor([[-3.0, 0.0], [3.0, 0.0]])
+    est = eps_loss_floor(data, schedule, n=4000, generator=_gen(12))
+    assert 0.0 < est.value < 0.5
+    # one point: no uncertainty about x0, so E[eps | x_t] = eps exactly and the floor is 0
+    assert eps_loss_floor(data[:1], schedule, n=100, generator=_gen(13)).value < 1e-12
+    with pytest.raises(ValueError, match="data"):
+        eps_loss_floor(torch.zeros(5), schedule)
+    with pytest.raises(ValueError, match="n must"):
+        eps_loss_floor(data, schedule, n=1)

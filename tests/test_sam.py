@@ -151,6 +151,57 @@ def test_bad_input_names_the_argument(sam, kwargs, match):
         sam.predict(**kwargs)
 
 
+NAN, INF = float("nan"), float("inf")
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(points=[[NAN, 3]], labels=[1]), "points must be finite"),
+    (dict(points=[[5, INF]], labels=[1]), "points must be finite"),
+    (dict(points=[[5, 3]], labels=[NAN]), "labels must be finite"),
+    (dict(points=[[5, 3]], labels=[0.5]), "labels must be 1"),
+    (dict(points=[[1e30, 3]], labels=[1]), "points must lie inside"),
+    (dict(points=[], labels=[]), "points must not be empty"),
+    (dict(points=[[1, 2, 3], [4, 5, 6]], labels=[1, 1, 1]), "points must be \\(N, 2\\)"),
+    (dict(points=[["a", "b"]], labels=[1]), "points must be numbers"),
+    (dict(box=[NAN, 0, 10, 10]), "box must be finite"),
+    (dict(box=[0, 0, INF, 10]), "box must be finite"),
+    (dict(box=[[0, 0, 10, 10], [1, 1, 5, 5]]), "box must be"),
+    (dict(mask_input=torch.full((1, 32, 32), NAN)), "mask_input must be finite"),
+    (dict(text=3), "text must be"),
+])
+def test_hostile_prompts_raise_naming_the_argument(sam, kwargs, match):
+    """A table of hostile values (NaN, inf, huge, empty, wrong rank, wrong type): each raises a
+    ValueError naming the argument, never a result computed from garbage."""
+    with pytest.raises(ValueError, match=match):
+        sam.predict(**kwargs)
+
+
+@pytest.mark.parametrize("image, match", [
+    (torch.full((3, 64, 64), NAN), "image must be finite"),
+    (torch.rand(3, 64, 64).index_fill_(1, torch.tensor([3]), INF), "image must be finite"),
+    (torch.rand(3, 64, 64) * 255, "image values must lie in \\[0, 1\\]"),
+    (-torch.rand(3, 64, 64), "image values must lie in \\[0, 1\\]"),
+    (torch.randint(0, 2, (3, 64, 64)), "image must be float in \\[0, 1\\] or uint8"),
+    (torch.zeros(3, 64, 64, dtype=torch.bool), "image must be float in \\[0, 1\\] or uint8"),
+    (torch.rand(1, 3, 64, 64), "image must be a \\(3, H, W\\)"),
+    (torch.rand(64, 64, 3), "image must be a \\(3, H, W\\)"),
+    (torch.rand(3, 0, 64), "image must not be empty"),
+    ([[0.5]], "image must be a \\(3, H, W\\)"),
+])
+def test_hostile_images_raise_naming_the_argument(sam, image, match):
+    with pytest.raises(ValueError, match=match):
+        sam.set_image(image)
+
+
+def test_uint8_images_are_converted_explicitly(sam):
+    """uint8 0..255 (segment-anything's predictor's input) gives the same embedding as x / 255."""
+    img = torch.randint(0, 256, (3, 64, 64), dtype=torch.uint8)
+    sam.set_image(img)
+    a = sam.features.clone()
+    sam.set_image(img.float() / 255)
+    torch.testing.assert_close(sam.features, a)
+
+
 def test_bad_images_and_configs():
     with pytest.raises(ValueError, match="image must be"):
         Sam().set_image(torch.rand(64, 64))
@@ -165,3 +216,25 @@ def test_bad_images_and_configs():
         Sam().encode_text(["red circle"])
     with pytest.raises(ValueError, match="hw must be"):
         Block(16, 2, window_size=2)(torch.randn(1, 16, 16))
+
+
+def test_shared_hostile_table(sam):
+    """The course's shared table of hostile values (tests/_hostile.py) through set_image and
+    predict: every value is rejected with a ValueError naming the argument, or gives finite masks."""
+    from _hostile import check_hostile, hostile_tensors
+
+    image = torch.rand(3, 64, 64)
+
+    def run_image(x):
+        sam.set_image(x)
+        return sam.predict(points=[[20, 30]], labels=[1])
+
+    out = check_hostile(run_image, "image", hostile_tensors(image), must_reject=["one NaN", "all NaN", "one inf"])
+    assert out["uint8 0-255"] == "valid" and out["huge"] == "rejected"
+    sam.set_image(image)
+    check_hostile(lambda p: sam.predict(points=p, labels=[1]), "points", hostile_tensors(torch.tensor([[20.0, 30.0]])),
+                  must_reject=["one NaN", "one inf", "all NaN", "huge"])
+    check_hostile(lambda b: sam.predict(box=b), "box", hostile_tensors(torch.tensor([10.0, 12.0, 40.0, 50.0])),
+                  must_reject=["one NaN", "one inf", "all NaN"])
+    check_hostile(lambda m: sam.predict(mask_input=m), "mask_input", hostile_tensors(torch.zeros(1, 32, 32)),
+                  must_reject=["one NaN", "all NaN"])

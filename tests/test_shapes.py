@@ -350,8 +350,8 @@ def test_bad_world(kwargs, match):
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    (dict(n=0), "n must be a positive int"),
-    (dict(n=2.5), "n must be a positive int"),
+    (dict(n=0), "n must be an int in 1..200,000"),
+    (dict(n=2.5), "n must be an int in 1..200,000"),
     (dict(n=4, split="val"), "split.*train, test, heldout, all"),
     (dict(n=4, seed=-1), "seed"),
 ])

@@ -60,6 +60,7 @@ def test_autoencoder_round_trip(model, judges):
     assert (lab[:, 3] == b.position[:, 0]).float().mean() >= 0.98  # and so does the place
 
 
+@pytest.mark.slow  # a re-measurement (about 5 s alone)
 def test_guidance_helps_and_colour_and_place_at_least_match_the_shape(model, judges):
     best = entry(NAME).metrics["guidance_scale"]
     prompts, labels = prompt_set(60, seed=17, split="test")

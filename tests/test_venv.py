@@ -11,6 +11,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 PROBE = """
 import json, sys
 loaded_at_start = {m: m in sys.modules for m in ("_mmcourse_torchvision_compat", "torch")}
@@ -22,6 +24,7 @@ print(json.dumps({"start": loaded_at_start, "cuda": torch.version.cuda, "torch":
 """
 
 
+@pytest.mark.slow  # imports every reference library afresh (about 10 s alone)
 def test_reference_libraries_import_in_a_fresh_interpreter_of_the_venv():
     r = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, f"`import timm, open_clip; from transformers import ViTForImageClassification` failed:\n{r.stderr[-3000:]}"

@@ -102,7 +102,7 @@ def _hf_model(eps=None):
 def test_transformers_vit_maps_onto_ours_and_logits_match():
     hf, cfg = _hf_model()
     assert cfg.layer_norm_eps == 1e-12  # transformers' default, unlike timm's 1e-6
-    ours = from_hf_vit(hf.state_dict(), num_heads=cfg.num_attention_heads, layer_norm_eps=cfg.layer_norm_eps)
+    ours = from_hf_vit(hf.state_dict(), cfg)
     x = _images()
     with torch.no_grad():
         torch.testing.assert_close(ours(x), hf(pixel_values=x).logits, atol=1e-5, rtol=0)
@@ -135,11 +135,11 @@ def test_loaders_fail_loudly_on_missing_or_misshapen_weights(timm_vit):
     sd = dict(hf.state_dict())
     del sd["vit.layers.0.attention.k_proj.weight"]
     with pytest.raises(ValueError, match="q, k, v"):
-        from_hf_vit(sd, num_heads=2)
+        from_hf_vit(sd, {"num_attention_heads": 2})
     sd = dict(hf.state_dict())
     sd["vit.layers.0.attention.gate.weight"] = torch.zeros(1)
     with pytest.raises(ValueError, match="unexpected key"):
-        from_hf_vit(sd, num_heads=2)
+        from_hf_vit(sd, {"num_attention_heads": 2})
 
 
 def test_pretrained_file_loader_reads_a_timm_safetensors_file(tmp_path, monkeypatch):
@@ -405,23 +405,21 @@ def test_patch_explorer_switches_patch_sizes_with_the_picture():
 # ---------------------------------------------------------------------------------------------
 
 
-def test_shipped_vit_checkpoints_reach_their_targets_and_match_the_registry():
+def test_shipped_vit_checkpoints_state_their_targets_under_the_protocol():
+    """The registry's ViT numbers come from the protocol's test draws, with standard errors and the
+    builder's targets (test_weights_check.py's slow tests measure the files again on the test and
+    the check draws)."""
     from mmcourse import weights
-    from mmcourse.vit.tasks import accuracy, digits_task, load_vit, shapes_eval_sets
+    from mmcourse.weights.build import TARGETS
 
-    *_, xt, yt = digits_task()
-    acc = accuracy(load_vit("vit_digits"), xt, yt)
-    assert acc >= 0.98
-    assert abs(acc - weights.entry("vit_digits").metrics["test_accuracy"]) < 2e-3
-    sets = shapes_eval_sets()
-    held = {}
-    for name in ("vit_shapes", "vit_shapes_broad"):
-        model, metrics = load_vit(name), weights.entry(name).metrics
-        seen, held[name] = (accuracy(model, *sets[split]) for split in ("test", "heldout"))
-        assert seen >= 0.995, name
-        assert abs(seen - metrics["test_accuracy"]) < 2e-3 and abs(held[name] - metrics["heldout_accuracy"]) < 2e-3
-    # Broad (random-colour) training transfers to unseen colour-shape pairs; named-only does less so.
-    assert held["vit_shapes_broad"] > held["vit_shapes"] + 0.1
+    for name, bound in (("vit_digits", 0.98), ("vit_shapes", 0.995), ("vit_shapes_broad", 0.995)):
+        e = weights.entry(name)
+        assert e.targets == TARGETS[name] == {"test_accuracy": {"min": bound}}
+        assert e.estimate("test_accuracy").value >= bound, name
+    # Broad (random-colour) training transfers to unseen colour-shape pairs; named-only does less
+    # so: the gap is many standard errors wide.
+    broad, named = (weights.entry(n).estimate("heldout_accuracy") for n in ("vit_shapes_broad", "vit_shapes"))
+    assert broad.n >= 3000 and broad.value - named.value > 0.1 + 3 * (broad.se ** 2 + named.se ** 2) ** 0.5
 
 
 def test_shapes_eval_sets_draws_only_the_splits_asked_for_and_the_same_scenes():

@@ -155,3 +155,124 @@ def test_show_tiles_draws_one_axes_with_labels():
             show_tiles(torch.rand(3, 1, 8, 8), labels=["x"])
     finally:
         plt.close("all")
+
+
+# -- course figure defaults: twice the pixels, the same displayed size, text >= 8 pt ------------
+
+
+def test_setup_matplotlib_renders_inline_figures_at_twice_the_pixel_density():
+    """In an IPython shell the inline PNG is rendered at 2 x 72 dpi and carries width/height
+    metadata at half its pixels, so JupyterLab shows it at the figure's 72-dpi size."""
+    import base64
+
+    import matplotlib.pyplot as plt
+    from IPython.core.interactiveshell import InteractiveShell
+
+    from mmcourse.viz import setup_matplotlib
+
+    shell = InteractiveShell.instance()
+    try:
+        setup_matplotlib()
+        fig, ax = plt.subplots(figsize=(4, 2))
+        ax.plot([0, 1], [0, 1])
+        data, meta = shell.display_formatter.format(fig)
+        plt.close(fig)
+        png = data["image/png"]
+        png = base64.b64decode(png) if isinstance(png, str) else png
+        w, h = png_size(png)
+        # bbox_inches="tight" trims a little, never more than a few dozen pixels
+        assert 2 * 4 * FIG_DPI * 0.85 < w <= 2 * 4 * FIG_DPI and 2 * 2 * FIG_DPI * 0.85 < h <= 2 * 2 * FIG_DPI
+        assert meta["image/png"] == {"width": w // 2, "height": h // 2}
+        # `%matplotlib inline` after setup_matplotlib (every notebook's first cell) keeps it
+        from matplotlib_inline.config import InlineBackend
+
+        assert InlineBackend.instance().figure_formats == {"retina"}
+    finally:
+        InteractiveShell.clear_instance()
+
+
+def test_text_sizes_finds_small_text_and_the_course_helpers_have_none():
+    import matplotlib.pyplot as plt
+
+    from mmcourse.viz import MIN_FONT_PT, draw_boxes, plot_confusion, text_sizes
+
+    fig, ax = plt.subplots()
+    ax.set_title("big", fontsize=12)
+    ax.text(0, 0, "tiny", fontsize=6)
+    sizes = dict((t, s) for s, t in text_sizes(fig))
+    assert sizes["tiny"] == 6 and sizes["big"] == 12 and "0.0" in sizes  # tick labels too
+    plt.close(fig)
+
+    images = torch.rand(6, 3, 8, 8)
+    figs = [show_images(images, titles=[f"a caption {i}" for i in range(6)], ncols=3, suptitle="s"),
+            show_tiles(images, ncols=3, labels=[str(i) for i in range(6)], row_labels=["a", "b"], title="t")]
+    fig, ax = plt.subplots()
+    plot_confusion(ax, torch.randint(0, 9, (5, 5)), list("abcde"), title="c")
+    draw_boxes(ax, torch.tensor([[0.0, 0.0, 2.0, 2.0]]), labels=["box"])
+    figs.append(fig)
+    for fig in figs:
+        small = [(s, t) for s, t in text_sizes(fig) if s < MIN_FONT_PT]
+        plt.close(fig)
+        assert not small, small
+
+
+def _smallest_text_in_widget_pictures(module, make) -> float:
+    """Call make() with the module's figure_png spied on; the smallest text of its figures."""
+    from mmcourse.viz import figure_png, text_sizes
+
+    seen = []
+
+    def spy(fig, **kw):
+        seen.append(min(s for s, _ in text_sizes(fig)))
+        assert kw.get("dpi") == FIG_DPI * WIDGET_PIXEL_RATIO and kw.get("tight") is False, kw
+        return figure_png(fig, **kw)
+
+    original = module.figure_png
+    module.figure_png = spy
+    try:
+        make()
+    finally:
+        module.figure_png = original
+    assert seen
+    return min(seen)
+
+
+def test_vit_and_clip_widget_pictures_are_sharp_and_legible():
+    """The widget pictures of notebooks 03 and 04: rendered at 2x, shown at their 72-dpi width,
+    no text under 8 pt."""
+    from mmcourse.clip import CLIP
+    from mmcourse.clip import widgets as cw
+    from mmcourse.clip.tasks import shapes_clip_config
+    from mmcourse.viz import MIN_FONT_PT
+    from mmcourse.vit import VisionTransformer, ViTConfig
+    from mmcourse.vit import widgets as vw
+
+    torch.manual_seed(0)
+    vit = VisionTransformer(ViTConfig(img_size=32, patch_size=8, embed_dim=32, depth=2, num_heads=2, num_classes=5)).eval()
+    x = torch.rand(1, 3, 32, 32)
+    with torch.no_grad():
+        _, attns = vit(x, return_attn=True)
+    clip = CLIP(shapes_clip_config()).eval()
+    bank = cw.build_bank(clip, n=40)
+    cases = [(vw, lambda: vw.patch_view(vw.SCENE, 4)), (vw, lambda: vw.patch_view(vw.PHOTO, 16)),
+             (vw, lambda: vw.attention_view(x[0], [a[0] for a in attns], title="a title")),
+             (cw, lambda: cw.similarity_view(clip, seed=0)),
+             (cw, lambda: cw.text_query_view(clip, bank, "a red circle")),
+             (cw, lambda: cw.image_query_view(clip, bank, 0))]
+    for module, make in cases:
+        assert _smallest_text_in_widget_pictures(module, make) >= MIN_FONT_PT
+    # shown at the figure's 72-dpi width: the picture is exactly twice as wide in pixels
+    png = vw.patch_view(vw.SCENE, 8).png
+    assert abs(png_size(png)[0] - WIDGET_PIXEL_RATIO * int(widget_width(vw.PATCH_FIGSIZE[0])[:-2])) <= WIDGET_PIXEL_RATIO
+
+
+def test_committed_notebooks_stay_under_3_mb():
+    """Figures at twice the pixel density cost bytes: each executed notebook stays under 3 MB."""
+    from pathlib import Path
+
+    from mmcourse.tools.execute import MAX_BYTES
+
+    notebooks = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    assert notebooks
+    sizes = {p.name: p.stat().st_size for p in notebooks}
+    assert all(size < MAX_BYTES for size in sizes.values()), sizes

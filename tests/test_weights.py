@@ -80,7 +80,9 @@ def test_registry_file_is_sorted_json_with_required_fields():
     raw = json.loads(weights.REGISTRY.read_text())
     assert list(raw) == sorted(raw)
     for row in raw.values():
-        assert set(row) == {"file", "sha256", "config", "command", "metrics"}
+        required = {"file", "sha256", "config", "command", "metrics"}
+        assert required <= set(row) <= required | {"errors", "targets"}
+        assert set(row.get("errors", {})) <= set(row["metrics"]) and set(row.get("targets", {})) <= set(row["metrics"])
         assert len(row["sha256"]) == 64
 
 

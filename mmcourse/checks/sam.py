@@ -45,7 +45,7 @@ def check_random_fourier_pe(fn) -> bool:
 
 
 def click_from_error_reference(pred: torch.Tensor, target: torch.Tensor, u: torch.Tensor):
-    from ..sam.tasks import click_from_error
+    from ..sam.prompts import click_from_error
 
     return click_from_error(pred, target, u)
 
@@ -108,3 +108,35 @@ def _post_cases() -> list[Case]:
 def check_postprocess_masks(fn) -> bool:
     """Check ``fn(low_res (K, h, w), img_size, input_size (h_in, w_in), original_size (H, W)) -> (K, H, W) bool``."""
     return check("check_postprocess_masks", fn, postprocess_masks_reference, _post_cases())
+
+
+# ---------------------------------------------------------------------------------------------
+# Exercise 4: the hypernetwork's dot product (the last step of MaskDecoder.predict_masks)
+# ---------------------------------------------------------------------------------------------
+
+
+def hypernetwork_masks_reference(hyper_in: torch.Tensor, upscaled: torch.Tensor) -> torch.Tensor:
+    """Mask logits (B, K, H, W): for each mask token k and pixel (y, x), the dot product of the
+    token's weights hyper_in[b, k] (C8,) with the upscaled embedding's feature upscaled[b, :, y, x]."""
+    return torch.einsum("bkc,bchw->bkhw", hyper_in, upscaled)
+
+
+def _hyper_cases() -> list[Case]:
+    g = torch.Generator().manual_seed(3)
+    pick = torch.zeros(1, 2, 3)
+    pick[0, 0, 1] = 1.0                                            # token 0 reads channel 1 only
+    pick[0, 1] = torch.tensor([1.0, -1.0, 0.0])                    # token 1: channel 0 minus channel 1
+    feat = torch.randn(1, 3, 4, 5, generator=g)
+    return [
+        Case((pick, feat), "one-hot weights: token 0's mask is channel 1 of the upscaled embedding"),
+        Case((torch.randn(2, 4, 8, generator=g), torch.randn(2, 8, 16, 16, generator=g)),
+             "the course model's sizes: 2 prompts, 4 mask tokens, C/8 = 8 channels, 16 x 16"),
+        Case((torch.randn(1, 1, 8, generator=g), torch.randn(1, 8, 6, 3, generator=g)), "one token, a 6 x 3 grid (H != W)"),
+        Case((torch.randn(3, 4, 2, generator=g), torch.randn(3, 2, 5, 5, generator=g)),
+             "a batch of 3: each prompt's tokens read only their own image (no mixing across b)"),
+    ]
+
+
+def check_hypernetwork_masks(fn) -> bool:
+    """Check ``fn(hyper_in (B, K, C8), upscaled (B, C8, H, W)) -> mask logits (B, K, H, W)``."""
+    return check("check_hypernetwork_masks", fn, hypernetwork_masks_reference, _hyper_cases())

@@ -28,20 +28,13 @@ from typing import Any
 
 import torch
 
-from ..vit.convert import load_checked
+from ..vit.convert import check_hf_config, load_checked
+from ..vit.convert import hf_config_value as _get
 from ..vit.model import ViTConfig
 from .model import CLIP, CLIPConfig
 from .text_encoder import TextConfig
 
 HEAD_DIM = 64  # every released CLIP uses 64 channels per head; the fallback when no config is given
-
-
-def _get(config: Any, key: str, default: Any) -> Any:
-    if config is None:
-        return default
-    if isinstance(config, dict):
-        return config.get(key, default)
-    return getattr(config, key, default)
 
 
 def config_from_hf_state_dict(sd: dict[str, torch.Tensor], config: Any = None) -> CLIPConfig:
@@ -54,7 +47,7 @@ def config_from_hf_state_dict(sd: dict[str, torch.Tensor], config: Any = None) -
     for key in ("vision_model.embeddings.patch_embedding.weight", "text_model.embeddings.token_embedding.weight",
                 "visual_projection.weight", "text_projection.weight"):
         if key not in sd:
-            raise KeyError(f"state dict has no {key!r}: not a transformers CLIPModel (first keys: {list(sd)[:4]})")
+            raise ValueError(f"state dict has no {key!r}: not a transformers CLIPModel (first keys: {list(sd)[:4]})")
     tcfg, vcfg = _get(config, "text_config", None), _get(config, "vision_config", None)
 
     def depth(prefix: str) -> int:
@@ -148,6 +141,9 @@ def from_hf_clip(state_dict: dict[str, torch.Tensor], config: Any = None) -> CLI
 
     Raises ValueError naming the keys or shapes that do not fit.
     """
+    check_hf_config(config, "CLIPConfig")
+    if not isinstance(state_dict, dict):
+        raise ValueError(f"state_dict must be a dict of tensors (CLIPModel.state_dict()), got {type(state_dict).__name__}")
     cfg = config_from_hf_state_dict(state_dict, config)
     return load_checked(CLIP(cfg), hf_clip_to_mmcourse(state_dict), "transformers CLIP")
 

@@ -115,8 +115,14 @@ class TextTransformer(nn.Module):
 
     def forward_features(self, tokens: torch.Tensor) -> torch.Tensor:
         """Steps 1-3 without pooling: (B, L) ids -> (B, L, D) hidden states after ``ln_final``."""
+        if not isinstance(tokens, torch.Tensor):
+            raise ValueError(f"tokens must be a tensor of integer ids (B, L) (the tokenizer's output), "
+                             f"got {type(tokens).__name__}")
         if tokens.ndim != 2 or tokens.dtype not in (torch.int64, torch.int32):
             raise ValueError(f"tokens must be integer ids of shape (B, L), got {tuple(tokens.shape)} {tokens.dtype}")
+        if tokens.numel() and not (0 <= int(tokens.min()) and int(tokens.max()) < self.cfg.vocab_size):
+            raise ValueError(f"tokens must be ids in 0..{self.cfg.vocab_size - 1} (the vocabulary), "
+                             f"got {int(tokens.min())}..{int(tokens.max())}")
         L = tokens.shape[1]
         if L > self.cfg.context_length:
             raise ValueError(f"tokens have length {L}, more than context_length {self.cfg.context_length}")

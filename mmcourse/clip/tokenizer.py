@@ -102,6 +102,8 @@ class WordTokenizer:
         """Texts -> (N, context_length) int64 ids, padded with 0. A single str gives N = 1."""
         if isinstance(texts, str):
             texts = [texts]
+        if not isinstance(texts, (list, tuple)) or not all(isinstance(t, str) for t in texts):
+            raise ValueError(f"texts must be a string or a list of strings, got {type(texts).__name__}: {texts!r:.80}")
         texts = list(texts)
         out = torch.zeros(len(texts), self.context_length, dtype=torch.long)
         for i, text in enumerate(texts):

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..viz import _to_hwc, figure_png
+from ..viz import FIG_DPI, MIN_FONT_PT, WIDGET_PIXEL_RATIO, _to_hwc, figure_png, widget_width
 from .tasks import Pairs, sample_pairs
 from .tokenizer import WordTokenizer
 
@@ -29,6 +29,11 @@ def _wrap(caption: str, width: int = 14) -> str:
 # Similarity matrix and temperature
 # ---------------------------------------------------------------------------------------------
 
+
+# Widget pictures: figure widths in inches, rendered at 2x and shown at widget_width (text at its
+# point size on screen).
+SIMILARITY_WIDTH, QUERY_WIDTH, PICKED_WIDTH = 11.0, 10.0, 1.7
+_WIDGET_DPI = FIG_DPI * WIDGET_PIXEL_RATIO
 
 @dataclass
 class SimilarityView:
@@ -64,7 +69,7 @@ def batch_cosine(model, seed: int = 0, batch_size: int = 6) -> tuple[Pairs, torc
 
 
 def _draw_matrix(ax, mat: torch.Tensor, pairs: Pairs, title: str, vmin: float, vmax: float, fontsize: float,
-                 caption_size: float = 6.5, wrap: int = 14) -> None:
+                 caption_size: float = MIN_FONT_PT, wrap: int = 14) -> None:
     """A (B, B) matrix with the batch's images left of the rows, captions under the columns and
     the diagonal (the positives) outlined in red."""
     import matplotlib.pyplot as plt
@@ -97,11 +102,11 @@ def similarity_view(model, seed: int = 0, temperature: float = 0.07, batch_size:
     _check_temperature(temperature)
     pairs, cosine = batch_cosine(model, seed, batch_size)
     probs = (cosine / temperature).softmax(dim=1)
-    fig, axes = plt.subplots(1, 2, figsize=(10, 0.6 * batch_size + 1.8))
-    _draw_matrix(axes[0], cosine, pairs, "cosine similarity", -1, 1, 8, wrap=12)
-    _draw_matrix(axes[1], probs, pairs, f"softmax over each row, T = {temperature:.3f}", 0, 1, 8, wrap=12)
+    fig, axes = plt.subplots(1, 2, figsize=(SIMILARITY_WIDTH, 0.7 * batch_size + 1.6))
+    _draw_matrix(axes[0], cosine, pairs, "cosine similarity", -1, 1, 8, wrap=11)
+    _draw_matrix(axes[1], probs, pairs, f"softmax over each row, T = {temperature:.3f}", 0, 1, 8, wrap=11)
     fig.tight_layout()
-    return SimilarityView(figure_png(fig), cosine, probs, list(pairs.captions))
+    return SimilarityView(figure_png(fig, dpi=_WIDGET_DPI, tight=False), cosine, probs, list(pairs.captions))
 
 
 def temperature_comparison(model, temperatures: tuple[float, ...], seed: int = 0, batch_size: int = 4) -> SimilarityView:
@@ -211,14 +216,14 @@ def text_query_view(model, bank: RetrievalBank, query: str, k: int = 8) -> Query
         return QueryView(None, [], [], "type a description, e.g. 'a small red circle at the top left'")
     q = model.encode_text(tokens, normalize=True)[0]
     scores, idx = (bank.image_features @ q).topk(k)
-    fig, axes = plt.subplots(1, k, figsize=(1.15 * k, 1.5))
+    fig, axes = plt.subplots(1, k, figsize=(QUERY_WIDTH, 1.7))
     for ax, i, s in zip(np.atleast_1d(axes), idx.tolist(), scores.tolist()):
         ax.imshow(_to_hwc(bank.pairs.images[i]))
         ax.set_title(f"{s:.2f}", fontsize=8)
         ax.axis("off")
     fig.suptitle(f"top {k} of {len(bank.pairs)} images for: {query!r}", fontsize=9)
     fig.tight_layout()
-    return QueryView(figure_png(fig), idx.tolist(), scores.tolist(), f"query: {query}")
+    return QueryView(figure_png(fig, dpi=_WIDGET_DPI, tight=False), idx.tolist(), scores.tolist(), f"query: {query}")
 
 
 @torch.no_grad()
@@ -229,7 +234,7 @@ def image_query_view(model, bank: RetrievalBank, index: int, k: int = 5) -> Quer
     if not isinstance(index, int) or not 0 <= index < len(bank.pairs):
         raise ValueError(f"index must be an int in 0..{len(bank.pairs) - 1}, got {index!r}")
     scores, idx = (bank.text_features @ bank.image_features[index]).topk(k)
-    fig, ax = plt.subplots(figsize=(1.6, 1.6))
+    fig, ax = plt.subplots(figsize=(PICKED_WIDTH, PICKED_WIDTH))
     ax.imshow(_to_hwc(bank.pairs.images[index]))
     ax.axis("off")
     ax.set_title(f"image {index}", fontsize=8)
@@ -238,7 +243,8 @@ def image_query_view(model, bank: RetrievalBank, index: int, k: int = 5) -> Quer
     for rank, (j, s) in enumerate(zip(idx.tolist(), scores.tolist()), start=1):
         mark = "  ← its own caption" if bank.captions[j] == own else ""
         lines.append(f"{rank}. {s:.3f}  {bank.captions[j]}{mark}")
-    return QueryView(figure_png(fig), idx.tolist(), scores.tolist(), "\n".join(lines))
+    fig.tight_layout(pad=0.2)
+    return QueryView(figure_png(fig, dpi=_WIDGET_DPI, tight=False), idx.tolist(), scores.tolist(), "\n".join(lines))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -266,7 +272,7 @@ def similarity_explorer(model, batch_size: int = 6, temperature: float | None = 
     # temperatures where the softmax changes fastest get most of the slider's travel.
     temperature = W.FloatLogSlider(value=slider_temperature(temperature), base=10, min=-2, max=0, step=0.05,
                                    description="temperature", continuous_update=False, readout_format=".3f")
-    image = W.Image(format="png", layout=W.Layout(width="720px"))
+    image = W.Image(format="png", layout=W.Layout(width=widget_width(SIMILARITY_WIDTH)))
     image.add_class("mmcourse-similarity")
     temperature.add_class("mmcourse-temperature")  # CSS classes: handles for the browser test
 
@@ -286,10 +292,10 @@ def retrieval_explorer(model, bank: RetrievalBank, k: int = 8):
     query = W.Text(value="a small red circle at the top left", description="query",
                    continuous_update=False, layout=W.Layout(width="460px"))
     query.add_class("mmcourse-query")
-    images = W.Image(format="png", layout=W.Layout(width="720px"))
+    images = W.Image(format="png", layout=W.Layout(width=widget_width(QUERY_WIDTH)))
     message = W.HTML()
     pick = W.IntSlider(value=0, min=0, max=len(bank.pairs) - 1, description="image", continuous_update=False)
-    picked = W.Image(format="png", layout=W.Layout(width="120px"))
+    picked = W.Image(format="png", layout=W.Layout(width=widget_width(PICKED_WIDTH)))
     ranked = W.HTML()
     images.add_class("mmcourse-query-images")
     message.add_class("mmcourse-query-message")

@@ -72,6 +72,9 @@ def zero_shot_classifier(model, classnames: Sequence[str], templates: Sequence[s
 @torch.no_grad()
 def encode_images(model, images: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
     """(N, E) unit-length image features, encoded ``batch_size`` images at a time."""
+    if not isinstance(images, torch.Tensor) or images.ndim != 4 or len(images) == 0:
+        raise ValueError(f"images must be a non-empty batch (N, 3, H, W), got "
+                         f"{tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__}")
     model.eval()
     return torch.cat([model.encode_image(images[i : i + batch_size], normalize=True)
                       for i in range(0, len(images), batch_size)])
@@ -106,8 +109,8 @@ def short_name(classname: str) -> str:
     return classname
 
 
-def recall_at_k(similarity: torch.Tensor, relevant: torch.Tensor, k: int = 1) -> float:
-    """Fraction of queries with at least one relevant item among their top-k.
+def recall_hits(similarity: torch.Tensor, relevant: torch.Tensor, k: int = 1) -> torch.Tensor:
+    """(Q,) bool: whether each query has at least one relevant item among its top-k.
 
     Args:
         similarity: (Q, N) query-by-item scores.
@@ -120,7 +123,12 @@ def recall_at_k(similarity: torch.Tensor, relevant: torch.Tensor, k: int = 1) ->
     if not isinstance(k, int) or not 1 <= k <= similarity.shape[1]:
         raise ValueError(f"k must be an int in 1..{similarity.shape[1]}, got {k!r}")
     top = similarity.topk(k, dim=1).indices                                  # (Q, k)
-    return float(relevant.gather(1, top).any(dim=1).float().mean())
+    return relevant.gather(1, top).any(dim=1)
+
+
+def recall_at_k(similarity: torch.Tensor, relevant: torch.Tensor, k: int = 1) -> float:
+    """Fraction of queries with at least one relevant item among their top-k (see :func:`recall_hits`)."""
+    return float(recall_hits(similarity, relevant, k).float().mean())
 
 
 # ---------------------------------------------------------------------------------------------

@@ -103,7 +103,9 @@ CAPTION_COLOUR_CHOICES: tuple[str, ...] = ("nearest", "none")
 # ---------------------------------------------------------------------------------------------
 
 MIN_IMAGE_SIZE = 16   # below this a small object is only a few pixels
+MAX_IMAGE_SIZE = 512  # far beyond the course's 32 and 64: larger only fills the memory
 MAX_OBJECTS = 9       # one object per grid cell
+MAX_SCENES = 200_000  # per sample() call: 200,000 32x32 scenes are ~2.4 GB of images alone
 PIXELS_PER_OBJECT = 64  # rule: image_size**2 >= 64 * max_objects (an 8x8 pixel budget each)
 RADIUS = {"small": 0.11, "large": 0.16}  # half-extent r of a shape along x and along y
 JITTER = 0.04         # the centre moves up to this much (per axis) from its cell's anchor
@@ -319,8 +321,8 @@ class ShapesWorld:
     random_caption_colour: str = "nearest"
 
     def __post_init__(self) -> None:
-        if not _is_int(self.image_size) or self.image_size < MIN_IMAGE_SIZE:
-            raise ValueError(f"image_size must be an int >= {MIN_IMAGE_SIZE}, got {self.image_size!r}")
+        if not _is_int(self.image_size) or not MIN_IMAGE_SIZE <= self.image_size <= MAX_IMAGE_SIZE:
+            raise ValueError(f"image_size must be an int in {MIN_IMAGE_SIZE}..{MAX_IMAGE_SIZE}, got {self.image_size!r}")
         if not _is_int(self.min_objects) or not 1 <= self.min_objects <= MAX_OBJECTS:
             raise ValueError(f"min_objects must be an int in 1..{MAX_OBJECTS}, got {self.min_objects!r}")
         if not _is_int(self.max_objects) or not self.min_objects <= self.max_objects <= MAX_OBJECTS:
@@ -357,8 +359,8 @@ class ShapesWorld:
         stream), "heldout" uses only held-out (colour, shape) pairs for every object, "all" any
         pair. The result is a deterministic function of (seed, split, world config).
         """
-        if not _is_int(n) or n < 1:
-            raise ValueError(f"n must be a positive int, got {n!r}")
+        if not _is_int(n) or not 1 <= n <= MAX_SCENES:
+            raise ValueError(f"n must be an int in 1..{MAX_SCENES:,} (draw more in several calls with other seeds), got {n!r}")
         if not _is_int(seed) or seed < 0:
             raise ValueError(f"seed must be a non-negative int, got {seed!r}")
         n, seed = int(n), int(seed)

@@ -12,7 +12,7 @@ Time steps are 0-based, t in [0, T), as in diffusers; the step functions match d
 ``DDPMScheduler.step`` / ``DDIMScheduler.step`` (tested in ``tests/test_diffusion.py``).
 """
 
-from .losses import compute_snr, eps_loss, min_snr_weights
+from .losses import compute_snr, eps_loss, eps_loss_floor, min_snr_weights
 from .models import SimpleDenoiseNet, TimeMLP, UNet
 from .samplers import StepOutput, ddim_step, ddpm_step, sample, timesteps
 from .schedule import NoiseSchedule
@@ -21,6 +21,7 @@ __all__ = [
     "NoiseSchedule",
     "compute_snr",
     "eps_loss",
+    "eps_loss_floor",
     "min_snr_weights",
     "SimpleDenoiseNet",
     "TimeMLP",

@@ -1,6 +1,7 @@
 """The DDPM training objective: predict the noise that was added (Ho et al. 2020, "L_simple").
 
-With :func:`min_snr_weights` per example, the Min-SNR weighting of the same loss.
+With :func:`min_snr_weights` per example, the Min-SNR weighting of the same loss;
+:func:`eps_loss_floor` measures the part of it no network can remove.
 """
 
 from __future__ import annotations
@@ -42,6 +43,51 @@ def eps_loss(
     if pred.shape != noise.shape:
         raise ValueError(f"model output has shape {tuple(pred.shape)}, expected {tuple(noise.shape)} (the shape of x0)")
     return ((noise - pred) ** 2).mean()
+
+
+@torch.no_grad()
+def eps_loss_floor(data: torch.Tensor, schedule: NoiseSchedule, n: int = 4000,
+                   generator: torch.Generator | None = None, chunk: int = 250):
+    """The smallest :func:`eps_loss` any network can reach when the training data is ``data``.
+
+    The best prediction of the noise from x_t is its posterior mean E[eps | x_t, t], so the loss
+    cannot go below E_{t, x0, eps} ||eps - E[eps | x_t, t]||^2 (averaged over the D coordinates,
+    as eps_loss does). With the data a finite set of points x0_j, x_t given t is a mixture of
+    Gaussians N(sqrt(a) x0_j, (1 - a) I), a = alpha_bar_t, so the posterior mean is exact:
+    E[x0 | x_t] = sum_j w_j x0_j with w = softmax_j(-||x_t - sqrt(a) x0_j||^2 / (2 (1 - a))),
+    and E[eps | x_t] = (x_t - sqrt(a) E[x0 | x_t]) / sqrt(1 - a). The expectation over t, x0
+    and eps is a Monte Carlo mean over ``n`` draws made as eps_loss makes them.
+
+    Args:
+        data: (N, D) the training points (the whole data distribution, as the trained model
+            sees it).  n: Monte Carlo draws.  chunk: draws per batch (memory chunk x N).
+
+    Returns:
+        :class:`mmcourse.protocol.Estimate`: the floor with its standard error over the draws.
+    """
+    from ..protocol import mean
+
+    if data.ndim != 2 or len(data) == 0:
+        raise ValueError(f"data must have shape (N, D) with N > 0, got {tuple(data.shape)}")
+    if not isinstance(n, int) or n < 2:
+        raise ValueError(f"n must be an int >= 2, got {n!r}")
+    data = data.double()
+    a_table = schedule.alphas_cumprod.double()
+    idx = torch.randint(0, len(data), (n,), generator=generator)
+    t = torch.randint(0, schedule.num_train_timesteps, (n,), generator=generator)
+    eps = torch.randn(n, data.shape[1], generator=generator, dtype=torch.float64)
+    sq = (data**2).sum(1)                                                       # (N,)
+    losses = []
+    for s in range(0, n, chunk):
+        a = a_table[t[s : s + chunk]][:, None]                                  # (c, 1)
+        e = eps[s : s + chunk]                                                  # (c, D)
+        x_t = a.sqrt() * data[idx[s : s + chunk]] + (1 - a).sqrt() * e
+        # ||x_t - sqrt(a) x0_j||^2 for every draw and every data point: (c, N)
+        d2 = (x_t**2).sum(1, keepdim=True) - 2 * a.sqrt() * (x_t @ data.T) + a * sq
+        w = torch.softmax(-d2 / (2 * (1 - a)), dim=1)                            # posterior over x0_j
+        eps_mean = (x_t - a.sqrt() * (w @ data)) / (1 - a).sqrt()               # E[eps | x_t, t]
+        losses.append(((e - eps_mean) ** 2).mean(1))
+    return mean(torch.cat(losses))
 
 
 def compute_snr(schedule: NoiseSchedule, t: torch.Tensor) -> torch.Tensor:

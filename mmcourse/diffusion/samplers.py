@@ -6,6 +6,16 @@ step ``prev_t``, with the same arithmetic as diffusers' ``DDPMScheduler.step`` a
 are functions of a :class:`NoiseSchedule` rather than methods of a stateful scheduler: the step
 taken is fully described by its arguments, so a notebook can call one step in isolation.
 
+Which earlier step: :func:`sample` always steps from one visited timestep to the next one it
+visits (the DDIM paper's sub-sequence tau_i -> tau_{i-1}; diffusers' DDPMScheduler does the same
+through ``previous_timestep``). diffusers' DDIMScheduler instead steps from t to t - T // N
+whatever the spacing. With "leading" spacing the visited steps are multiples of T // N, so the
+two are the same step; with "trailing" spacing and N not dividing T they part where the rounded
+grid skips a step (T = 1000, N = 37: from t = 513 diffusers lands on 486, then treats that
+sample as x_485), and the samples differ slightly (tests/test_diffusion.py measures it). The
+course keeps the consistent choice; to reproduce diffusers' DDIM there, call :func:`ddim_step`
+with ``prev_t = t - T // N``.
+
 Shapes: x_t and model_output are (B, *) (any trailing dims); t and prev_t are Python ints.
 """
 
@@ -149,7 +159,9 @@ def ddim_step(
 
     Args:
         model_output: (B, *) predicted noise.  t: current step.  prev_t: target step, -1 for
-            the clean data (alpha_bar = 1, diffusers' set_alpha_to_one=True).
+            the clean data (alpha_bar = 1, diffusers' set_alpha_to_one=True); :func:`sample`
+            passes the next step it visits, diffusers' DDIMScheduler t - T // N (the module
+            docstring says when the two differ).
         x_t: (B, *).  eta: noise scale >= 0.  generator: for z, drawn only when eta > 0.
         clip_sample: clamp x0_hat to [-r, r], r = ``clip_sample_range``; eps_hat stays the raw
             prediction, as in diffusers.
@@ -203,7 +215,9 @@ def sample(
         model: called as ``model(x_t, t_batch)`` with x_t (B, *) and t_batch a LongTensor (B,);
             returns the predicted noise (B, *). Its train/eval mode is left as it is.
         shape: (B, *) of the samples.
-        num_inference_steps: N <= T steps (default T: the full chain), see :func:`timesteps`.
+        num_inference_steps: N <= T steps (default T: the full chain), see :func:`timesteps`;
+            each step goes to the next visited timestep (the module docstring compares this
+            with diffusers' DDIMScheduler, which steps by T // N).
         method: "ddpm" (:func:`ddpm_step`) or "ddim" (:func:`ddim_step`, with ``eta``).
         generator: draws x_T first, then the noise of each step, so a seeded generator
             reproduces the samples exactly.

@@ -8,7 +8,20 @@ segment-anything's ``modeling/``.
 - :mod:`.mask_decoder`: ``MaskDecoder`` (IoU token, 4 mask tokens, hypernetwork MLPs).
 - :mod:`.sam`: ``Sam`` (``set_image`` once, ``predict`` per prompt) and ``SamConfig``.
 - :mod:`.convert`: ``from_segment_anything``, segment-anything's state dicts in ``mmcourse.sam``.
-- :mod:`.tasks`: ShapesWorld prompts, the interactive training recipe and the measurements.
+- :mod:`.prompts`: ShapesWorld as SAM's data: the scenes, the three readings of a click (part,
+  whole, group), random and corrective clicks, noisy boxes, phrases and their targets, and the
+  object crops whose CLIP image embeddings train the text slot.
+- :mod:`.losses`: focal and dice losses, the mask loss on the best of K masks with the IoU head's
+  MSE, ``mask_iou``.
+- :mod:`.train`: ``Recipe``, ``PromptTask`` (the interactive training recipe), ``train_sam``,
+  ``load_sam`` and the ShapesWorld config.
+- :mod:`.evaluate`: test scenes with one target each, batched prediction, the click curve and the
+  protocol metrics of the checkpoint.
+- :mod:`.route`: segmentation -> detection -> recognition: everything mode, stability, the route's
+  measurements.
+- :mod:`.track`: moving clips and the propagation rules (click + mask, box, oracles).
+- :mod:`.tasks`: the thin entry point other topics import (``load_sam``, ``mask_iou``, ...).
+- :mod:`.checkpoints`: the builder, evaluator and targets of ``sam_shapes``.
 - :mod:`.widgets`: the notebook's click-to-segment widget.
 """
 

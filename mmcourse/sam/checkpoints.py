@@ -1,55 +1,91 @@
-"""Builders of the SAM topic's shipped checkpoints (found by ``python -m mmcourse.weights.build``)."""
+"""Builders of the SAM topic's shipped checkpoints (found by ``python -m mmcourse.weights.build``),
+their protocol evaluators (``EVALUATORS``, for the builder and ``make weights-check``) and targets."""
 
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-CURVES = Path(__file__).resolve().parents[2] / "bench" / "results" / "sam_training.json"
-LAST = Path(__file__).resolve().parents[2] / "build" / "sam_shapes_last.safetensors"
-# Targets of issue 11 (seen shapes, 500 test scenes; held-out shape type). The earlier patch-8
-# checkpoint (1,500 steps) stopped at 0.901 / 0.906 / 0.784, and 3,000 steps reached only 0.913 /
-# 0.919 (bench/results/sam_longer_run.json): its 8 x 8 token grid was the limit. Patch 4 (16 x 16
-# tokens, 64 x 64 low-res masks) meets them in 800 steps; the builder enforces them.
-ISSUE_TARGETS = {"seen_1click_miou": 0.92, "seen_box_miou": 0.92, "heldout_1click_miou": 0.78}
-TARGETS = ISSUE_TARGETS
+ROOT = Path(__file__).resolve().parents[2]
+CURVES = ROOT / "bench" / "results" / "sam_training.json"
+LAST = ROOT / "build" / "sam_shapes_last.safetensors"
+# Issue 11's targets (seen shapes; held-out shape type). Issue 26's text target (seen phrases,
+# mIoU >= 0.75 with the CLIP text embedding in place of the crops' image embeddings the text slot
+# trained on) is not met yet: the shipped model reaches 0.15 (its training crops alone: as low), so
+# it is reported, not enforced.
+TARGETS: dict[str, dict[str, dict[str, float]]] = {
+    "sam_shapes": {"seen_1click_miou": {"min": 0.92}, "seen_box_miou": {"min": 0.92},
+                   "heldout_1click_miou": {"min": 0.78}},
+}
 
 
-def build_sam_shapes(steps: int | None = None) -> dict[str, float]:
-    """Notebook 06's SAM: the interactive recipe of :mod:`mmcourse.sam.tasks`, one thread."""
-    from ..weights import save
-    from .tasks import CHECKPOINT, Recipe, evaluate, train_sam
+def evaluate_sam_shapes(part: str, sam=None) -> dict:
+    """The protocol metrics of the shipped ``sam_shapes`` (or of ``sam``) on ``part``'s seeds:
+    200 scenes at each of 5 seeds, pooled (:func:`mmcourse.sam.evaluate.evaluate`)."""
+    from .evaluate import evaluate
+    from .train import load_sam
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return evaluate(load_sam() if sam is None else sam, part)
+    finally:
+        torch.set_num_threads(threads)
+
+
+EVALUATORS = {"sam_shapes": evaluate_sam_shapes}
+
+
+def build_sam_shapes(steps: int | None = None) -> dict:
+    """Notebook 06's SAM: the interactive recipe of :mod:`mmcourse.sam.train`, one thread; its
+    numbers measured by :func:`evaluate_sam_shapes` on the protocol's test draws."""
+    from .train import CHECKPOINT, Recipe, train_sam
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
         recipe = Recipe() if steps is None else Recipe(steps=steps)
+        cpu0 = time.process_time()
         sam, hist, seconds = train_sam(recipe, desc=CHECKPOINT)
-        metrics = evaluate(sam)
+        cpu = time.process_time() - cpu0
     finally:
         torch.set_num_threads(threads)
-    load = Path("/proc/loadavg").read_text().split()[:3] if Path("/proc/loadavg").exists() else []
-    print({k: round(v, 4) for k, v in metrics.items()}, f"{seconds:.0f} s, load {load}")
-    # keep the weights of a run that misses its targets too (not registered), to study them
+    # keep the weights and the curve before measuring: a run that misses its targets is kept to study
     from safetensors.torch import save_file
 
     LAST.parent.mkdir(parents=True, exist_ok=True)
     save_file({k: v.contiguous() for k, v in sam.state_dict().items()}, str(LAST))
-    missed = {k: round(metrics[k], 4) for k, v in TARGETS.items() if metrics[k] < v}
-    if missed:
-        raise RuntimeError(f"{CHECKPOINT} missed its targets {TARGETS}: {missed}")
-    metrics.update(train_seconds=seconds, final_loss=hist.final())
-    save(CHECKPOINT, sam.state_dict(), sam.cfg.to_dict(), f"python -m mmcourse.weights.build {CHECKPOINT}", metrics)
     smooth = hist.smoothed(50)
     idx = np.linspace(0, len(smooth) - 1, 100).round().astype(int)
+    load = Path("/proc/loadavg").read_text().split()[:3] if Path("/proc/loadavg").exists() else []
+    curve = {"recipe": recipe.__dict__, "train_cpu_s": round(cpu, 1), "train_wall_s": round(seconds, 1),
+             "threads": 1, "loadavg_at_end": load, "step": (idx + 1).tolist(),
+             "loss": [round(float(v), 4) for v in smooth[idx]], "final_loss": round(hist.final(), 4)}
+    LAST.with_suffix(".json").write_text(json.dumps(curve) + "\n")
+    return register_sam_shapes(sam, curve)
+
+
+def register_sam_shapes(sam, curve: dict, targets: dict | None = None) -> dict:
+    """Measure ``sam`` on the test draws, enforce ``targets`` (default :data:`TARGETS`) and register
+    it with its training curve."""
+    from ..weights import save
+    from .train import CHECKPOINT
+
+    metrics = evaluate_sam_shapes("test", sam)
+    print({k: str(v) for k, v in metrics.items()}, f"{curve['train_cpu_s']:.0f} s CPU")
+    targets = TARGETS[CHECKPOINT] if targets is None else targets
+    missed = {k: str(metrics[k]) for k, t in targets.items() if metrics[k].value < t["min"]}
+    if missed:
+        raise RuntimeError(f"{CHECKPOINT} missed its targets {targets}: {missed} (weights kept in {LAST})")
+    metrics.update(train_cpu_s=curve["train_cpu_s"], train_wall_s=curve["train_wall_s"], final_loss=curve["final_loss"])
+    save(CHECKPOINT, sam.state_dict(), sam.cfg.to_dict(), f"python -m mmcourse.weights.build {CHECKPOINT}", metrics,
+         targets=targets)
     CURVES.parent.mkdir(parents=True, exist_ok=True)
-    CURVES.write_text(json.dumps({
-        CHECKPOINT: {"recipe": recipe.__dict__, "train_seconds": round(seconds, 1), "threads": 1,
-                     "loadavg_at_end": load, "step": idx.tolist(),
-                     "loss": [round(float(v), 4) for v in smooth[idx]]}}, indent=1) + "\n")
+    CURVES.write_text(json.dumps({CHECKPOINT: curve}, indent=1) + "\n")
     return metrics
 
 

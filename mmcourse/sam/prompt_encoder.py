@@ -69,6 +69,7 @@ class PromptEncoder(nn.Module):
     def __init__(
         self, embed_dim: int, image_embedding_size: tuple[int, int], input_image_size: tuple[int, int],
         mask_in_chans: int, activation: type[nn.Module] = nn.GELU, text_dim: int | None = None,
+        text_scale: float = 1.0,
     ) -> None:
         super().__init__()
         if embed_dim % 2:
@@ -94,6 +95,10 @@ class PromptEncoder(nn.Module):
         )
         self.no_mask_embed = nn.Embedding(1, embed_dim)
         self.text_dim = text_dim
+        # A unit CLIP embedding has entries of about 1 / sqrt(text_dim); scaled by sqrt(text_dim) they
+        # are of order 1, like the point tokens' (Fourier codes + type embeddings), so text_proj
+        # starts at the scale of the other prompts instead of ~20x below it.
+        self.text_scale = text_scale
         if text_dim is not None:
             self.text_proj = nn.Linear(text_dim, embed_dim)
 
@@ -127,7 +132,7 @@ class PromptEncoder(nn.Module):
         """(B, text_dim) pooled text features -> one token (B, 1, C)."""
         if self.text_dim is None:
             raise ValueError("text: this prompt encoder has no text path (built without text_dim)")
-        return self.text_proj(text_features)[:, None]
+        return self.text_proj(text_features * self.text_scale)[:, None]
 
     def forward(
         self, points: tuple[torch.Tensor, torch.Tensor] | None, boxes: torch.Tensor | None,

@@ -42,7 +42,8 @@ class SamConfig:
     decoder_mlp_dim: int = 256
     iou_head_hidden_dim: int = 64
     attention_downsample_rate: int = 2
-    text_dim: int | None = None          # width of the CLIP text features for the text path (None: no text)
+    text_dim: int | None = None          # width of the CLIP embeddings for the text path (None: no text)
+    text_scale: float = 1.0              # multiplies the unit CLIP embedding before text_proj
     pixel_mean: tuple[float, float, float] = PIXEL_MEAN
     pixel_std: tuple[float, float, float] = PIXEL_STD
 
@@ -85,7 +86,7 @@ class Sam(nn.Module):
         enc, C = cfg.encoder, cfg.embed_dim
         self.image_encoder = ImageEncoderViT(enc)
         self.prompt_encoder = PromptEncoder(C, (enc.grid, enc.grid), (enc.img_size, enc.img_size), cfg.mask_in_chans,
-                                            text_dim=cfg.text_dim)
+                                            text_dim=cfg.text_dim, text_scale=cfg.text_scale)
         self.mask_decoder = MaskDecoder(
             transformer_dim=C, num_multimask_outputs=3, iou_head_depth=3, iou_head_hidden_dim=cfg.iou_head_hidden_dim,
             transformer=TwoWayTransformer(cfg.decoder_depth, C, cfg.decoder_heads, cfg.decoder_mlp_dim,
@@ -133,15 +134,25 @@ class Sam(nn.Module):
     # -- text ---------------------------------------------------------------------------------
 
     def set_text_encoder(self, clip, tokenizer) -> None:
-        """Attach a frozen CLIP (``encode_text``) and its tokenizer for ``predict(text=...)``."""
+        """Attach a frozen CLIP (``encode_image`` for training prompts, ``encode_text`` for
+        ``predict(text=...)``) and its tokenizer."""
         if self.cfg.text_dim is None:
             raise ValueError("text: this Sam was built without a text path (SamConfig.text_dim=None)")
         for p in clip.parameters():
             p.requires_grad_(False)
         self._text = (clip.eval(), tokenizer)
 
+    def encode_image_prompt(self, crops: torch.Tensor) -> torch.Tensor:
+        """Object crops (B, 3, s, s) at CLIP's input size -> unit CLIP image embeddings (B, text_dim):
+        the prompts the text slot trains on (no gradient: CLIP is frozen)."""
+        if self._text is None:
+            raise ValueError("text: no CLIP attached; call set_text_encoder(clip, tokenizer) first")
+        with torch.no_grad():
+            return self._text[0].encode_image(crops.to(self.pixel_mean.device), normalize=True)
+
     def encode_text(self, texts: list[str]) -> torch.Tensor:
-        """Phrases -> pooled CLIP text features (B, text_dim), no gradient (the tower is frozen)."""
+        """Phrases -> unit CLIP text embeddings (B, text_dim), no gradient (the tower is frozen).
+        SAM normalises both CLIP embeddings, so text can stand in for the image embeddings it trained on."""
         if self._text is None:
             raise ValueError("text: no text encoder attached; call set_text_encoder(clip, tokenizer) first")
         clip, tok = self._text
@@ -151,7 +162,7 @@ class Sam(nn.Module):
                 raise ValueError(f"text: unknown words {unknown} in {t!r}; the text tower knows only "
                                  f"ShapesWorld's vocabulary ({len(tok.words)} words)")
         with torch.no_grad():
-            return clip.encode_text(tok(texts).to(self.pixel_mean.device))
+            return clip.encode_text(tok(texts).to(self.pixel_mean.device), normalize=True)
 
     # -- interactive use: one image, many prompts ---------------------------------------------
 
@@ -162,16 +173,15 @@ class Sam(nn.Module):
 
     @torch.no_grad()
     def set_image(self, image: torch.Tensor) -> None:
-        """Run the image encoder once. image: (3, H, W) float in [0, 1], any size (the longest
+        """Run the image encoder once. image: (3, H, W), float in [0, 1] or uint8 in 0..255
+        (converted: x / 255, the units segment-anything's predictor takes), any size (the longest
         side is resized to img_size, the rest padded, as SAM's ResizeLongestSide)."""
-        if not isinstance(image, torch.Tensor) or image.ndim != 3 or image.shape[0] != 3:
-            raise ValueError(f"image must be a (3, H, W) tensor in [0, 1], got "
-                             f"{tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__}")
+        image = check_image(image)
         S = self.cfg.encoder.img_size
         H, W = image.shape[1:]
         scale = S / max(H, W)
-        h, w = int(H * scale + 0.5), int(W * scale + 0.5)
-        x = image[None].float().to(self.pixel_mean.device)
+        h, w = max(1, int(H * scale + 0.5)), max(1, int(W * scale + 0.5))
+        x = image[None].to(self.pixel_mean.device)
         if (h, w) != (H, W):
             x = F.interpolate(x, (h, w), mode="bilinear", align_corners=False, antialias=True)
         self.features = self.image_encoder(self.preprocess(x))
@@ -197,8 +207,12 @@ class Sam(nn.Module):
         if points is not None or labels is not None:
             if points is None or labels is None:
                 raise ValueError("points and labels go together: give both or neither")
-            pts = torch.as_tensor(points, dtype=torch.float32, device=dev).reshape(-1, 2)
-            lab = torch.as_tensor(labels, device=dev).reshape(-1)
+            pts = _as_float(points, "points", dev)
+            if pts.ndim == 1 and pts.shape == (2,):
+                pts = pts[None]
+            if pts.ndim != 2 or pts.shape[1] != 2:
+                raise ValueError(f"points must be (N, 2) xy pixels, got shape {tuple(pts.shape)}")
+            lab = _as_float(labels, "labels", dev).reshape(-1)
             if len(lab) != len(pts) or len(pts) == 0:
                 raise ValueError(f"points (N, 2) and labels (N,) must have the same N >= 1, got "
                                  f"{len(pts)} points and {len(lab)} labels")
@@ -211,9 +225,10 @@ class Sam(nn.Module):
             pts = (pts * torch.tensor([sx, sy], device=dev))[None]
             lab = lab.long()[None]
         if box is not None:
-            bx = torch.as_tensor(box, dtype=torch.float32, device=dev).reshape(-1)
-            if bx.shape != (4,):
+            bx = _as_float(box, "box", dev)
+            if bx.shape not in ((4,), (1, 4)):
                 raise ValueError(f"box must be (x0, y0, x1, y1), got {box!r}")
+            bx = bx.reshape(4)
             x0, y0, x1, y1 = bx.tolist()
             if x0 > x1 or y0 > y1:
                 raise ValueError(f"box must have x0 <= x1 and y0 <= y1, got {bx.tolist()}")
@@ -226,7 +241,11 @@ class Sam(nn.Module):
                     mask_input.numel() != want[0] * want[1]:
                 raise ValueError(f"mask_input must be low-res logits of shape (1, {want[0]}, {want[1]}), got "
                                  f"{tuple(mask_input.shape) if isinstance(mask_input, torch.Tensor) else mask_input!r}")
+            if not mask_input.is_floating_point():
+                raise ValueError(f"mask_input must be float low-res logits, got dtype {mask_input.dtype}")
             mask_input = mask_input.reshape(1, 1, *want).float().to(dev)
+            if not bool(torch.isfinite(mask_input).all()):
+                raise ValueError("mask_input must be finite low-res logits, got NaN or inf values")
         if text is not None:
             if not isinstance(text, str) or not text.strip():
                 raise ValueError(f"text must be a non-empty phrase, got {text!r}")
@@ -236,3 +255,40 @@ class Sam(nn.Module):
         low, iou = self.decode(self.features, pts, lab, bx, mask_input, txt, multimask_output)
         logits = self.postprocess_masks(low, self.input_size, self.original_size)[0]
         return Prediction(logits > self.mask_threshold, iou[0], low[0], logits)
+
+
+def check_image(image) -> torch.Tensor:
+    """A (3, H, W) image as float in [0, 1]: uint8 is converted (x / 255); NaN, inf, other dtypes,
+    values outside [0, 1] and empty images raise a ValueError naming ``image``."""
+    if not isinstance(image, torch.Tensor) or image.ndim != 3 or image.shape[0] != 3:
+        raise ValueError(f"image must be a (3, H, W) tensor in [0, 1] (or uint8), got "
+                         f"{tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__}")
+    if image.shape[1] == 0 or image.shape[2] == 0:
+        raise ValueError(f"image must not be empty, got shape {tuple(image.shape)}")
+    if image.dtype == torch.uint8:
+        return image.float() / 255
+    if not image.is_floating_point():
+        raise ValueError(f"image must be float in [0, 1] or uint8 in 0..255, got dtype {image.dtype}")
+    image = image.float()
+    if not bool(torch.isfinite(image).all()):
+        raise ValueError("image must be finite, got NaN or inf values")
+    lo, hi = float(image.min()), float(image.max())
+    if lo < -0.01 or hi > 1.01:   # a little slack for rounding, not for a 0..255 float image
+        raise ValueError(f"image values must lie in [0, 1], got min {lo:.3g}, max {hi:.3g} "
+                         "(a 0..255 image: pass it as uint8 or divide by 255)")
+    return image.clamp(0, 1)
+
+
+def _as_float(x, name: str, device) -> torch.Tensor:
+    """A prompt argument as a finite float tensor, or a ValueError naming it."""
+    if isinstance(x, torch.Tensor) and (x.is_complex() or x.dtype == torch.bool):
+        raise ValueError(f"{name} must be real numbers, got dtype {x.dtype}")
+    try:
+        t = torch.as_tensor(x, dtype=torch.float32, device=device)
+    except (TypeError, ValueError, RuntimeError) as e:
+        raise ValueError(f"{name} must be numbers, got {x!r}") from e
+    if t.numel() == 0:
+        raise ValueError(f"{name} must not be empty")
+    if not bool(torch.isfinite(t).all()):
+        raise ValueError(f"{name} must be finite, got {t.tolist()}")
+    return t

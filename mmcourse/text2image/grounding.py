@@ -19,7 +19,8 @@ def ground_and_segment(images: torch.Tensor, phrase: str, glip=None, sam=None) -
     """
     from ..glip.predict import grounding_predict
     from ..glip.tasks import load_glip
-    from ..sam.tasks import load_sam, mask_iou
+    from ..sam.losses import mask_iou
+    from ..sam.train import load_sam
     from .judges import object_masks
 
     if not isinstance(images, torch.Tensor) or images.ndim != 4 or images.shape[1] != 3:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import re
+from typing import Any
 
 import torch
 from torch import nn
@@ -33,7 +34,7 @@ def config_from_state_dict(
     """Infer a :class:`ViTConfig` from a state dict with timm (= our) names."""
     for key in ("patch_embed.proj.weight", "pos_embed", "cls_token"):
         if key not in sd:
-            raise KeyError(f"state dict has no {key!r}: not a timm-style ViT (first keys: {list(sd)[:5]})")
+            raise ValueError(f"state dict has no {key!r}: not a timm-style ViT (first keys: {list(sd)[:5]})")
     D, C, P, _ = sd["patch_embed.proj.weight"].shape
     n_patches = sd["pos_embed"].shape[1] - 1
     side = math.isqrt(n_patches)
@@ -139,17 +140,42 @@ def hf_vit_to_timm(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return out
 
 
-def from_hf_vit(
-    sd: dict[str, torch.Tensor], num_heads: int | None = None, layer_norm_eps: float = 1e-12
-) -> VisionTransformer:
+def hf_config_value(config: Any, key: str, default: Any) -> Any:
+    """``config.key`` of a transformers config object, or ``config[key]`` of its ``to_dict()``;
+    ``default`` when the config is None or lacks the key (every ``from_hf_*`` loader reads its
+    config this way)."""
+    if config is None:
+        return default
+    if isinstance(config, dict):
+        return config.get(key, default)
+    return getattr(config, key, default)
+
+
+def check_hf_config(config: Any, kind: str) -> None:
+    """Raise ValueError unless ``config`` is None, a transformers ``kind`` config or its dict."""
+    if config is None or isinstance(config, dict) or hasattr(config, "to_dict"):
+        return
+    raise ValueError(f"config must be a transformers {kind} (or its to_dict(), a config.json), "
+                     f"got {type(config).__name__}: {config!r:.60}")
+
+
+def from_hf_vit(state_dict: dict[str, torch.Tensor], config: Any = None) -> VisionTransformer:
     """Build a ViT from a transformers ``ViTForImageClassification`` (or ``ViTModel``) state dict.
 
+    The loaders of real weights share one form, ``from_hf_<model>(state_dict, config=None)``
+    (:func:`mmcourse.clip.from_hf_clip`, :func:`mmcourse.blip.convert.from_hf_blip_itm`, ...).
+
     Args:
-        sd: the state dict (transformers 5 or 4 key names).
-        num_heads: ``config.num_attention_heads``; None means 64 channels per head.
-        layer_norm_eps: ``config.layer_norm_eps``. transformers defaults to 1e-12 where timm uses
-            1e-6; on tiny random models that alone changes logits by ~1e-4, so pass the config's.
+        state_dict: the state dict (transformers 5 or 4 key names).
+        config: the transformers ``ViTConfig`` or its ``to_dict()`` (a ``config.json``). Read:
+            ``num_attention_heads`` (default: 64 channels per head, as every released ViT) and
+            ``layer_norm_eps`` (default 1e-12, transformers' own, where timm uses 1e-6: on tiny
+            random models that alone changes logits by ~1e-4, so pass the config).
     """
-    timm_sd = hf_vit_to_timm(sd)
-    cfg = config_from_state_dict(timm_sd, num_heads=num_heads, norm_eps=layer_norm_eps)
+    check_hf_config(config, "ViTConfig")
+    if not isinstance(state_dict, dict):
+        raise ValueError(f"state_dict must be a dict of tensors (a model's state_dict()), got {type(state_dict).__name__}")
+    timm_sd = hf_vit_to_timm(state_dict)
+    cfg = config_from_state_dict(timm_sd, num_heads=hf_config_value(config, "num_attention_heads", None),
+                                 norm_eps=hf_config_value(config, "layer_norm_eps", 1e-12))
     return load_checked(VisionTransformer(cfg), timm_sd, "transformers")

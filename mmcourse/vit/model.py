@@ -30,6 +30,10 @@ from ..nn import Block, activation
 from .patch_embed import PatchEmbed, check_divisible
 
 
+# Images are in [0, 1] or normalised to a few units; far past this, float32 squares overflow (NaN).
+MAX_PIXEL = 1e4
+
+
 @dataclass
 class ViTConfig:
     """Hyper-parameters of :class:`VisionTransformer` (names follow timm's constructor)."""
@@ -109,14 +113,27 @@ class VisionTransformer(nn.Module):
 
     def _check_input(self, x: torch.Tensor) -> None:
         cfg = self.cfg
+        if not isinstance(x, torch.Tensor):
+            raise ValueError(f"x must be a tensor of images (B, C, H, W), got {type(x).__name__}")
         if x.ndim != 4:
             raise ValueError(f"x must have shape (B, C, H, W), got {tuple(x.shape)}")
-        check_divisible(x.shape[2], x.shape[3], cfg.patch_size)
+        dtype = self.cls_token.dtype
+        if x.dtype != dtype:
+            hint = " (uint8 pixels: x.float() / 255, then the model's preprocessing)" if x.dtype == torch.uint8 else ""
+            raise ValueError(f"x must have the model's dtype {dtype}, got {x.dtype}{hint}")
+        if not bool(torch.isfinite(x).all()):
+            raise ValueError("x must be finite: the images hold NaN or inf")
+        if x.numel() and float(x.abs().max()) > MAX_PIXEL:
+            raise ValueError(f"x must hold pixel values of magnitude at most {MAX_PIXEL:g} (images in [0, 1] or "
+                             f"normalised), got {float(x.abs().max()):.3g}: LayerNorm's squares would overflow")
         if tuple(x.shape[1:]) != (cfg.in_chans, cfg.img_size, cfg.img_size):
-            raise ValueError(
-                f"x has shape {tuple(x.shape)}, but this ViT takes (B, {cfg.in_chans}, {cfg.img_size}, "
-                f"{cfg.img_size}): its position embeddings were learned for that grid"
-            )
+            try:
+                check_divisible(x.shape[2], x.shape[3], cfg.patch_size)
+                why = "its position embeddings were learned for that grid"
+            except ValueError as err:
+                why = str(err)
+            raise ValueError(f"x has shape {tuple(x.shape)}, but this ViT takes (B, {cfg.in_chans}, {cfg.img_size}, "
+                             f"{cfg.img_size}): {why}")
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """Steps 1-3: images (B, C, S, S) -> tokens (B, T, D), class token first, positions added."""

@@ -46,15 +46,23 @@ def load_pretrained(path: str | Path) -> VisionTransformer:
     """Load a timm or transformers ViT state dict saved as safetensors into our ViT (eval mode).
 
     The key names tell which library wrote it; head counts follow the real models' 64 channels
-    per head (ViT-Ti/S/B/L).
+    per head (ViT-Ti/S/B/L). A transformers ``config.json`` next to a transformers file is read
+    (heads, layer-norm eps), as :func:`mmcourse.clip.convert.load_hf_clip_file` does.
     """
+    import json
+
     from safetensors.torch import load_file
 
+    if not isinstance(path, (str, Path)):
+        raise ValueError(f"path must be a file path (str or Path), got {type(path).__name__}")
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"path {str(path)!r} is not a file: expected a timm or transformers ViT .safetensors")
     sd = load_file(str(path))
     if "patch_embed.proj.weight" in sd:
         return from_timm(sd)
     if any(k.startswith(("vit.", "embeddings.")) for k in sd):
-        return from_hf_vit(sd)
+        beside = Path(path).with_name("config.json")
+        return from_hf_vit(sd, json.loads(beside.read_text()) if beside.is_file() else None)
     raise ValueError(f"{path} does not look like a timm or transformers ViT (first keys: {list(sd)[:4]})")
 
 

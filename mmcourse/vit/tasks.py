@@ -146,6 +146,9 @@ def train_classifier(
 @torch.no_grad()
 def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
     """Predicted class indices (N,) for images x (N, C, H, W), in eval mode."""
+    if not isinstance(x, torch.Tensor) or x.ndim != 4:
+        raise ValueError(f"x must be a batch of images (N, C, H, W), got "
+                         f"{tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__}")
     model.eval()
     return batched(lambda xb: model(xb).argmax(-1), x, batch_size)
 

@@ -14,7 +14,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from ..viz import _to_hwc, figure_png
+from ..viz import FIG_DPI, MIN_FONT_PT, WIDGET_PIXEL_RATIO, _to_hwc, figure_png, widget_width
 from .patch_embed import check_divisible, patchify
 from .rollout import attention_rollout, cls_attention_map
 
@@ -26,6 +26,9 @@ PATCH_SIZES: dict[str, tuple[int, ...]] = {
     SCENE: (2, 4, 8, 16),
 }
 MAX_SHOWN_PATCHES = 24  # the sequence strip shows the first patches only
+# Widget pictures: drawn at this size, rendered at 2x and shown at widget_width (text at its point size).
+PATCH_FIGSIZE, ATTENTION_FIGSIZE = (7.8, 4.2), (7.8, 2.9)
+_WIDGET_DPI = FIG_DPI * WIDGET_PIXEL_RATIO
 
 
 @lru_cache(maxsize=4)
@@ -75,7 +78,7 @@ def patch_view(name: str = SCENE, patch_size: int = 8) -> PatchView:
     N = gh * gw
     shown = min(N, MAX_SHOWN_PATCHES)
 
-    fig = plt.figure(figsize=(7.0, 3.9))
+    fig = plt.figure(figsize=PATCH_FIGSIZE)
     ax = fig.add_axes([0.02, 0.30, 0.5, 0.62])
     ax.imshow(_to_hwc(img), cmap="gray", vmin=0, vmax=1, extent=(0, W, H, 0))
     for i in range(1, gh):
@@ -85,7 +88,7 @@ def patch_view(name: str = SCENE, patch_size: int = 8) -> PatchView:
     if N <= 64:  # number the patches in the order the transformer reads them
         for n in range(N):
             r, c = divmod(n, gw)
-            ax.text((c + 0.5) * patch_size, (r + 0.5) * patch_size, str(n), color="white", fontsize=7,
+            ax.text((c + 0.5) * patch_size, (r + 0.5) * patch_size, str(n), color="white", fontsize=MIN_FONT_PT,
                     ha="center", va="center", bbox=dict(boxstyle="round,pad=0.1", fc="black", alpha=0.4, lw=0))
     ax.set_xticks([])
     ax.set_yticks([])
@@ -100,9 +103,9 @@ def patch_view(name: str = SCENE, patch_size: int = 8) -> PatchView:
         a.imshow(_to_hwc(patches[k].reshape(C, patch_size, patch_size)), cmap="gray", vmin=0, vmax=1)
         a.set_xticks([])
         a.set_yticks([])
-        a.set_title(str(k), fontsize=6, pad=1)
+        a.set_title(str(k), fontsize=MIN_FONT_PT, pad=1)
     fig.text(0.02, 0.235, "the sequence the transformer sees" + (" (first patches)" if shown < N else ""), fontsize=8)
-    return PatchView(png=figure_png(fig), num_patches=N, patch_length=C * patch_size**2, grid=(gh, gw))
+    return PatchView(png=figure_png(fig, dpi=_WIDGET_DPI, tight=False), num_patches=N, patch_length=C * patch_size**2, grid=(gh, gw))
 
 
 def patch_explorer():
@@ -111,7 +114,7 @@ def patch_explorer():
 
     picture = W.Dropdown(options=list(PATCH_SIZES), value=SCENE, description="picture")
     size = W.SelectionSlider(options=PATCH_SIZES[SCENE], value=8, description="patch size", continuous_update=False)
-    image = W.Image(format="png", layout=W.Layout(width="560px"))
+    image = W.Image(format="png", layout=W.Layout(width=widget_width(PATCH_FIGSIZE[0])))
     image.add_class("mmcourse-patches")
     size.add_class("mmcourse-patch-size")  # CSS classes: handles for the browser test
 
@@ -201,7 +204,7 @@ def plot_pos_embed_similarity(model, title: str = "position embeddings"):
     d, m, n = similarity_by_distance(model)
     ax.plot(d, m, "o-")
     for x, y, k in zip(d, m, n):
-        ax.annotate(str(k), (x, y), textcoords="offset points", xytext=(0, 5), ha="center", fontsize=6, color="0.3")
+        ax.annotate(str(k), (x, y), textcoords="offset points", xytext=(0, 5), ha="center", fontsize=MIN_FONT_PT, color="0.3")
     ax.axhline(0, color="grey", lw=0.6)
     ax.set_xlabel("distance between patches (in patches)")
     ax.set_ylabel("mean cosine similarity")
@@ -247,7 +250,7 @@ def attention_view(
     a = attns[layer - 1]                                                 # (heads, T, T)
     one = a.mean(0) if head == "mean" else a[head - 1]                   # (T, T)
     rollout = attention_rollout([t[None] for t in attns])                # (1, T, T)
-    fig, axes = plt.subplots(1, 3, figsize=(6.6, 2.5))
+    fig, axes = plt.subplots(1, 3, figsize=ATTENTION_FIGSIZE)
     axes[0].imshow(_to_hwc(image), cmap="gray", vmin=0, vmax=1)
     axes[0].set_xticks([])
     axes[0].set_yticks([])
@@ -256,7 +259,7 @@ def attention_view(
     _overlay(axes[1], image, cls_attention_map(one[None])[0], f"layer {layer}, {where}")
     _overlay(axes[2], image, cls_attention_map(rollout)[0], f"rollout of {depth} layers")
     fig.tight_layout()
-    return figure_png(fig)
+    return figure_png(fig, dpi=_WIDGET_DPI, tight=False)
 
 
 def attention_viewer(model, images: torch.Tensor, titles: Sequence[str], display: torch.Tensor | None = None):
@@ -278,7 +281,7 @@ def attention_viewer(model, images: torch.Tensor, titles: Sequence[str], display
     pick = W.Dropdown(options=[(f"{i}: {t}", i) for i, t in enumerate(titles)], value=0, description="image")
     layer = W.IntSlider(value=1, min=1, max=depth, description="layer", continuous_update=False)
     head = W.Dropdown(options=["mean", *range(1, heads + 1)], value="mean", description="head")
-    out = W.Image(format="png", layout=W.Layout(width="560px"))
+    out = W.Image(format="png", layout=W.Layout(width=widget_width(ATTENTION_FIGSIZE[0])))
     out.add_class("mmcourse-attention")
     layer.add_class("mmcourse-layer")
 

@@ -1,7 +1,9 @@
 """Rebuild the shipped checkpoints: ``python -m mmcourse.weights.build NAME [NAME ...]`` or ``all``.
 
-Each builder trains with the repo's own code, seeded, and records the metric it reached in the
-registry next to the sha256 of the file it wrote.
+Each builder trains with the repo's own code, seeded, measures the model on the evaluation
+protocol's test draws (``mmcourse.protocol``) with the same evaluator that ``make weights-check``
+runs on the check draws, enforces its targets, and records the metrics (with standard errors) in
+the registry next to the sha256 of the file it wrote.
 """
 
 from __future__ import annotations
@@ -15,23 +17,197 @@ from typing import Callable
 from . import save
 
 
+# ---------------------------------------------------------------------------------------------
+# Measuring: each checkpoint's protocol metrics (mmcourse.protocol) on a part's draws
+# ---------------------------------------------------------------------------------------------
+# The builder measures the model it trained on the "test" part and saves the numbers; make
+# weights-check (mmcourse.weights.check) loads the shipped file and measures it again on the
+# "check" part with the same function, so the two can never measure differently.
+
+# Targets each builder enforces before it saves (checkpoint -> metric -> {"min": x} or {"max": x}).
+TARGETS: dict[str, dict[str, dict[str, float]]] = {
+    "digits_classifier": {"test_accuracy": {"min": 0.97}},
+    "vit_digits": {"test_accuracy": {"min": 0.98}},
+    "vit_shapes": {"test_accuracy": {"min": 0.995}},
+    "vit_shapes_broad": {"test_accuracy": {"min": 0.995}},
+    "diffusion_digits_unet": {"ddim50_confidence_ratio": {"min": 0.95}, "ddim50_min_class_share": {"min": 0.05}},
+    "clip_shapes_named": {"zero_shot_seen": {"min": 0.95}, "i2t_attribute_r1": {"min": 0.90}},
+    "clip_shapes_broad": {"zero_shot_seen": {"min": 0.95}, "zero_shot_heldout": {"min": 0.80},
+                          "i2t_attribute_r1": {"min": 0.90}},
+}
+
+SHAPES_VIT_SCENES = {"test": 800, "heldout": 600}  # per protocol seed: 4,000 and 3,000 scenes in all
+DIGITS_UNET_SAMPLES = 100                          # DDIM-50 samples per protocol seed: 500 in all
+
+
+def _check_part(part: str) -> None:
+    if part not in ("test", "check"):
+        raise ValueError(f"part must be 'test' (the registry's numbers) or 'check' (make weights-check), got {part!r}")
+
+
+def missed_targets(name: str, metrics: dict, targets: dict | None = None) -> dict[str, str]:
+    """{metric: "0.940 ± 0.004 (target ≥ 0.95)"} for every metric of ``name`` that misses its target."""
+    from ..protocol import Estimate
+
+    out = {}
+    for metric, bound in (TARGETS.get(name, {}) if targets is None else targets).items():
+        v = metrics[metric]
+        value = v.value if isinstance(v, Estimate) else float(v)
+        low, high = bound.get("min", -float("inf")), bound.get("max", float("inf"))
+        if not low <= value <= high:
+            out[metric] = v.describe(bound.get("min", bound.get("max")), "min" in bound) if isinstance(v, Estimate) \
+                else f"{value:.4f} (target {bound})"
+    return out
+
+
+def _enforce(name: str, metrics: dict) -> None:
+    missed = missed_targets(name, metrics)
+    if missed:
+        raise RuntimeError(f"{name} missed its targets (nothing saved): {missed}")
+
+
+def measure_digits_accuracy(model, part: str) -> dict:
+    """Accuracy on the 359 test digits of scikit-learn's fixed split.
+
+    The digits are a fixed data set: no fresh draws exist, so the "check" part measures the same
+    359 images (weights-check then confirms the shipped file, not a new sample)."""
+    import torch
+
+    from ..data.digits import load_digits
+    from ..protocol import proportion
+
+    _check_part(part)
+    x, y = load_digits("test")
+    with torch.no_grad():
+        return {"test_accuracy": proportion(model(x).argmax(-1) == y)}
+
+
+def measure_shapes_vit(model, part: str) -> dict:
+    """Shape accuracy on named-colour scenes of the seen colour-shape pairs ("test_accuracy") and
+    of the six held-out pairs ("heldout_accuracy"), pooled over the protocol's vit seeds."""
+    import torch
+
+    from ..protocol import proportion, seeds
+    from ..vit.tasks import predict, shapes_task, subtract_background
+
+    _check_part(part)
+    out = {}
+    for split, n in SHAPES_VIT_SCENES.items():
+        hits = []
+        for s in seeds("vit", part):
+            x, y, _ = shapes_task(n, seed=s, split=split)
+            hits.append(predict(model, subtract_background(x)) == y)
+        out[f"{split}_accuracy"] = proportion(torch.cat(hits))
+    return out
+
+
+def measure_digits_unet(model, schedule, part: str) -> dict:
+    """DDIM-50 samples of the digits denoiser scored by the shipped digits classifier, 100 per
+    protocol seed (500 in all): mean confidence over the real test digits' ("confidence ratio"),
+    the rarest digit's share, and the Fréchet distance of classifier features to the test digits
+    (its standard error by the jackknife over the five seeds)."""
+    import math
+
+    import torch
+
+    from ..data.digits import load_digits
+    from ..diffusion import sample
+    from ..evaluate import frechet_distance, load_digits_classifier
+    from ..protocol import Estimate, mean, seeds
+
+    _check_part(part)
+    clf = load_digits_classifier()
+    real, _ = load_digits("test")
+    groups = []
+    with torch.no_grad():
+        for s in seeds("diffusion", part):
+            x = sample(model, schedule, (DIGITS_UNET_SAMPLES, 1, 8, 8), 50, method="ddim",
+                       generator=torch.Generator().manual_seed(s)).clamp(-1, 1)
+            groups.append(x)
+        real_conf = float(clf(real).softmax(1).max(1).values.mean())
+        x = torch.cat(groups)
+        p = clf(x).softmax(1)
+        conf = mean(p.max(1).values / real_conf)
+        labels = p.argmax(1)
+        shares = torch.bincount(labels, minlength=10).double() / len(x)
+        rare = float(shares.min())
+        f_real = clf.features(real)
+        feats = clf.features(x)
+        fd = frechet_distance(feats, f_real)
+        k = len(groups)
+        leave_one_out = [frechet_distance(torch.cat([f for j, f in enumerate(feats.split(DIGITS_UNET_SAMPLES)) if j != i]),
+                                          f_real) for i in range(k)]
+        m = sum(leave_one_out) / k
+        fd_se = math.sqrt((k - 1) / k * sum((v - m) ** 2 for v in leave_one_out))
+    return {"ddim50_confidence_ratio": conf,
+            "ddim50_min_class_share": Estimate(rare, math.sqrt(rare * (1 - rare) / len(x)), len(x)),
+            "ddim50_frechet": Estimate(fd, fd_se, len(x))}
+
+
+def _evaluate_digits_classifier(part: str) -> dict:
+    from ..evaluate import load_digits_classifier
+
+    return measure_digits_accuracy(load_digits_classifier(), part)
+
+
+def _evaluate_vit(name: str):
+    def evaluate(part: str) -> dict:
+        from ..vit.tasks import load_vit
+
+        model = load_vit(name)
+        return measure_digits_accuracy(model, part) if name == "vit_digits" else measure_shapes_vit(model, part)
+
+    return evaluate
+
+
+def _evaluate_digits_unet(part: str) -> dict:
+    from ..diffusion.train import load_digits_unet
+
+    return measure_digits_unet(*load_digits_unet(), part)
+
+
+def _evaluate_clip(name: str):
+    def evaluate(part: str) -> dict:
+        from ..clip.tasks import load_clip, protocol_metrics
+
+        return protocol_metrics(load_clip(name), part)
+
+    return evaluate
+
+
+# name -> evaluator(part) of the foundation's shipped checkpoints (the convention of every
+# module with BUILDERS: load the shipped file, measure on the part's draws, return Estimates).
+EVALUATORS: dict[str, Callable[[str], dict]] = {
+    "digits_classifier": _evaluate_digits_classifier,
+    "vit_digits": _evaluate_vit("vit_digits"),
+    "vit_shapes": _evaluate_vit("vit_shapes"),
+    "vit_shapes_broad": _evaluate_vit("vit_shapes_broad"),
+    "diffusion_digits_unet": _evaluate_digits_unet,
+    "clip_shapes_named": _evaluate_clip("clip_shapes_named"),
+    "clip_shapes_broad": _evaluate_clip("clip_shapes_broad"),
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# Building
+# ---------------------------------------------------------------------------------------------
+
+
 def build_digits_classifier() -> None:
     from ..evaluate import config_dict, train_digits_classifier
 
-    model, metrics = train_digits_classifier(steps=3000, seed=0)
-    if metrics["test_accuracy"] < 0.97:
-        raise RuntimeError(f"digits classifier reached only {metrics['test_accuracy']:.3f} (< 0.97)")
+    model, _ = train_digits_classifier(steps=3000, seed=0)
+    metrics = measure_digits_accuracy(model.eval(), "test")
+    _enforce("digits_classifier", metrics)
     save("digits_classifier", model.state_dict(), config_dict(model.cfg),
-         "python -m mmcourse.weights.build digits_classifier", metrics)
+         "python -m mmcourse.weights.build digits_classifier", metrics, targets=TARGETS["digits_classifier"])
 
 
 def build_diffusion_digits_unet() -> None:
     """The digits denoiser of notebook 02: a U-Net trained 3,000 steps, scored with DDIM-50 samples."""
     import torch
 
-    from ..diffusion import sample
-    from ..diffusion.train import CHECKPOINT, config_dict, train_digits_unet
-    from ..evaluate import score_digits
+    from ..diffusion.train import CHECKPOINT, DigitsUNetConfig, config_dict, train_digits_unet
 
     threads = torch.get_num_threads()
     # One thread: small convolutions gain little from a second one, and on a shared 2-core machine
@@ -39,20 +215,13 @@ def build_diffusion_digits_unet() -> None:
     torch.set_num_threads(1)
     try:
         model, schedule, hist = train_digits_unet(steps=3000, batch_size=128, lr=2e-3, seed=0)
-        x = sample(model, schedule, (500, 1, 8, 8), 50, method="ddim", generator=torch.Generator().manual_seed(0))
-        score = score_digits(x)
+        metrics = measure_digits_unet(model, schedule, "test")
     finally:
         torch.set_num_threads(threads)
-    ratio = score["confidence"] / score["real_confidence"]
-    if ratio < 0.95 or score["min_class_share"] < 0.05:
-        raise RuntimeError(f"digits U-Net reached confidence ratio {ratio:.3f} (< 0.95?) and min class share "
-                           f"{score['min_class_share']:.3f} (< 0.05?) with DDIM-50")
-    from ..diffusion.train import DigitsUNetConfig
-
+    _enforce(CHECKPOINT, metrics)
     save(CHECKPOINT, model.state_dict(), config_dict(DigitsUNetConfig()),
-         f"python -m mmcourse.weights.build {CHECKPOINT}",
-         {"final_loss": hist.final(100), "ddim50_confidence_ratio": ratio,
-          "ddim50_min_class_share": score["min_class_share"], "ddim50_frechet": score["frechet"]})
+         f"python -m mmcourse.weights.build {CHECKPOINT}", {"final_loss": hist.final(100), **metrics},
+         targets=TARGETS[CHECKPOINT])
 
 
 def build_clip_shapes_named() -> None:
@@ -72,20 +241,21 @@ def build_clip_shapes_broad() -> None:
 def build_vit_digits() -> None:
     from ..vit.tasks import train_digits_vit
 
-    model, metrics = train_digits_vit(steps=2000, seed=0)
-    if metrics["test_accuracy"] < 0.98:
-        raise RuntimeError(f"digits ViT reached only {metrics['test_accuracy']:.3f} (< 0.98)")
-    save("vit_digits", model.state_dict(), model.cfg.to_dict(), "python -m mmcourse.weights.build vit_digits", metrics)
+    model, _ = train_digits_vit(steps=2000, seed=0)
+    metrics = measure_digits_accuracy(model, "test")
+    _enforce("vit_digits", metrics)
+    save("vit_digits", model.state_dict(), model.cfg.to_dict(), "python -m mmcourse.weights.build vit_digits", metrics,
+         targets=TARGETS["vit_digits"])
 
 
 def _build_vit_shapes(name: str, random_colour_fraction: float) -> None:
     from ..vit.tasks import train_shapes_vit
 
-    model, metrics = train_shapes_vit(steps=3000, n_train=60_000, random_colour_fraction=random_colour_fraction, seed=0)
-    if metrics["test_accuracy"] < 0.995:
-        raise RuntimeError(f"{name} reached only {metrics['test_accuracy']:.4f} (< 0.995) on seen colour-shape pairs")
-    metrics["random_colour_fraction"] = random_colour_fraction
-    save(name, model.state_dict(), model.cfg.to_dict(), f"python -m mmcourse.weights.build {name}", metrics)
+    model, _ = train_shapes_vit(steps=3000, n_train=60_000, random_colour_fraction=random_colour_fraction, seed=0)
+    metrics = measure_shapes_vit(model, "test")
+    _enforce(name, metrics)
+    save(name, model.state_dict(), model.cfg.to_dict(), f"python -m mmcourse.weights.build {name}",
+         {**metrics, "random_colour_fraction": random_colour_fraction}, targets=TARGETS[name])
 
 
 def build_vit_shapes() -> None:
@@ -99,8 +269,8 @@ def build_vit_shapes_broad() -> None:
 
 
 # name -> builder for the foundation's checkpoints. Later topics keep theirs beside their code:
-# a module ``mmcourse/<topic>/checkpoints.py`` with a ``BUILDERS`` dict of the same shape, found
-# by ``all_builders()``.
+# a module ``mmcourse/<topic>/checkpoints.py`` with a ``BUILDERS`` dict of the same shape (and
+# EVALUATORS and TARGETS, as here), found by ``all_builders()`` and ``topic_modules()``.
 BUILDERS: dict[str, Callable[[], None]] = {
     "digits_classifier": build_digits_classifier,
     "vit_digits": build_vit_digits,
@@ -112,23 +282,29 @@ BUILDERS: dict[str, Callable[[], None]] = {
 }
 
 
-def all_builders() -> dict[str, Callable[[], None]]:
-    """The foundation's builders, then each topic's ``mmcourse.<topic>.checkpoints.BUILDERS``
-    in package order (so ``all`` builds a topic's dependencies, e.g. CLIP, before it)."""
+def topic_modules() -> list:
+    """This module, then each ``mmcourse.<topic>.checkpoints`` that defines BUILDERS, in package order."""
     import importlib
     import pkgutil
 
     import mmcourse
 
-    builders = dict(BUILDERS)
+    modules = [sys.modules[__name__]]
     for pkg in sorted(m.name for m in pkgutil.iter_modules(mmcourse.__path__) if m.ispkg):
-        if importlib.util.find_spec(f"mmcourse.{pkg}.checkpoints") is None:
-            continue
-        topic = importlib.import_module(f"mmcourse.{pkg}.checkpoints").BUILDERS
-        clash = sorted(set(topic) & set(builders))
+        if importlib.util.find_spec(f"mmcourse.{pkg}.checkpoints") is not None:
+            modules.append(importlib.import_module(f"mmcourse.{pkg}.checkpoints"))
+    return modules
+
+
+def all_builders() -> dict[str, Callable[[], None]]:
+    """The foundation's builders, then each topic's ``mmcourse.<topic>.checkpoints.BUILDERS``
+    in package order (so ``all`` builds a topic's dependencies, e.g. CLIP, before it)."""
+    builders: dict[str, Callable[[], None]] = {}
+    for module in topic_modules():
+        clash = sorted(set(module.BUILDERS) & set(builders))
         if clash:
-            raise RuntimeError(f"mmcourse.{pkg}.checkpoints registers names already taken: {clash}")
-        builders.update(topic)
+            raise RuntimeError(f"{module.__name__} registers names already taken: {clash}")
+        builders.update(module.BUILDERS)
     return builders
 
 

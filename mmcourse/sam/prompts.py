@@ -1,0 +1,149 @@
+"""ShapesWorld as SAM's data: the scenes, the three readings of a click, and every prompt.
+
+Scenes are 64 x 64 with 2-4 objects. One shape type (``HELDOUT_SHAPE``, the cross) never
+appears in training scenes, for the zero-shot measurement. Each target object has three
+readings a single click inside it can mean (the course's own, see notebook 06 section 4):
+
+0. ``part``: its visible pixels (``batch.masks``),
+1. ``whole``: the whole shape, hidden pixels included (``ShapesWorld.full_masks``, amodal),
+2. ``group``: the visible pixels of the objects whose shapes overlap it, transitively.
+
+For an isolated, unoccluded object the three coincide. SAM's own three outputs are nested
+*visible* masks (whole, part, subpart); ShapesWorld's objects have no parts, so the course reads
+a click as one of these instead.
+
+Prompts: a uniformly random click inside the visible part (:func:`random_points`), the corrective
+click from the error region (:func:`click_from_error`), SAM's noisy box (:func:`noisy_boxes`), and
+for the text slot the CLIP crop of the target (:func:`object_crops`) at training time and a phrase
+(:func:`phrase`) at inference.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from ..data.shapes import COLOUR_NAMES, SHAPES, SIZES, SceneBatch, ShapesWorld
+
+IMAGE_SIZE = 64
+HELDOUT_SHAPE = "cross"
+TRAIN_SHAPES = tuple(s for s in SHAPES if s != HELDOUT_SHAPE)
+LEVELS = ("part", "whole", "group")
+CROP_SIZE = 32          # the course CLIP's input size
+
+
+def world(train: bool = True) -> ShapesWorld:
+    """The scenes: 64 x 64, 2-4 objects; training scenes never contain the held-out shape."""
+    return ShapesWorld(image_size=IMAGE_SIZE, min_objects=2, max_objects=4,
+                       shapes=TRAIN_SHAPES if train else None)
+
+
+
+def level_masks(batch: SceneBatch, w: ShapesWorld) -> torch.Tensor:
+    """(B, K, 3, H, W) bool: each object's part / whole / group mask (see the module docstring)."""
+    vis, full = batch.masks, w.full_masks(batch)
+    K = vis.shape[1]
+    f = full.flatten(2).float()
+    touch = (f @ f.transpose(1, 2)) > 0                                 # (B, K, K) shapes overlap
+    reach = touch | torch.eye(K, dtype=torch.bool)
+    for _ in range(K):                                                   # transitive closure
+        reach = (reach.float() @ reach.float() > 0)
+    group = torch.einsum("bkj,bjhw->bkhw", reach.float(), vis.float()) > 0
+    return torch.stack([vis, full, group], dim=2)
+
+
+def mask_box(masks: torch.Tensor) -> torch.Tensor:
+    """(..., H, W) bool -> (..., 4) xyxy boxes (x1, y1 exclusive), zeros for empty masks."""
+    H, W = masks.shape[-2:]
+    rows, cols = masks.any(-1), masks.any(-2)
+    ys, xs = torch.arange(H), torch.arange(W)
+    big = torch.tensor(10**6)
+    y0 = torch.where(rows, ys, big).amin(-1)
+    y1 = torch.where(rows, ys, -1).amax(-1) + 1
+    x0 = torch.where(cols, xs, big).amin(-1)
+    x1 = torch.where(cols, xs, -1).amax(-1) + 1
+    box = torch.stack([x0, y0, x1, y1], -1).float()
+    return box * masks.any(-1).any(-1)[..., None]
+
+
+def random_points(masks: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    """(B, H, W) bool -> (B, 2) xy pixel of a uniformly random True pixel (the centre pixel if empty)."""
+    B, H, W = masks.shape
+    score = torch.rand(B, H * W, generator=g) + masks.flatten(1).float()   # True pixels score in [1, 2)
+    idx = score.argmax(1)
+    return torch.stack([idx % W, idx // W], -1).float()
+
+
+def click_from_error(pred: torch.Tensor, target: torch.Tensor, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The corrective click, deterministic given the tie-break scores ``u``.
+
+    pred, target: (B, H, W) bool; u: (B, H, W) floats in [0, 1). The error region is where pred
+    and target disagree; the click is its pixel with the largest u. A missed pixel (in the target,
+    not predicted) becomes a positive click (label 1), a wrongly covered one a negative click
+    (label 0). A scene without error gets the target pixel with the largest u, positive.
+    Returns points (B, 2) xy (float) and labels (B,) int64.
+    """
+    error = pred ^ target
+    region = torch.where(error.flatten(1).any(1)[:, None, None], error, target)   # (B, H, W)
+    B, H, W = region.shape
+    idx = (u + region.float()).flatten(1).argmax(1)                              # region pixels score >= 1
+    x, y = idx % W, idx // W
+    labels = target[torch.arange(B), y, x].long()
+    return torch.stack([x, y], 1).float(), labels
+
+
+def sample_click(pred: torch.Tensor, target: torch.Tensor, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """A uniformly random click from the error region (:func:`click_from_error` with random u)."""
+    return click_from_error(pred, target, torch.rand(pred.shape, generator=g))
+
+
+def noisy_boxes(boxes: torch.Tensor, g: torch.Generator, noise: float = 0.1, max_px: float = 3.0) -> torch.Tensor:
+    """SAM's box noise: each coordinate moves by N(0, noise * side), at most max_px pixels."""
+    wh = (boxes[:, 2:] - boxes[:, :2]).repeat(1, 2)
+    jitter = (torch.randn(boxes.shape, generator=g) * noise * wh).clamp(-max_px, max_px)
+    out = boxes + jitter
+    x0, x1 = torch.minimum(out[:, 0], out[:, 2]), torch.maximum(out[:, 0], out[:, 2])
+    y0, y1 = torch.minimum(out[:, 1], out[:, 3]), torch.maximum(out[:, 1], out[:, 3])
+    return torch.stack([x0, y0, x1, y1], 1).clamp(0, IMAGE_SIZE)
+
+
+def phrase(shape: int, colour: int, size: int | None = None) -> str:
+    """The text prompt for an object: "the red triangle", or with its size "the small red triangle"."""
+    words = ["the"] + ([SIZES[size]] if size is not None else []) + [COLOUR_NAMES[colour], SHAPES[shape]]
+    return " ".join(words)
+
+
+def text_targets(batch: SceneBatch, k: torch.Tensor, with_size: torch.Tensor) -> torch.Tensor:
+    """(B, H, W): the union of the visible masks of every object the phrase of object k names."""
+    i = torch.arange(len(k))
+    same = (batch.shape == batch.shape[i, k][:, None]) & (batch.colour == batch.colour[i, k][:, None])
+    same &= (batch.size == batch.size[i, k][:, None]) | ~with_size[:, None]
+    return (batch.masks & same[..., None, None]).any(1)
+
+
+
+def object_crops(images: torch.Tensor, masks: torch.Tensor, scale: torch.Tensor | None = None,
+                 side: torch.Tensor | None = None, masked: bool = True) -> torch.Tensor:
+    """The crop CLIP reads for each target mask: a square window centred on the mask's box, of the
+    scene's side (or ``side`` (B,) pixels; times ``scale`` (B,), the random enlargement), the pixels
+    outside the mask painted with the image's background colour (the median of its border; not if
+    ``masked`` is False), resized to CLIP's 32 x 32.
+
+    The window is the scene's size because the course CLIP learned from whole scenes of one object:
+    this crop shows the object at the scale and alone, as CLIP saw objects. (SAM enlarges the mask's
+    box 1-2x for a CLIP that saw objects at every scale, and blanks the outside half the time.)
+    images (B, 3, H, W), masks (B, H, W) bool -> (B, 3, 32, 32)."""
+    B, _, H, W = images.shape
+    box = mask_box(masks)
+    centre = (box[:, :2] + box[:, 2:]) / 2                                     # (B, 2) xy pixels
+    side = torch.full((B,), float(max(H, W))) if side is None else side.float()
+    side = side * (1.0 if scale is None else scale)
+    if masked:
+        border = torch.cat([images[:, :, 0], images[:, :, -1], images[:, :, :, 0], images[:, :, :, -1]], dim=2)
+        bg = border.median(dim=2).values                                       # (B, 3)
+        images = torch.where(masks[:, None], images, bg[:, :, None, None])
+    theta = torch.zeros(B, 2, 3)                                               # output [-1, 1] -> input [-1, 1]
+    theta[:, 0, 0], theta[:, 1, 1] = side / W, side / H
+    theta[:, 0, 2], theta[:, 1, 2] = centre[:, 0] / W * 2 - 1, centre[:, 1] / H * 2 - 1
+    grid = F.affine_grid(theta, (B, 3, CROP_SIZE, CROP_SIZE), align_corners=False)
+    return F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)
