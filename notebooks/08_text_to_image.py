@@ -790,7 +790,7 @@ print(f"on 12 real scenes, SAM's mask against the judges' object pixels, mean Io
 
 # %% [markdown]
 # Nearly as well. GLIP finds a box in all eight samples and SAM's mask from it covers the
-# object, with a mean IoU of 0.84 against 0.89 on real scenes; the pixel counts say why it is
+# object, with a mean IoU of 0.83 against 0.91 on real scenes; the pixel counts say why it is
 # lower: SAM's masks are smaller (56 pixels against the judges' 67).
 # The generated objects have slightly soft edges; the judges count every pixel that differs
 # enough from the background, while SAM, trained on crisp edges, keeps the core.

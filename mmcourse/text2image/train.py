@@ -50,7 +50,7 @@ def autoencoder_loss(ae: AutoEncoder, images: torch.Tensor, object_weight: float
     An object covers a few percent of the image, and a plain pixel loss is happy to blur it into
     the background. Its outline is what tells a square from a circle or a cross from a diamond,
     and the few pixels there are the ones a small autoencoder rounds off first: the edge weight
-    pays for them (notebook 08 measures the shape labels kept with and without it). With
+    pays for them (the README's notes for notebook 08 give the shapes kept with and without it). With
     ``latent_noise`` = sigma > 0 the decoder draws the image from the latents plus Gaussian noise
     of sigma times each channel's spread in the batch: a VAE's sampling step with a fixed
     variance. It teaches the decoder to forgive small errors in its input, which is what the
