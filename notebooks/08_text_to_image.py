@@ -203,23 +203,19 @@ display(Markdown(markdown_table([f"learned autoencoder ({ae_bench['learned']['st
 # The judge is unforgiving: a blur of under one pixel already costs it a large share of scenes.
 # So 4 numbers per patch cannot be enough, even for the best linear code, and 16 are just enough
 # (the live numbers on 200 scenes wobble by a few hundredths around the stored ones on 1,000).
-# The learned autoencoders tell the same story; with 4 channels the learned one keeps more than
-# PCA. The last row puts a GroupNorm and SiLU before the 1×1 projections (Stable Diffusion's
-# `conv_norm_out`), so nothing linear runs straight through: it learns far more slowly, which is
-# why the course's `AutoEncoder` keeps its non-linearity inside the residual blocks.
+# The learned autoencoders agree. The last row puts a GroupNorm and SiLU before the 1×1
+# projections (Stable Diffusion's `conv_norm_out`), so nothing linear runs straight through: it
+# learns far more slowly, which is why the course's `AutoEncoder` keeps its non-linearity inside
+# the residual blocks.
 #
 # More channels are not free: every latent the denoiser draws must be right in all of them. The
-# shipped model uses **C = 8** (8×8×8 = 512 numbers, 6× fewer than the pixels), a compromise
-# chosen from early single-seed runs in which 16 channels gave the better autoencoder and the
-# worse pictures; those runs predate the final recipe, so take 8 as a reasonable choice rather
-# than a measured optimum.
+# shipped model uses **C = 8** (512 numbers, 6× fewer than the pixels), chosen from early
+# single-seed runs that predate the final recipe: a reasonable choice, not a measured optimum.
 #
-# With 8 numbers per patch the learned autoencoder first kept the shape of too few scenes, though
-# the object's pixels were already weighted 21× in its loss (an object covers a few percent of
-# the picture). The shape lives in the object's *outline*, a ring of pixels that a pixel loss
-# pays little for, and the decoder rounded corners off: crosses came back as diamonds, squares as
-# circles. So `autoencoder_loss` pays `edge_weight` more for the pixels on either side of the
-# outline (`object_edges`: the object's mask dilated minus eroded). The ring for a few scenes:
+# With C = 8 the autoencoder first rounded corners off (crosses came back as diamonds, squares as
+# circles), though the object's pixels already weigh 21× in its loss. The shape lives in the
+# *outline*, a ring of pixels a pixel loss pays little for, so `autoencoder_loss` pays
+# `edge_weight` more on either side of it (`object_edges`: the mask dilated minus eroded):
 
 # %%
 from mmcourse.text2image.judges import object_masks
@@ -404,11 +400,9 @@ print("w = 1 exactly the conditional prediction:", torch.equal(cfg_combine(u, c,
 # ε_c − ε_u = −σ_t (∇ log p(x_t | c) − ∇ log p(x_t)) = −σ_t ∇ log p(c | x_t).
 #
 # So ε̂ = ε_u + w (ε_c − ε_u) = −σ_t ∇ log [ p(x_t) · p(c | x_t)^w ]: sampling with w follows
-# (approximately, step by step) the distribution p(x) p(c | x)^w. At w = 1 that is
-# p(x) p(c | x) ∝ p(x | c), the conditional model; w > 1 raises the classifier to a power,
-# sharpening it: pictures the implicit classifier is surer of gain weight, the others lose it.
-# Fidelity to the prompt goes up, variety goes down (Ho & Salimans). No separate classifier is
-# trained; it is implied by the two predictions of one network.
+# (approximately, step by step) p(x) p(c | x)^w. At w = 1 that is p(x | c); w > 1 sharpens the
+# implicit classifier, so pictures it is surer of gain weight: fidelity up, variety down. No
+# classifier is trained; the two predictions of one network imply it.
 #
 # ### Exercise 2: `guided_ddim`, the guided sampling loop
 #
@@ -559,18 +553,17 @@ print(f"two standard errors above 0.90: {'yes' if est.clears(0.90) else 'no'}")
 
 # %% [markdown]
 # On the validation draws the score rises from w = 1 to w = 2.5, the largest scale tried, so
-# w = 2.5 was chosen (a larger one may do better still: it lies at the grid's edge). On the test
-# draws the checkpoint then draws shape and colour right on 0.912 ± 0.009 of seen prompts: above
-# the target of 0.90, but not by the two standard errors the course asks of a number that must
-# hold on fresh data, so the target counts as **not met**. (On the one draw of 300 prompts in
-# the next table, which once chose w = 2 for this model, it scored 0.917 there; the 2,000
-# validation prompts give w = 2 only 0.890 ± 0.007: a score measured on the draw that made the
-# choice is optimistic.) What guidance adds is the difference from w = 1, the conditional model
-# on its own: 0.78 ± 0.01 → 0.912 ± 0.009, about +0.13. w = 0 is the *unconditional* model (0.023 in
-# the table below), not "no guidance".
+# w = 2.5 was chosen (at the grid's edge: a larger one may do better). On the test draws the
+# checkpoint draws shape and colour right on 0.912 ± 0.009 of seen prompts: above the target of
+# 0.90, but not by the two standard errors the course asks of a number that must hold on fresh
+# data, so the target is **not met**. A score measured on the draw that made a choice is
+# optimistic: on the one draw of 300 below, which once chose w = 2 for this model, w = 2 scored
+# 0.917; on the 2,000 validation prompts, 0.890 ± 0.007. Guidance adds the difference from
+# w = 1, the conditional model on its own: 0.78 ± 0.01 → 0.912, about +0.13. (w = 0 is the
+# *unconditional* model, 0.023 below.)
 #
-# A wider view: one draw of 300 seen prompts at w from 0 to 8 (a stored sweep; one standard
-# error is about 0.02 here), with the course CLIP's image–text score:
+# A wider view, one stored draw of 300 seen prompts (one standard error about 0.02), with the
+# course CLIP's image–text score:
 
 # %%
 sweep = load_results("text2image_guidance")
@@ -638,28 +631,23 @@ for w, s in spread.items():
           f"shape and colour {s['shape_and_colour']:.2f}")
 
 # %% [markdown]
-# What the measurements show. Guidance is what makes the prompt count for the *shape*: at w = 1, the
-# conditional model on its own, colour and place are already right (0.970 and 1.000 in the one
-# draw) but the shape only on 0.763; w = 2 to 2.5 lifts the shape to about 0.93. Past that the
-# shape gets worse again (0.897 at w = 4, 0.800 at w = 8) while the colour stays near 0.98:
-# pushed too far along the prompt's direction, the latents leave what the decoder was trained
-# on, and the outline, the finest detail, goes first. The CLIP score agrees, highest at w = 2.
-# At w = 0 the model ignores the prompt: shape 0.183, about the 1 in 5 of guessing; colour
-# 0.160, the 1 in 6.
+# The answer. Guidance makes the prompt count for the *shape*: at w = 1 colour and place are
+# already right (0.970 and 1.000 in the one draw) but the shape only on 0.763; w = 2 lifts it to
+# 0.930. Past that the shape gets worse (0.800 at w = 8) while the colour stays near 0.98: pushed
+# too far, the latents leave what the decoder was trained on, and the outline goes first. The
+# CLIP score agrees, highest at w = 2. At w = 0 the prompt is ignored (shape 0.183, about the
+# 1 in 5 of guessing).
 #
-# Variety pays for it where the prompt leaves a choice. The free *size* collapses: the share of
-# samples drawn large rises from 0.75 at w = 1 to 0.97 at w = 4 and 8, so guidance picks the
-# reading the implicit classifier is surest of. The
-# free *place* does not collapse here: its entropy stays between 2.30 and 2.49 bits, against
-# 2.60 for twelve samples spread evenly over the nine cells. Sharpening p(c | x)^w removes
-# variety in what the implicit classifier cares about; where the object sits, it apparently
-# does not.
+# Variety pays where the prompt leaves a choice: the free *size* collapses, drawn large on 0.75
+# of samples at w = 1 and 0.97 at w = 4 and 8, the reading the implicit classifier is surest
+# of. The free *place* does not: its entropy stays between 2.30 and 2.49 bits (2.60 for twelve
+# samples spread evenly), so where the object sits is apparently not what the classifier
+# sharpens.
 #
-# **Speed.** Timed in CPU time, the fastest of five runs: time the process spent computing, not
-# time other programs on a shared machine took from it. With guidance each of the 50 steps runs the U-Net on a
-# batch of two (prompted and unprompted); at that size the time goes into calling many small
-# layers rather than into arithmetic, so `generate` switches off oneDNN (whose set-up per call
-# costs more than the arithmetic on 8×8 maps) and runs under `torch.inference_mode`.
+# **Speed**, in CPU time, fastest of five runs. With guidance each step runs the U-Net on a batch
+# of two; at that size the time goes into calling many small layers, so `generate` switches off
+# oneDNN (its set-up per call costs more than the arithmetic on 8×8 maps) and runs under
+# `torch.inference_mode`.
 
 # %%
 times = []
@@ -707,15 +695,13 @@ plt.tight_layout()
 plt.show()
 
 # %% [markdown]
-# Held-out is lower at every w above 0: 0.707 against 0.917 at w = 2 in this draw, a gap of
-# about seven standard errors (0.03 for a difference of two scores on 300 prompts). It is all in
-# the shape (0.713 against 0.930); the colour is right as often as for seen pairs (0.990).
-# Part of it is the measuring (the caveats above): the judge and the autoencoder are less
-# reliable on held-out pairs, which caps the held-out shape score near 0.962 × 0.932 ≈ 0.90
-# against 0.999 × 0.982 ≈ 0.98 for seen ones, some 0.08 of the 0.22 gap. The rest, about 0.14,
-# is the denoiser. So, a red square it never saw: the red, always; the square, about seven times
-# in ten. It composes, imperfectly: part of what it learned about a shape came bundled with the
-# colours it saw that shape in.
+# Held-out is lower at every w above 0: 0.707 against 0.917 at w = 2, about seven standard
+# errors of the difference (0.03). It is all in the shape (0.713 against 0.930); the colour is
+# right as often as for seen pairs (0.990). The caveats size the measuring's part: judge and
+# autoencoder cap the held-out shape score near 0.962 × 0.932 ≈ 0.90 against 0.999 × 0.982 ≈
+# 0.98 for seen pairs, some 0.08 of the 0.22 gap; the rest, about 0.14, is the denoiser. A red
+# square it never saw: the red, always; the square, about seven times in ten. It composes,
+# imperfectly.
 #
 # ## 9. Closing the loop: CLIP ranks the samples
 #
@@ -735,17 +721,14 @@ plt.show()
 print(f"{sum(ok)} of 8 samples right on all four; CLIP's first choice is {'right' if ok[0] else 'wrong'}")
 
 # %% [markdown]
-# CLIP's score and the judges need not agree: CLIP compares the whole picture with the whole
-# sentence, the judges check one attribute each. Here the judges accept all eight samples, so
-# CLIP's order cannot go wrong; its scores still spread, since it also reads how crisp each
-# object is.
+# CLIP compares the whole picture with the whole sentence, the judges check one attribute each,
+# so they need not agree; here the judges accept all eight samples, so CLIP's order cannot go
+# wrong.
 #
-# Notebooks 06 and 07 close the loop further. GLIP (notebook 07) grounds the phrase "purple
-# cross" in each sample; SAM (notebook 06) then cuts that object out with GLIP's box as its
-# prompt. Both were trained on 64×64 scenes, whose geometry scales with the picture, so GLIP sees
-# each sample upsampled 2× and its box is scaled back (`ground_and_segment`). If SAM's mask
-# covers the pixels the judges call the object (IoU near 1), the two notebooks agree with the
-# judges about *where* the object is. Predict: will SAM's masks match the judges' object pixels
+# GLIP (notebook 07) grounds "purple cross" in each sample; SAM (notebook 06) cuts the object
+# out with GLIP's box as its prompt (both trained on 64×64 scenes, so GLIP sees each sample
+# upsampled 2×; `ground_and_segment`). An IoU near 1 between SAM's mask and the judges' object
+# pixels means the two notebooks agree with the judges about *where* the object is. Predict: will SAM's masks match the judges' object pixels
 # as well on generated pictures as on real scenes?
 
 # %%
@@ -832,16 +815,14 @@ show_source(text_eps_loss)
 # %% [markdown]
 # ## What we measured
 #
-# Latent diffusion on 8×8×8 latents, because the shape judge cannot read 16×16 pictures
-# reliably (0.862). The autoencoder keeps the shape of 0.982 ± 0.003 of test scenes, thanks to a
-# loss that pays for the object's outline. Guidance, chosen on validation draws (w = 2.5), lifts
-# shape and colour on seen prompts from 0.78 ± 0.01 at w = 1 to 0.912 ± 0.009 on test draws:
-# above the 0.90 target, but not by two standard errors, so by the course's bar the target is
-# not yet met; Min-SNR weighting of the noise loss made the biggest difference on the way.
-# Guidance trades variety for it where the prompt leaves a choice (free sizes collapse to
-# large). Held-out pairs are drawn right on 0.707 (one draw of 300 at w = 2): the colour as well
-# as for seen pairs, the shape less often. What is left is the shape: it is the first thing to go
-# wrong, under too much guidance, on pairs never seen, and in the decoder's outline.
+# Latents, because the shape judge cannot read 16×16 pictures reliably (0.862). The autoencoder
+# keeps the shape of 0.982 ± 0.003 of test scenes, thanks to a loss that pays for the outline.
+# Guidance at w = 2.5 (chosen on validation draws) lifts shape and colour from 0.78 ± 0.01 at
+# w = 1 to 0.912 ± 0.009 on test draws: above 0.90, but not by two standard errors, so the
+# target is not yet met. Guidance costs variety where the prompt leaves a choice (free sizes turn
+# large). Held-out pairs: 0.707 (one draw, w = 2), the colour as for seen pairs, the shape less
+# often. The shape is what is left: it goes wrong first, under too much guidance, on unseen
+# pairs, and in the decoder's outline.
 
 # %%
 print("autoencoder, shape label kept:", shipped.describe("ae_shape_kept"))
