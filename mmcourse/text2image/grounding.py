@@ -18,7 +18,7 @@ def ground_and_segment(images: torch.Tensor, phrase: str, glip=None, sam=None) -
     SAM's mask (B, 32, 32) bool, and the IoU of that mask with the judges' object pixels (B,).
     """
     from ..glip.predict import grounding_predict
-    from ..glip.tasks import load_glip
+    from ..glip.checkpoints import load_glip
     from ..sam.losses import mask_iou
     from ..sam.train import load_sam
     from .judges import object_masks
