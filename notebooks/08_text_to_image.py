@@ -64,7 +64,6 @@ from mmcourse.weights import entry
 
 setup_matplotlib()
 # %matplotlib inline
-# %config InlineBackend.figure_format = "retina"
 
 
 def against(label: str, value: float, op: str, target: float) -> None:
