@@ -23,8 +23,7 @@
 # second: write the class list as a sentence, "circle. square. triangle. diamond. cross.", and
 # detecting a circle means grounding the word *circle*. The classifier's fixed weight matrix is
 # replaced by the features of the prompt's words, so the same model can be asked for classes,
-# for attributes ("red circle") or for the phrases of a free caption, and for words it never saw
-# as a class: CLIP's zero-shot trick (notebook 04), applied to every region of the image.
+# for attributes ("red circle") or for the phrases of a free caption.
 #
 # Three claims, each measured below on ShapesWorld scenes (64 × 64 pixels, 1–4 objects):
 #
@@ -32,19 +31,21 @@
 #    targets come from the character spans of phrases in the prompt.
 # 2. **Deep fusion.** Image and text features attend to each other *before* they are compared,
 #    so the words can change what the image side looks for.
-# 3. **Zero-shot.** Colour–shape pairs never seen in training are found by name.
+# 3. **Zero-shot needs words that mean something.** Colour–shape pairs never seen in training are
+#    found by name when the text side carries the meaning CLIP learned (notebook 04), and are
+#    not when the words are random codes.
 #
-# Course targets: AP50 ≥ 0.90 for shape-name prompts on 500 test scenes (COCO AP reported,
-# aiming at ≥ 0.60); caption grounding ≥ 90% (each phrase's best box has IoU ≥ 0.5 with its object).
+# Every stored number below was measured on the course's test draws (five seeds of 100 scenes,
+# `mmcourse.protocol`) and is printed with its standard error.
 #
 # ```mermaid
 # flowchart LR
 #     img["image<br/>3 × 64 × 64"] --> cnn["small CNN<br/>16 × 16 grid, stride 4"]
-#     txt["prompt<br/>circle. square. ..."] --> tt["text transformer of 04<br/>one feature per token"]
+#     txt["prompt<br/>red circle. square."] --> tt["CLIP text tower of 04, frozen<br/>one embedding per phrase"]
 #     cnn --> fuse["deep fusion ×2<br/>image ⇄ text cross-attention"]
 #     tt --> fuse
 #     fuse --> head["dense head per location<br/>box l, t, r, b · centerness · region feature O"]
-#     fuse --> P["token features P"]
+#     tt --> P["phrase embeddings P<br/>one row per token"]
 #     head --> S["alignment S = O Pᵀ / τ + b<br/>N locations × M tokens"]
 #     P --> S
 # ```
@@ -80,7 +81,7 @@ torch.set_num_threads(1)
 #     end
 #     subgraph glip["grounding (GLIP)"]
 #         O2["region features O<br/>N × D"] --> dot["O Pᵀ / τ + b"] --> L2["N × M token logits"]
-#         prompt["circle. square. triangle. diamond. cross."] --> enc["text transformer"] --> P["token features P<br/>M × D"] --> dot
+#         prompt["circle. square. triangle. diamond. cross."] --> enc["text side"] --> P["token features P<br/>M × D"] --> dot
 #     end
 # ```
 #
@@ -177,9 +178,7 @@ for stride in (4, 8):
 # loss alone first learns "an object is here" (every token rises together) and only slowly which
 # word it is: a moderately wrong token at p = 0.3 gets the focal weight (1 − α) p^γ ≈ 0.07. So the
 # course adds MDETR's *soft-token* loss at the positive locations: a softmax over the prompt's
-# words, so "circle" rises only if "square" falls (`soft_token_loss`). The text transformer is
-# notebook 04's architecture with word embeddings at unit scale, frozen: its token features are
-# then mostly the word itself, distinct from the start, while fusion still adapts them to the image.
+# words, so "circle" rises only if "square" falls (`soft_token_loss`).
 #
 # ### Exercise 2: `positive_map`
 #
@@ -231,7 +230,11 @@ for phrase, span, row in zip(scene.phrases, scene.spans, positive_map(scene.capt
 # GLIP trains on detection data and grounding data at once. Each training scene here gets one of
 # three prompts: the five shape names in a random order (sometimes only some of them), a list of
 # colour–shape phrases with some absent ones ("orange cross. blue diamond."), or its own caption.
-# Predict: after 30 steps, will the loss have dropped by more than half? A short live run:
+#
+# The live run below uses GLIP's own kind of text side: a token transformer (notebook 04's
+# architecture) that gives every token its own feature, here with random word embeddings, frozen.
+# The words are then distinct from the first step but mean nothing; section 5 gives them meaning.
+# Predict: after 30 steps, will the loss have dropped by more than half?
 
 # %%
 from mmcourse.glip.tasks import train_glip
@@ -239,32 +242,76 @@ from mmcourse.glip.tasks import train_glip
 _, live = train_glip(steps=30, batch_size=16, lr=3e-3, desc="live GLIP run")
 plot_history(live, title="30 steps of 16 scenes", window=5)
 plt.show()
-print(f"loss {np.mean(live.loss[:3]):.2f} -> {np.mean(live.loss[-3:]):.2f}")
+first, last = np.mean(live.loss[:3]), np.mean(live.loss[-3:])
+print(f"loss {first:.2f} -> {last:.2f}: {1 - last / first:.0%} lower")
 
 # %% [markdown]
-# The shipped model ran the same recipe for 800 steps of 24 scenes (`make weights`). Its
-# detection quality with the shape-name prompt, in COCO's terms (AP50: a box counts when its IoU
-# with an unclaimed object is ≥ 0.5; AP: averaged over IoU thresholds 0.50, 0.55, …, 0.95):
+# Not by half: 30 steps took the loss from 6.26 to about 3.96, 37% lower, and the curve is already
+# flattening. The shipped models ran the same recipe for 800 steps of 24 scenes.
+#
+# ### How good is a detector? Precision, recall, AP
+#
+# A detector returns boxes with scores. Rank all the boxes it gives for one class, say *circle*,
+# over 100 test scenes, and walk down the ranking: a box is a true positive when its IoU with a
+# not yet claimed circle is at least a threshold, 0.5 say. After each box, **precision** is the
+# share of boxes so far that were right and **recall** the share of all circles found so far.
+# The **envelope** is the best precision at this or any higher recall. The shipped model
+# (section 5 says what its text side is), with the shape-name prompt, at IoU 0.5 and 0.9:
+
+# %%
+from mmcourse.glip.evaluate import precision_recall, predict_batch
+from mmcourse.glip.tasks import load_glip
+
+model = load_glip("glip_shapes")
+pr_scenes = world.sample(100, seed=1, split="test")
+dets = predict_batch(model, pr_scenes.images, [NAMES_PROMPT] * len(pr_scenes))
+truth = [{"boxes": pr_scenes.boxes[i][pr_scenes.valid[i]], "labels": pr_scenes.shape[i][pr_scenes.valid[i]]}
+         for i in range(len(pr_scenes))]
+at = np.linspace(0, 1, 101)  # COCO reads the envelope at these recall points
+fig, ax = plt.subplots(figsize=(5.6, 3.4))
+for iou, colour in ((0.5, "C0"), (0.9, "C3")):
+    curve = precision_recall(dets, truth, label=0, iou_threshold=iou)  # class 0: circle
+    env = curve["envelope"]
+    idx = np.searchsorted(curve["recall"], at, side="left")
+    ap = np.where(idx < len(env), env[np.minimum(idx, len(env) - 1)], 0).mean()
+    ax.plot(curve["recall"], curve["precision"], lw=0.8, color=colour, alpha=0.5)
+    ax.plot(curve["recall"], env, lw=2, color=colour, label=f"IoU ≥ {iou}: envelope, area {ap:.3f}")
+    print(f"IoU ≥ {iou}: {len(curve['scores'])} circle boxes, recall reaches {curve['recall'][-1]:.2f}, "
+          f"area under the envelope (101 points) {ap:.3f}")
+ax.set_xlabel("recall", fontsize=9)
+ax.set_ylabel("precision", fontsize=9)
+ax.set_ylim(0, 1.05)
+ax.set_title("'circle' on 100 test scenes (thin: precision after each box)", fontsize=9)
+ax.legend(fontsize=8, loc="lower left")
+plt.show()
+print("circles in these scenes:", int((pr_scenes.shape[pr_scenes.valid] == 0).sum()))
+
+# %% [markdown]
+# At IoU ≥ 0.5 every circle is found before any wrong box: precision stays at 1 until recall
+# reaches 1, and the area is 1.000. At IoU ≥ 0.9 a box must fit almost exactly: some circles
+# get no box that tight (recall stops at 0.84) and loose boxes count as wrong on the way, so
+# the area falls to 0.753.
+#
+# **AP50** is the area under that envelope, read at 101 recall points, averaged over the classes
+# (COCO's rule); COCO's **AP** averages it again over IoU thresholds 0.50, 0.55, …, 0.95, so
+# loose boxes cost. The shipped checkpoint, on the test draws:
 
 # %%
 # NBVAL_CHECK_OUTPUT
-from mmcourse.glip.tasks import evaluate_names, load_glip
 from mmcourse.weights import entry
 
-model = load_glip("glip_shapes")
-shipped = entry("glip_shapes").metrics
-test = world.sample(100, seed=1, split="test")
-live_names = evaluate_names(model, test)
-expect("shape-name prompt, AP50 on 500 test scenes (stored)", shipped["names_AP50"], "≥ 0.90")
-expect("shape-name prompt, COCO AP on 500 test scenes (stored)", shipped["names_AP"], "≥ 0.60")
-expect("AP50 on 100 other test scenes, now", live_names["AP50"], "≥ 0.85", fmt=".2f")
+shipped = entry("glip_shapes")
+print("shape-name prompt, AP50:", shipped.describe("names_AP50"))
+print("shape-name prompt, COCO AP:", shipped.describe("names_AP"))
 
 # %% [markdown]
 # ## 3. Grounding a free caption
 #
 # The prompt can be any sentence. Its noun phrases (runs of size, colour and shape words) are
-# the "classes"; a phrase's score at a location is the mean probability over its tokens, times
-# the centerness. A scene drawn to order, the caption's two objects and two others:
+# the "classes". A phrase's score at a location is √(p̄ · c): p̄ the mean probability over the
+# phrase's tokens, c the location's centerness, and the square root of their product (GLIP and
+# ATSS rank this way), so a border location of a well recognised object ranks below its centre.
+# A scene drawn to order, the caption's two objects and two others:
 
 # %%
 from mmcourse.glip import grounding_predict
@@ -282,9 +329,10 @@ result = grounding_predict(model, demo.image, caption)
 top = top_per_phrase(result)  # each phrase's best box
 heat = phrase_heatmap(model, demo.image, caption, 0)
 fig, axes = plt.subplots(1, 2, figsize=(7.4, 3.6))
-draw_detections(axes[0], demo.image, top, threshold=0.0, title="a small red circle at the top left\nand a large blue square")
+draw_detections(axes[0], demo.image, top, threshold=0.0, fontsize=9,
+                title="a small red circle at the top left\nand a large blue square")
 im = axes[1].imshow(heat, cmap="magma", vmin=0, vmax=1, extent=(-0.5, 63.5, 63.5, -0.5))
-axes[1].set_title(f"P('{result['phrases'][0]}')\nat each of the 16 × 16 locations", fontsize=8)
+axes[1].set_title(f"P('{result['phrases'][0]}')\nat each of the 16 × 16 locations", fontsize=9)
 axes[1].set_xticks([])
 axes[1].set_yticks([])
 fig.colorbar(im, ax=axes[1], fraction=0.046)
@@ -293,14 +341,13 @@ for p, s, b in zip(top["phrase"], top["scores"].tolist(), top["boxes"].tolist())
     print(f"{p!r}: score {s:.2f}, box {[round(v) for v in b]}")
 
 # %% [markdown]
-# The phrase's score is a mean over its words, so an object that shares some of them gets part
-# of the score: on a small *blue* circle, two of the three words of "small red circle" agree.
-# Section 4 measures exactly that case. Over 300 ordinary test captions (1–4 objects each):
+# Each phrase finds its object. The words between the phrases ("at the top left") are not part
+# of any phrase, so they do not decide which circle is meant; the heatmap shows where "small red
+# circle" fires. Over the test draws' captions (1–4 objects each):
 
 # %%
 # NBVAL_CHECK_OUTPUT
-expect("caption phrases whose top box has IoU ≥ 0.5 with their object (300 test captions, stored)",
-       shipped["caption_accuracy"], "≥ 0.90")
+print("caption phrases whose top box has IoU ≥ 0.5 with their object:", shipped.describe("caption_accuracy"))
 
 # %% [markdown]
 # ### Exercise 3: `nms`
@@ -308,14 +355,14 @@ expect("caption phrases whose top box has IoU ≥ 0.5 with their object (300 tes
 # A dense detector fires at several neighbouring locations for one object. **Non-maximum
 # suppression** keeps the best box and drops every box that overlaps a kept one by more than
 # `iou_threshold`, walking down the scores. Write it for boxes (n, 4) xyxy and scores (n,):
-# return the kept indices (int64), best first. `box_iou(a, b)` from `mmcourse.glip.losses` gives
-# the (n, m) IoU matrix.
+# return the kept indices (int64), best first. `box_iou(a, b)` from `mmcourse.boxes` (the course's
+# box toolkit) gives the (n, m) IoU matrix.
 
 # %%
 import torch
 
 from mmcourse.checks.glip import check_nms
-from mmcourse.glip.losses import box_iou
+from mmcourse.boxes import box_iou
 
 
 def nms(boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: float) -> torch.Tensor:
@@ -334,34 +381,44 @@ def nms(boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: float) -> torc
 check_nms(nms)
 
 # %% [markdown]
-# Compare with the course's version; class-aware NMS (`batched_nms`) runs it per phrase, so a
-# circle never suppresses an overlapping square. Before and after, on one scene:
+# Compare with the course's toolkit (`mmcourse.boxes`, checked against torchvision); class-aware
+# NMS (`batched_nms`) runs it per phrase, so a circle never suppresses an overlapping square.
+# Predict: on a scene of four objects, how many of the boxes above 0.3 survive NMS?
 
 # %%
-from mmcourse.glip.nms import batched_nms, nms
+from mmcourse.boxes import batched_nms, nms
 from mmcourse.glip.predict import predict_batch
 
 show_source(nms)
 raw = predict_batch(model, demo.image[None], [NAMES_PROMPT], threshold=0.3, nms_iou=1.0)[0]  # 1.0: keep all
 kept = predict_batch(model, demo.image[None], [NAMES_PROMPT], threshold=0.3)[0]
-fig, axes = plt.subplots(1, 2, figsize=(7, 3.4))
-draw_detections(axes[0], demo.image, raw, 0.3, fontsize=5, title=f"before NMS: {len(raw['scores'])} boxes ≥ 0.3")
-draw_detections(axes[1], demo.image, kept, 0.3, title=f"after NMS (IoU 0.6): {len(kept['scores'])} boxes")
+fig, axes = plt.subplots(1, 2, figsize=(7.6, 4.0))
+draw_detections(axes[0], demo.image, raw, 0.3, fontsize=8, title=f"before NMS: {len(raw['scores'])} boxes ≥ 0.3")
+draw_detections(axes[1], demo.image, kept, 0.3, fontsize=9, title=f"after NMS (IoU 0.6): {len(kept['scores'])} boxes")
 plt.show()
 
 # %% [markdown]
+# Of 28 boxes above 0.3, 6 survive: one per object, and two weaker ones for the wrong phrase
+# (a "square" at 0.33 on the circle, a "cross" at 0.31 on the diamond). Class-aware NMS never
+# compares boxes of different phrases; in AP they rank below every right box, so they cost
+# little there.
+#
 # ## 4. Deep fusion, measured
 #
 # Without fusion, the image side computes the same region features whatever the prompt says,
 # and only the final dot product sees the words. With fusion, two rounds of bi-directional
 # cross-attention (`BiMultiHeadAttention`, GLIP's X-MHA; checked against transformers' Grounding
-# DINO layer to 1e-5) let every location read the words and every word read the image:
+# DINO layer to 1e-5) let every location read the words and every word read the image. GLIP's
+# block normalises both sides first and adds the attention's output to the *normalised* features:
 #
-# $$A = \frac{(W_v O)(W_l P)^\top}{\sqrt{d}},\quad O \mathrel{+}= \gamma_v\, W_{o}\,\mathrm{softmax}_{\text{tokens}}(A)\,W_{l}' P,\quad P \mathrel{+}= \gamma_l\, W_{p}\,\mathrm{softmax}_{\text{locations}}(A^\top)\,W_{v}' O$$
+# $$A = \frac{(W_v \hat O)(W_l \hat P)^\top}{\sqrt{d}},\quad O \leftarrow \hat O + \gamma_v\, W_{o}\,\mathrm{softmax}_{\text{tokens}}(A)\,W_{l}' \hat P,\quad P \leftarrow \hat P + \gamma_l\, W_{p}\,\mathrm{softmax}_{\text{locations}}(A^\top)\,W_{v}' \hat O$$
 #
-# with residual scales γ started at 0.1. The test that needs it: scenes of 3–4 objects of *one*
-# shape in different colours, and the one-phrase prompt "red circle." (the colour of one of them).
-# Predict: which model wins, and by how much?
+# with Ô = LayerNorm(O), P̂ = LayerNorm(P) and residual scales γ started at 0.1. The test that
+# needs it: scenes of 3–4 objects of *one* shape in different colours, and the one-phrase prompt
+# "red circle." (the colour of one of them). The comparison is a pair of checkpoints trained
+# alike with and without fusion, both with the random token tower of section 2 (one training
+# seed each; the ± below is over test draws, not over training runs). Predict: which model wins,
+# and by how much?
 
 # %%
 from mmcourse.glip.fusion import BiMultiHeadAttention
@@ -370,58 +427,197 @@ show_source(BiMultiHeadAttention.forward)
 
 # %%
 # NBVAL_CHECK_OUTPUT
+from mmcourse.glip.evaluate import attribute_object_scores
 from mmcourse.glip.tasks import attribute_scenes, evaluate_attributes
 
-nofusion = load_glip("glip_shapes_nofusion")
-stored_off = entry("glip_shapes_nofusion").metrics
+fused, unfused = load_glip("glip_shapes_tokens"), load_glip("glip_shapes_tokens_nofusion")
+on, off = entry("glip_shapes_tokens"), entry("glip_shapes_tokens_nofusion")
+rows = [("attribute prompts, seen pairs: AP50", "attributes_seen_AP50"), ("attribute prompts, seen pairs: AP", "attributes_seen_AP"),
+        ("shape-name prompt: AP50", "names_AP50"), ("caption grounding accuracy", "caption_accuracy")]
+display(Markdown("| test draws (500 scenes each) | fusion on | fusion off |\n|---|---:|---:|\n" + "\n".join(
+    f"| {label} | {on.estimate(key)} | {off.estimate(key)} |" for label, key in rows)))
+
+# %% [markdown]
+# To see *why*, take each object's best score for the prompt (over the locations centre sampling
+# gives it) on 100 of these scenes, and split the objects into the targets (the named colour)
+# and the distractors (same shape, another colour):
+
+# %%
 attr = attribute_scenes(100, seed=2)
-live_on, live_off = evaluate_attributes(model, attr), evaluate_attributes(nofusion, attr)
-display(Markdown(
-    "| attribute prompts, seen pairs | fusion on | fusion off |\n|---|---:|---:|\n"
-    f"| AP50, 300 scenes (stored) | {shipped['attributes_seen_AP50']:.3f} | {stored_off['attributes_seen_AP50']:.3f} |\n"
-    f"| AP50, first 100 scenes, now | {live_on['AP50']:.2f} | {live_off['AP50']:.2f} |\n"
-    f"| shape-name AP50, 500 scenes (stored) | {shipped['names_AP50']:.3f} | {stored_off['names_AP50']:.3f} |\n"
-    f"| caption grounding accuracy (stored) | {shipped['caption_accuracy']:.3f} | {stored_off['caption_accuracy']:.3f} |"))
+fig, axes = plt.subplots(1, 2, figsize=(8, 3), sharey=True)
+for ax, m, title in ((axes[0], unfused, "fusion off"), (axes[1], fused, "fusion on")):
+    s = attribute_object_scores(m, attr)
+    bins = np.linspace(0, 1, 26)
+    ax.hist(s["distractor"].numpy(), bins, alpha=0.6, density=True, label=f"distractors (mean {s['distractor'].mean():.2f})")
+    ax.hist(s["target"].numpy(), bins, alpha=0.6, density=True, label=f"targets (mean {s['target'].mean():.2f})")
+    ax.set_title(f"{title}: score of 'red circle.'-style prompts", fontsize=9)
+    ax.set_xlabel("object's best score √(p̄·c)", fontsize=9)
+    ax.legend(fontsize=8)
+    print(f"{title}: targets {s['target'].mean():.2f} on average, distractors {s['distractor'].mean():.2f}; "
+          f"distractors above 0.5: {(s['distractor'] > 0.5).float().mean():.0%}")
+axes[0].set_ylabel("density", fontsize=9)
+plt.show()
 
 # %% [markdown]
-# Both models find shapes by name equally well (the shape-name and caption rows): a shape word
-# alone needs no help from the image side. The attribute prompt does: with fusion the stored AP50
-# is 0.760 against 0.600 without (AP 0.66 against 0.52). Without fusion the region features are
-# computed before the prompt is read, so a location on a *blue* circle scores the mean of a low
-# "red" and a high "circle": half the way up. With fusion the image side has read "red" first and
-# can turn the whole location down. The same recipe, steps and seed trained both checkpoints.
+# Fusion wins on the attribute prompts: seen-pair AP50 0.80 ± 0.01 against 0.625 ± 0.009 (the
+# table). Shape names do not need it (both above 0.99), captions a little (0.951 against 0.921).
+# The histograms show why. Without
+# fusion the distractors score 0.47 on average, close to the targets' 0.52, and a third of them
+# score above 0.5: the region features were computed before the prompt was read, so a blue
+# circle's score for "red circle" is the mean of a low "red" and a high "circle", half the way up.
+# With fusion the image side has read "red" first: the distractors fall to 0.40 on average and
+# 7% of them above 0.5, while the targets stay at 0.50.
 
 # %% [markdown]
-# ## 5. Zero-shot: names never seen as a pair
+# ## 5. Zero-shot: words that mean something
 #
 # Six colour–shape pairs (a red square, a green triangle, a blue circle, ...) never appear in
 # training, neither in an image nor in a prompt. Each word was seen with other partners. The
-# same attribute test, with the held-out pair as the target among seen-pair distractors of the
-# same shape:
+# attribute test again, with the held-out pair as the target among seen-pair distractors of the
+# same shape. First with the random token tower of sections 2 and 4:
 
 # %%
 # NBVAL_CHECK_OUTPUT
-held = attribute_scenes(100, seed=3, split="heldout")
-live_held = evaluate_attributes(model, held)
-new_form = evaluate_attributes(model, attr, template="there is a {colour} {shape}")
-names_held = evaluate_names(model, world.sample(100, seed=5, split="heldout"))
-display(Markdown(
-    "| prompt | pairs | AP50 (stored, 300 scenes) | AP50 now (100 scenes) |\n|---|---|---:|---:|\n"
-    f"| \"red circle.\" | seen | {shipped['attributes_seen_AP50']:.3f} | {live_on['AP50']:.2f} |\n"
-    f"| \"red square.\" | held out | {shipped['attributes_heldout_AP50']:.3f} | {live_held['AP50']:.2f} |\n"
-    f"| \"there is a red circle\" (a form never used as a prompt) | seen | | {new_form['AP50']:.2f} |\n"
-    f"| the shape-name prompt, scenes of held-out pairs only | held out | | {names_held['AP50']:.2f} |"))
+tokens_side = entry("glip_shapes_tokens")
+print("random token tower, held-out pairs AP50:", tokens_side.describe("attributes_heldout_AP50"))
+print("random token tower, seen pairs AP50:    ", tokens_side.describe("attributes_seen_AP50"))
 
 # %% [markdown]
-# Read the rows separately. The shape names find the shapes of the held-out pairs (a red square
-# is still a square), and a prompt written as a caption ("there is a red circle") works like
-# the phrase list it was never given in that form. The colour–shape *combination* is the hard
-# part: "red square." scores far below "red circle." (stored: 0.352 against 0.760). The
-# model never saw a red square, and the phrase's score is the mean of a "red" token and a
-# "square" token that it learned on other objects; on a red square among squares of other
-# colours the "red" token must fire on an object unlike every red object it knows. CLIP showed
-# the same (notebook 04): composition improves with broader training data, which these few
-# minutes of training do not have.
+# Held-out pairs reach AP50 0.36 against 0.80 for seen pairs, about what ranking the 3–4
+# same-shape objects at random would give. The random tower's word codes mean nothing before
+# training, and training tied "red" only to the red objects of seen pairs: on a red square
+# among squares of other colours nothing tells the model which one is meant.
+#
+# GLIP's answer is a pre-trained language model: BERT has read about red things and squares. The
+# course has its own: notebook 04's broad CLIP, whose text tower places "a red square" where its
+# images of red squares land, well enough to classify held-out pairs zero-shot (printed below),
+# although it never saw one. But
+# CLIP's loss only ever looked at one vector per caption, the **pooled** embedding at `<end>`;
+# the features of the single words on the way there were never asked to mean anything. Compare
+# the colour word's own feature in two phrases with the two phrases' pooled embeddings:
+
+# %%
+from mmcourse.clip.tasks import load_clip
+from mmcourse.clip.tokenizer import WordTokenizer
+
+clip = load_clip("clip_shapes_broad")
+ctok = WordTokenizer(context_length=16)  # CLIP's own context
+with torch.no_grad():
+    ids = ctok(["a red circle", "a blue circle"])
+    per_token = clip.text.forward_features(ids)[:, 2]          # the colour word's own feature
+    pooled = clip.encode_text(ids, normalize=True)
+cos = lambda a, b: float(torch.nn.functional.cosine_similarity(a, b, dim=0))
+print(f"'red' against 'blue', their own token features: cosine {cos(per_token[0], per_token[1]):.2f}")
+print(f"'a red circle' against 'a blue circle', pooled embeddings: cosine {cos(pooled[0], pooled[1]):.2f}")
+print(f"(clip_shapes_broad, zero-shot accuracy on held-out pairs: {entry('clip_shapes_broad').metrics['zero_shot_heldout']:.2f})")
+
+# %% [markdown]
+# Inside CLIP the colour word's own feature is nearly the same whatever the colour (cosine
+# 0.99); the two phrases part only at `<end>`, in the pooled embeddings (cosine 0.57). A
+# detector aligned with CLIP's token features would find red and blue almost the same vector.
+#
+# So the course carries the meaning in the only place CLIP put it. Each phrase of the prompt is
+# encoded **on its own** by CLIP's frozen text tower (written into CLIP's caption templates and
+# averaged, as CLIP's zero-shot classifier does), and its pooled embedding becomes the feature
+# of every token of that phrase; words outside the phrases are encoded alone
+# (`mmcourse.glip.text`). The regions are then aligned with these embeddings **as they are**:
+# no learned projection and no fusion update on the text that the alignment reads (fusion still
+# lets the image side read the prompt). That is OWL-ViT's design (Minderer et al., 2022: the
+# class embeddings are CLIP's text embeddings of the class names, and the image side learns to
+# meet them), and it departs from GLIP in two places: GLIP aligns regions with the contextual
+# features of every token from a BERT that it fine-tunes, and it projects and fuses those
+# features first. The course departs because its CLIP's token features carry no meaning,
+# because its towers collapsed when trained along with the detector (every word one "object"
+# direction), and because a version that kept GLIP's learned projection and fused text before
+# the alignment did not carry CLIP's meaning over to held-out pairs (the middle column below).
+# The price: a phrase cannot see the rest of the sentence, so "the circle at the top" is read
+# as "circle".
+
+# %%
+# NBVAL_CHECK_OUTPUT
+table = [("shape-name prompt: AP50", "names_AP50"), ("attribute prompts, seen pairs: AP50", "attributes_seen_AP50"),
+         ("attribute prompts, held-out pairs: AP50", "attributes_heldout_AP50"), ("caption grounding accuracy", "caption_accuracy")]
+from mmcourse.glip.evaluate import stored_result
+
+projected = stored_result("alignment")["metrics"]
+fmt = lambda d: f"{d['value']:.3f} ± {d['se']:.3f}"
+display(Markdown(
+    "| test draws | random token tower | CLIP phrases, projected and fused first (GLIP's way) | CLIP phrases as they are (shipped) |\n"
+    "|---|---:|---:|---:|\n" + "\n".join(
+        f"| {label} | {tokens_side.estimate(key)} | {fmt(projected[key])} | {shipped.estimate(key)} |" for label, key in table)))
+print("held-out pairs:", shipped.describe("attributes_heldout_AP50"))
+
+# %% [markdown]
+# Held-out pairs now reach AP50 0.990 ± 0.003, as high as seen pairs: "red square" is found
+# although the detector never saw one. Seen pairs rise from 0.80 to 1.000 and captions from
+# 0.951 to 0.980; shape names stay above 0.99 with every text side. The same embeddings projected
+# and fused first, as GLIP treats its token features, do no better than the random tower
+# (held-out 0.363, seen 0.481): a learned projection lets the detector re-code the phrases, and
+# what CLIP knew about the pairs in between is lost. Why it transfers: CLIP's
+# phrase embeddings compose. Fit each of the 24 seen pairs' embeddings as a colour vector plus a
+# shape vector (least squares), and predict the six held-out pairs from their parts:
+
+# %%
+from mmcourse.data.shapes import COLOUR_NAMES, HELDOUT_COMBOS, SHAPES
+
+pairs = [(c, sh) for c in COLOUR_NAMES for sh in SHAPES]
+E = model.text.embed([f"{c} {sh}" for c, sh in pairs])                       # (30, 64), unit length
+X = torch.zeros(len(pairs), len(COLOUR_NAMES) + len(SHAPES))                 # one-hot colour and shape
+for i, (c, sh) in enumerate(pairs):
+    X[i, COLOUR_NAMES.index(c)] = X[i, len(COLOUR_NAMES) + SHAPES.index(sh)] = 1
+seen = torch.tensor([p not in HELDOUT_COMBOS for p in pairs])
+W = torch.linalg.lstsq(X[seen], E[seen]).solution                           # colour and shape vectors
+guess = torch.nn.functional.normalize(X[~seen] @ W, dim=-1)
+nearest = (guess @ E.T).argmax(1)
+print(f"held-out pairs: cosine of the guess with the true embedding {(guess * E[~seen]).sum(1).mean():.3f}; "
+      f"nearest of the 30 pair embeddings is the right one for {int((nearest == seen.logical_not().nonzero()[:, 0]).sum())} of 6")
+
+# %% [markdown]
+# The held-out embeddings are almost exactly colour plus shape. The region features were trained
+# to land on the seen pairs' embeddings; a red square's features carry "red" as the red circles'
+# do and "square" as the blue squares' do, so they land on "a red square" too.
+#
+# A live check on 100 scenes of held-out pairs, and a prompt in the form of the training
+# captions ("there is a red circle") instead of a phrase list:
+
+# %%
+held = attribute_scenes(100, seed=3, split="heldout")
+live_held = evaluate_attributes(model, held)
+live_held_tokens = evaluate_attributes(fused, held)
+caption_form = evaluate_attributes(model, attr, template="there is a {colour} {shape}")
+print(f"held-out pairs, AP50 on 100 scenes: {live_held['AP50']:.2f} (random token tower: {live_held_tokens['AP50']:.2f})")
+print(f"seen pairs asked as 'there is a red circle': AP50 {caption_form['AP50']:.2f}")
+
+# %% [markdown]
+# The caption form finds the same phrase, "red circle", so it gets the same embedding and the
+# same answer.
+
+# %% [markdown]
+# ### Detection data against grounding data
+#
+# GLIP's paper argues that grounding data (captions with their phrases) teach what detection
+# data (class names) cannot: attributes, relations, a richer vocabulary. The course's version of
+# that experiment trains the shipped recipe twice more, once on shape-name prompts only and once
+# on shape names plus captions (neither arm ever sees a colour–shape phrase list), and asks both
+# the attribute prompts. Predict: does a detector trained only on shape names find "red circle"?
+
+# %%
+# NBVAL_CHECK_OUTPUT
+arms = stored_result("ablation")["arms"]
+keys = [("names_AP50", "shape names AP50"), ("attributes_seen_AP50", "seen pairs AP50"),
+        ("attributes_heldout_AP50", "held-out pairs AP50"), ("caption_accuracy", "caption grounding")]
+display(Markdown("| trained on | " + " | ".join(k[1] for k in keys) + " |\n|---|" + "---:|" * len(keys) + "\n" + "\n".join(
+    f"| {arm} | " + " | ".join(fmt(r["metrics"][k]) for k, _ in keys) + " |" for arm, r in arms.items())
+    + "\n| names, colour–shape phrases, captions (shipped) | " + " | ".join(str(shipped.estimate(k)) for k, _ in keys) + " |"))
+
+# %% [markdown]
+# No. Trained on shape names only, it finds shapes perfectly (AP50 1.000) but "red circle"
+# hardly better than by chance (0.454 ± 0.014 on seen pairs, 0.384 ± 0.011 on held-out ones):
+# nothing in a shape-name prompt asks the region features to tell colours apart, so every circle
+# lands near every "… circle" embedding. Add the captions, and the same recipe finds colour–shape
+# pairs it was never asked for as a list: 0.892 ± 0.009 on seen pairs and 0.736 ± 0.013 on
+# held-out ones. The shipped recipe's colour–shape phrase lists add the rest. That is GLIP's
+# argument in miniature: grounding data teach the words that detection data leave out.
 
 # %% [markdown]
 # ## 6. Ask it yourself
@@ -437,9 +633,10 @@ prompt_explorer(model, world.sample(20, seed=7, split="test"), prompt=NAMES_PROM
 # %% [markdown]
 # ## 7. The link to the other topics
 #
-# GLIP is CLIP's retrieval (notebook 04) moved from whole images to regions: CLIP scores an image
-# against sentences, GLIP scores every location against every word, and a class list is just a
-# sentence.
+# With this text side GLIP is CLIP's zero-shot classifier (notebook 04) moved from whole images
+# to regions: CLIP compares an image's embedding with the embeddings of class descriptions; the
+# detector compares every location's region feature with the same embeddings, and a class list
+# is just a sentence.
 #
 # With SAM (notebook 06) the two make a text-to-mask pipeline: **detect with words, segment with
 # boxes**. GLIP turns the query into boxes; each box becomes a SAM box prompt. The cell runs when
@@ -458,9 +655,9 @@ if "sam_shapes" in weights.available():
     sam.set_image(demo.image)
     masks = torch.stack([sam.predict(box=b, multimask_output=False).masks[0] for b in found["boxes"]])
     fig, axes = plt.subplots(1, 2, figsize=(7, 3.4))
-    draw_detections(axes[0], demo.image, found, 0.0, title=f"GLIP: {query}")
+    draw_detections(axes[0], demo.image, found, 0.0, fontsize=9, title=f"GLIP: {query}")
     axes[1].imshow(overlay_masks(demo.image, masks))
-    axes[1].set_title("SAM, prompted with GLIP's boxes", fontsize=8)
+    axes[1].set_title("SAM, prompted with GLIP's boxes", fontsize=9)
     axes[1].axis("off")
     plt.show()
 else:
@@ -471,12 +668,21 @@ else:
 # %% [markdown]
 # ## 8. What we measured
 #
-# | claim or course target | measured (shipped checkpoints, stored) |
-# |---|---|
-# | detection as grounding: shape-name prompt, AP50 on 500 test scenes (target ≥ 0.90) | **0.9997**; COCO AP 0.870 (aim ≥ 0.60) |
-# | caption grounding: each phrase's top box at IoU ≥ 0.5 (target ≥ 90%) | **93.7%** of the phrases of 300 captions |
-# | a stride-4 grid for 13–20 pixel objects | 7.6 positive locations per object at stride 4; at stride 8, 3.7, and 34% of objects get at most 2 |
-# | deep fusion changes what the image side looks for | attribute prompts AP50 0.760 with fusion, 0.600 without; shape names and captions alike |
-# | zero-shot | held-out colour–shape pairs AP50 0.352 (0.313 without fusion) against 0.760 for seen pairs: the words transfer, their combination much less |
-#
+# All on the test draws (500 scenes per row, ± one standard error):
+
+# %%
+# NBVAL_CHECK_OUTPUT
+summary = [
+    ("detection as grounding: shape-name prompt AP50", shipped.describe("names_AP50")),
+    ("  the same, COCO AP (IoU 0.50–0.95)", shipped.describe("names_AP")),
+    ("caption grounding: each phrase's top box at IoU ≥ 0.5", shipped.describe("caption_accuracy")),
+    ("deep fusion (random token tower): seen-pair AP50 on / off",
+     f"{on.estimate('attributes_seen_AP50')} / {off.estimate('attributes_seen_AP50')}"),
+    ("zero-shot, held-out pairs AP50: CLIP phrases / random token tower",
+     f"{shipped.describe('attributes_heldout_AP50')} / {tokens_side.estimate('attributes_heldout_AP50')}"),
+    ("seen pairs AP50 with CLIP phrases", shipped.describe("attributes_seen_AP50")),
+]
+display(Markdown("| claim | measured |\n|---|---|\n" + "\n".join(f"| {a} | {b} |" for a, b in summary)))
+
+# %% [markdown]
 # Next: **08 · text to image**, which runs the arrow the other way, from words to pixels.

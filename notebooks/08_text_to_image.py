@@ -18,25 +18,24 @@
 # # 08 · Text to image: the course's parts joined
 #
 # Notebooks 01–02 taught diffusion without any say over *what* is drawn; notebook 04 taught CLIP,
-# which reads text but draws nothing. Today's text-to-image systems (文生图, e.g. Stable
-# Diffusion) are the two joined: a diffusion model whose denoiser reads the prompt through a
-# CLIP text tower. This notebook builds a tiny one from the course's own parts and judges its
-# pictures with the course's own models:
+# which reads text but draws nothing. A text-to-image model (文生图) is a diffusion model whose
+# denoiser reads the prompt through a frozen text encoder: a CLIP text tower in Stable Diffusion
+# 1 and 2, the T5 language model in Imagen, CLIP towers and T5 together in SD3. This notebook
+# builds a tiny one from the course's own parts and judges it with the course's own models:
 #
 # - the **text tower** of the shipped `clip_shapes_broad` (notebook 04), frozen;
 # - a **U-Net denoiser** (notebook 02) that reads the prompt in two ways: **cross-attention**
 #   (交叉注意力) to the prompt's token features, and the pooled sentence embedding added to the
 #   time embedding;
 # - **classifier-free guidance** (无分类器引导): one network learns the prompted and the
-#   unprompted noise prediction, and sampling starts from the unprompted one and steps along the
-#   difference, past the prompted one when the guidance scale is above 1;
+#   unprompted noise prediction, and sampling combines them with a guidance scale w;
 # - **latent diffusion** (潜空间扩散): an autoencoder squeezes 32×32×3 pictures into 8×8×8
 #   latents, diffusion runs there, the decoder paints the result;
 # - **judges**: the shipped shape ViT (notebook 03), the colour, centre and area of the object's
 #   pixels, and a CLIP score.
 #
-# Sampling uses notebook 02's DDIM sampler with 50 steps (DDIM-50): deterministic steps that skip
-# through the 1000-step schedule, each fed the guided noise prediction instead of the plain one.
+# Every training scene holds **one object**, captioned with its shape, colour, size and place, so
+# the model draws one object per picture. Sampling uses notebook 02's DDIM with 50 steps (DDIM-50).
 #
 # ```mermaid
 # flowchart LR
@@ -61,6 +60,7 @@ from IPython.display import Markdown, display
 from mmcourse.checks.core import expect
 from mmcourse.clip.widgets import markdown_table
 from mmcourse.viz import plot_history, setup_matplotlib, show_images, show_source
+from mmcourse.weights import entry
 
 setup_matplotlib()
 # %matplotlib inline
@@ -73,9 +73,10 @@ def against(label: str, value: float, op: str, target: float) -> None:
 
 
 # Sampling small models one picture at a time: one thread is as fast as two, and two threads
-# that wait for each other on a shared 2-core machine can be much slower. (Training batches are
-# big enough to gain from two; the shipped checkpoint was trained on both cores, section 3.)
+# that wait for each other on a shared 2-core machine can be much slower.
 torch.set_num_threads(1)
+shipped = entry("text2image_shapes")      # the checkpoint's registry row: numbers from the test draws
+w_star = shipped.metrics["guidance_scale"]  # the guidance scale chosen on validation draws
 
 # %% [markdown]
 # ## 1. The plan in code: two paths for the prompt
@@ -110,7 +111,7 @@ show_source(TextUNet.forward)
 # %%
 # NBVAL_CHECK_OUTPUT
 from mmcourse.diffusion.conditioning import TextCondition
-from mmcourse.text2image.tasks import load_text2image
+from mmcourse.text2image.model import load_text2image
 
 model = load_text2image()  # the shipped checkpoint (section 3)
 enc = model.encoder
@@ -134,13 +135,12 @@ expect("largest output change when the padding tokens' features change", change,
 # ## 2. Where the pixels live: 16×16 pixels or 8×8 latents
 #
 # Two ways to make diffusion cheap enough for a CPU: draw small pictures (ShapesWorld renders
-# 16×16 scenes) or draw in a compressed space and decode (Stable Diffusion's design). We
-# measured both before choosing. The deciding number is whether the course's shape judge (the
-# shipped ViT, trained on 32×32 scenes) can still tell the shapes apart in 16×16 pictures,
-# upsampled for it: a small triangle at 16×16 is a handful of pixels.
+# 16×16 scenes) or draw in a compressed space and decode (Stable Diffusion's design). The
+# deciding number is whether the course's shape judge (the shipped ViT, trained on 32×32
+# scenes) can still tell the shapes apart in 16×16 pictures, upsampled for it.
 
 # %%
-from mmcourse.text2image.tasks import load_results
+from mmcourse.text2image.evaluate import load_results
 
 space = load_results("text2image_space")
 display(Markdown(markdown_table(
@@ -156,24 +156,22 @@ pixel_cost, latent_cost = space["denoiser_cost"].values()
 # %% [markdown]
 # At 16×16 the judge is wrong on more than one scene in ten *before any model draws anything*,
 # so a generated 16×16 picture could not be judged to the 98% the course asks of its judges.
-# The latent option keeps 32×32 pictures (the judges' own size) and gives the denoiser fewer
-# numbers and cheaper training steps (the table), at the price of training an autoencoder first.
-# We chose latents.
+# Latents keep 32×32 pictures (the judges' own size) and give the denoiser fewer numbers and
+# cheaper steps, at the price of training an autoencoder first. We chose latents.
 #
 # **How many numbers per patch?** The autoencoder turns every 4×4 patch (48 numbers) into one
-# latent position with C channels. Stable Diffusion 1 uses C = 4. But ShapesWorld's objects are
+# latent position with C channels. Stable Diffusion 1 uses C = 4, but ShapesWorld's objects are
 # only 7 to 10 pixels wide, and the judge that reads their shape needs sharp edges. Two quick
-# measurements, before training anything. First, the judge on real scenes blurred a little.
-# Second, the best *linear* autoencoder, PCA of the 4×4 patches (`PatchPCA`): keep the top C
-# directions of 2,000 training scenes' patches, and ask how often the judge still reads the
-# same shape after the round trip. Predict: how many numbers per patch does the judge need?
+# measurements: the judge on real scenes blurred a little, and the best *linear* autoencoder,
+# PCA of the 4×4 patches (`PatchPCA`, the top C directions of 2,000 training scenes' patches).
+# Predict: how many numbers per patch does the judge need?
 
 # %%
 import torchvision.transforms.functional as TF
 
 from mmcourse.diffusion.autoencoder import PatchPCA
 from mmcourse.text2image.judges import Judges
-from mmcourse.text2image.tasks import world
+from mmcourse.text2image.model import world
 
 judges = Judges.load()
 real = world().sample(200, seed=7, split="test")
@@ -203,30 +201,24 @@ display(Markdown(markdown_table([f"learned autoencoder ({ae_bench['learned']['st
 # %% [markdown]
 # The judge is unforgiving: a blur of under one pixel already costs it a large share of scenes.
 # So 4 numbers per patch cannot be enough, even for the best linear code, and 16 are just enough
-# (the live numbers, on 200 scenes, wobble by about ±0.03 around the stored ones on 1,000).
-# The stored learned autoencoders (2,000 steps each) tell the same story per channel count.
-# With 4 channels the learned one keeps more than PCA: its non-linear residual blocks help most
-# where the budget is tight. With 8 and 16 it stays a little short of PCA after 2,000 steps.
-# The last row is the same network with a GroupNorm and SiLU before the 1×1 projections
-# (Stable Diffusion's `conv_norm_out`), so nothing linear runs straight through: it learns far
-# more slowly. That is why the course's `AutoEncoder` keeps its non-linearity inside the
-# residual blocks.
+# (the live numbers on 200 scenes wobble by a few hundredths around the stored ones on 1,000).
+# The learned autoencoders agree. The last row puts a GroupNorm and SiLU before the 1×1
+# projections (Stable Diffusion's `conv_norm_out`), so nothing linear runs straight through: it
+# learns far more slowly, which is why the course's `AutoEncoder` keeps its non-linearity inside
+# the residual blocks.
 #
-# More channels are not free: every latent the denoiser draws must be right in all of them, and
-# a small error in one channel can tint a whole picture. In our exploratory runs
-# (`bench/wip/text2image_latents.md`) 16 channels gave the better autoencoder and the worse
-# pictures. The shipped model uses **C = 8** (8×8×8 = 512 numbers, 6× fewer than the pixels).
+# More channels are not free: every latent the denoiser draws must be right in all of them. The
+# shipped model uses **C = 8** (512 numbers, 6× fewer than the pixels), chosen from early
+# single-seed runs that predate the final recipe: a reasonable choice, not a measured optimum.
 #
-# With 8 numbers per patch the learned autoencoder first kept the shape of too few scenes: the
-# object's pixels were already weighted 21× in its loss (an object covers a few percent of the
-# picture), yet the shape lives in its *outline*, a ring of pixels that a plain pixel loss pays
-# little for, and the decoder rounded corners off: crosses came back as diamonds, squares as
-# circles. So `autoencoder_loss` pays `edge_weight` more for the pixels on either side of the
-# outline (`object_edges`: the object's mask dilated minus eroded). The ring for a few scenes:
+# With C = 8 the autoencoder first rounded corners off (crosses came back as diamonds, squares as
+# circles), though the object's pixels already weigh 21× in its loss. The shape lives in the
+# *outline*, a ring of pixels a pixel loss pays little for, so `autoencoder_loss` pays
+# `edge_weight` more on either side of it (`object_edges`: the mask dilated minus eroded):
 
 # %%
 from mmcourse.text2image.judges import object_masks
-from mmcourse.text2image.tasks import AE_OBJECT_THRESHOLD, autoencoder_loss, object_edges
+from mmcourse.text2image.train import AE_OBJECT_THRESHOLD, autoencoder_loss, object_edges
 
 on_obj = object_masks(real.images, AE_OBJECT_THRESHOLD)[0][:, None].float()  # (B, 1, 32, 32), as the loss sees it
 ring = object_edges(on_obj)
@@ -237,40 +229,30 @@ print(f"share of the picture: object {on_obj.mean():.3f}, ring {ring.mean():.3f}
 show_source(autoencoder_loss)
 
 # %% [markdown]
-# Beside it, the decoder is trained to forgive small errors (during training its latents get
-# Gaussian noise of 5% of each channel's spread, like a VAE's sampling step), and the sampler
-# clamps each step's predicted clean latent to ±3 standard deviations. What does the round trip
-# keep? Top row real, bottom row encoded and decoded.
+# Beside it, the decoder is trained to forgive small errors (its latents get Gaussian noise of 5%
+# of each channel's spread during training, like a VAE's sampling step), and the sampler clamps
+# each step's predicted clean latent to ±3 standard deviations. What does the round trip keep?
+# Top row real, bottom row encoded and decoded.
 
 # %%
-from mmcourse.weights import entry
-
 with torch.no_grad():
     recon = model.ae.decode(model.ae.encode(real.images))
 show_images(torch.cat([real.images[:8], recon[:8]]), ncols=8, scale=0.9)
 plt.show()
-m = entry("text2image_shapes").metrics
 k200 = kept(recon)
 print(f"shape label kept by encode → decode, these 200 test scenes: {k200:.3f} "
       f"(one standard error on 200 scenes: {(k200 * (1 - k200) / 200) ** 0.5:.3f})")
-against("the same on the checkpoint's 2,000 test scenes", m["ae_shape_kept"], "≥", 0.98)
-print(f"reconstruction MSE {m['ae_mse_test']:.4f}; colour, size and position judged on the reconstructions:",
+print("the same on the protocol's test draws:", shipped.describe("ae_shape_kept"))
+print("colour, size and position judged on the reconstructions:",
       ", ".join(f"{a} {v:.3f}" for a, v in zip(("colour", "size", "position"),
                                                  (judges.labels(recon) == judges.labels(real.images)).float().mean(0)[1:].tolist())))
-probes = load_results("text2image_probes")
-rows = [[name, run["autoencoder"], f"{run['ae_shape_kept']:.3f}", f"{run['ae_scenes']:,}"]
-        for name, run in probes["runs"].items() if run.get("autoencoder")]
-display(Markdown(markdown_table(["stored run", "autoencoder", "shape kept", "test scenes"], rows)))
 
 # %% [markdown]
-# The edge weight did it. With everything else the same (2,000 steps), the autoencoder kept the
-# shape of 0.877 of test scenes without it (2,000 scenes) and 0.979 with it (1,000 scenes; the
-# stored table); twice the weight
-# (40) did no better (0.971), and 3,000 steps instead of 2,000 gave 0.981. The shipped
-# autoencoder (edge weight 20, 3,000 steps) keeps the shape of 0.982 of the checkpoint's 2,000
-# test scenes: the target is met, by a small margin. The 200 scenes above are a smaller sample of
-# the same thing (0.970, within one standard error of it). Colour, size and position survive
-# the round trip on every one of them. What the decoder still gets wrong is the outline.
+# On the protocol's test draws the shipped autoencoder keeps the shape of 0.982 ± 0.003 of scenes:
+# above the target of 0.98, but by less than one standard error, not the two the course asks
+# for (issue 27's bar). The 200 scenes above are a smaller sample of the same thing. Colour, size and position
+# survive the round trip on every one of them; what the decoder still gets wrong is the outline.
+# The edge weight is what brought the share kept from well below the target up to it.
 
 # %% [markdown]
 # ## 3. Training: the loss falls
@@ -282,7 +264,7 @@ display(Markdown(markdown_table(["stored run", "autoencoder", "shape kept", "tes
 # smaller U-Net on 2,000 scenes. Predict: where does the loss start, and why there?
 
 # %%
-from mmcourse.text2image.tasks import encode_dataset, train_denoiser
+from mmcourse.text2image.train import encode_dataset, train_denoiser
 from mmcourse.train import seed_everything
 
 data = encode_dataset(model.ae, enc, 2000, seed=3)
@@ -305,8 +287,8 @@ print(f"live loss: first 20 steps {np.mean(live_hist.loss[:20]):.3f}, last 20 st
 # The shipped checkpoint (`text2image_shapes`) trained the same way for longer, with a larger
 # U-Net, an average of its weights (EMA), and one more change: its loss weights the steps t
 # unequally (Min-SNR, next), so its loss (right) is on a smaller scale than the plain loss on
-# the left. It was still falling slowly when training stopped (the mean over the third quarter
-# of the steps against the last quarter is printed below). Its numbers:
+# the left. It was still falling slowly when training stopped (third quarter against last
+# quarter, printed below). Its numbers:
 
 # %%
 r = curve["recipe"]
@@ -354,277 +336,29 @@ print(f"steps with weight below 1: {int((wts < 1).sum())} of {len(tt)}; below 0.
 # %% [markdown]
 # Only the cleanest steps are damped: the 387 of the 1,000 steps whose SNR is above γ = 2 (the
 # first 387, as the SNR falls with t), 133 of them to a weight below 0.1. More of the gradient
-# goes to the noisier steps, where the picture's content is decided. In our probes (the second
-# table in section 5) this one change did more than anything else. With an edge-weighted
-# autoencoder and 6,000 steps, shape and colour at w = 4 were right on 0.630 with the plain loss
-# and on 0.823 to 0.870 with Min-SNR, for γ from 5 down to 0.5 (γ = 2 was best). The plain run's
-# autoencoder had 2,000 steps and the Min-SNR runs' 3,000, but they keep shapes alike (0.979 and
-# 0.981). Trained for 9,000 steps on both cores, the shipped model reaches the course's target
-# (section 5).
+# goes to the noisier steps, where the picture's content is decided. Of everything tried while
+# building the recipe, this one change moved the shape-and-colour score most (the README's
+# maintainer notes keep the runs).
 
 # %% [markdown]
-# ## 4. Try it: type a prompt
+# ## 4. Guidance: two predictions, one step
 #
-# Type a prompt with ShapesWorld's words (a shape, a colour, small or large, and where), choose
-# the guidance scale w, the sampler and its steps and the seed, and press **generate**. Under
-# the picture: the reverse trajectory from noise x_T to x_0 (each latent decoded) and the judges'
-# verdict per attribute. Try a word the model does not know, or w = 0.
-
-# %%
-from mmcourse.text2image.widgets import prompt_explorer
-
-prompt_explorer(model, judges)
-
-# %% [markdown]
-# ## 5. Guidance measured
+# Condition dropout taught one network two things: ε(x_t, t, prompt), the noise it predicts when
+# it reads the prompt, and ε(x_t, t, ""), when it reads the empty prompt. Sampling combines them
+# with a **guidance scale** w:
 #
-# Sampling combines the two predictions the network learned:
-# ε = ε(x_t, t, "") + w · (ε(x_t, t, prompt) − ε(x_t, t, "")). At w = 0 the prompt is ignored;
-# at w = 1 it is the plain conditional model; above 1 the step is pushed further in the direction
-# the prompt adds. Predict: as w grows, what happens to the accuracy, and what to the variety of
-# pictures for one prompt?
+# ε̂ = ε_u + w · (ε_c − ε_u),  with ε_c = ε(x_t, t, prompt), ε_u = ε(x_t, t, "").
 #
-# The stored sweep (300 prompts of seen colour–shape pairs per scale, DDIM-50; diversity is the
-# pixel variance across 8 seeds of one prompt, averaged over 16 prompts; the CLIP score is the
-# course CLIP's image–text similarity):
-
-# %%
-sweep = load_results("text2image_guidance")
-ws = list(sweep["seen"])
-rows = [[w, *(f"{sweep['seen'][w][a]:.3f}" for a in ("shape", "colour", "size", "position", "shape_and_colour")),
-         f"{sweep['diversity_pixel_variance'][w]:.4f}", f"{sweep['clip_score'][w]:.3f}"] for w in ws]
-display(Markdown(markdown_table(["w", "shape", "colour", "size", "position", "shape and colour",
-                                 "diversity", "CLIP score"], rows)))
-fig, ax = plt.subplots(1, 2, figsize=(9, 3))
-for a in ("shape", "colour", "size", "position", "shape_and_colour"):
-    ax[0].plot([float(w) for w in ws], [sweep["seen"][w][a] for w in ws], marker="o", label=a)
-ax[0].axhline(0.9, color="grey", ls="--", lw=1, label="target, shape and colour")
-ax[0].set(xlabel="guidance scale w", ylabel="accuracy (judges)", title="accuracy, 300 seen prompts")
-ax[0].legend(fontsize=7)
-ax[1].plot([float(w) for w in ws], [sweep["diversity_pixel_variance"][w] for w in ws], marker="o")
-ax[1].set(xlabel="guidance scale w", ylabel="pixel variance across seeds", title="diversity, 16 prompts × 8 seeds")
-plt.tight_layout()
-plt.show()
-best = max(ws, key=lambda w: sweep["seen"][w]["shape_and_colour"])
-against(f"best w = {best}: shape and colour both right", sweep["seen"][best]["shape_and_colour"], "≥", 0.90)
-print(f"gain over w = 0: {sweep['seen'][best]['shape_and_colour'] - sweep['seen']['0.0']['shape_and_colour']:+.3f} "
-      f"(from {sweep['seen']['0.0']['shape_and_colour']:.3f})")
-def best_of(run: dict) -> str:
-    """The best shape-and-colour score over w = 2, 4, 8 where the run measured all three."""
-    if "guidance" not in run:
-        return "–"
-    w_best = max(run["guidance"], key=lambda w: run["guidance"][w]["shape_and_colour"])
-    return f"{run['guidance'][w_best]['shape_and_colour']:.3f} (w = {float(w_best):g})"
-
-
-rows = [[name, run["denoiser"], f"{run['unet_parameters']:,}", f"{run['w4']['shape']:.3f}", f"{run['w4']['colour']:.3f}",
-         f"{run['w4']['shape_and_colour']:.3f}", best_of(run)] for name, run in probes["runs"].items() if run.get("w4")]
-display(Markdown(markdown_table(["stored run (how the recipe got here)", "denoiser", "U-Net parameters", "shape, w = 4",
-                                 "colour, w = 4", "shape and colour, w = 4", "best of w = 2, 4, 8"], rows)))
-from mmcourse.text2image.tasks import generate
-
-times = []
-for _ in range(6):  # the first call warms up; five are timed
-    t0 = time.perf_counter()
-    generate(model, "a large purple diamond at the bottom right", float(best), steps=50)
-    times.append(time.perf_counter() - t0)
-fastest = min(times[1:])
-against("DDIM-50, one image, seconds (fastest of 5, measured now)", fastest, "≤", 0.2)
-print(f"the 5 runs: {', '.join(f'{t:.3f}' for t in times[1:])} s")
-print(f"stored (load {sweep['loadavg_before']:.1f} on 2 cores): one image {sweep['ddim50_ms_one_image']:.0f} ms "
-      f"({sweep['ddim50_ms_one_image_onednn']:.0f} ms with oneDNN on); "
-      f"per image in a batch of 64, {sweep['ddim50_ms_per_image_batch64']:.0f} ms")
-
-# %% [markdown]
-# What the sweep shows. Guidance is what makes the prompt count: at w = 0 the model ignores the
-# prompt (shape 0.183, about the 1 in 5 of guessing; colour 0.160, the 1 in 6; position 0.073,
-# below the 1 in 9). At w = 1, the plain conditional model, colour (0.970) and position (1.000)
-# are already right, but the shape only on 0.763. w = 2 lifts the shape to 0.930 and is the best
-# scale: shape and colour both right on 0.917. Past it the shape gets worse again (0.897 at
-# w = 4, 0.800 at w = 8) while colour stays near 0.98: pushed too far along the prompt's
-# direction, the latents leave what the decoder was trained on, and the outline, the finest
-# detail, goes first. The CLIP score agrees: highest at w = 2 (0.767), lowest of the guided
-# scales at w = 8 (0.713).
-#
-# Variety is the usual price of guidance, and here it is small: the pixel variance across seeds
-# stays between 0.094 and 0.099 from w = 0 to w = 4 and falls to 0.089 at w = 8. This measure
-# mostly sees the background, which covers about 95% of each picture (the object's share, 0.049,
-# was printed in section 2) and which no prompt names; only the strongest guidance starts to make
-# the backgrounds alike as well.
-#
-# **Target met: shape and colour both right on 0.917 of seen prompts at w = 2 (≥ 0.90), +0.893
-# over w = 0.** How the recipe got there is the second table (one run each; on 300 prompts one
-# standard error of a score near 0.85 is about 0.02). The checkpoint of 2026-12-02 drew both
-# right on 0.630. A better autoencoder alone (edge weight, section 2) left that unchanged, and so
-# did training scenes without pixel noise (0.647). Min-SNR weighting (section 3) was the big
-# step: 0.823 to 0.870 at w = 4 for γ between 5 and 0.5, with γ = 2 best. 9,000 steps instead of
-# 6,000 gave the last few points (0.900), and 12,000 smaller batches of 32 were worse (0.817) and
-# took longer than 6,000 of 64 (550 s against 397 s). To fit 9,000 steps into the course's
-# 15-minute budget for building a checkpoint, the shipped recipe trains on both cores
-# (section 3). A wider U-Net had also helped in an earlier probe; the course keeps the smaller
-# one, because every sampling step would cost more.
-#
-# **Speed.** The time printed above is measured now, on a machine that other programs share: the
-# fastest of five runs is what the machine can do, slower runs are time taken by others (the
-# advice of Python's `timeit`). The stored times are printed under it, with the load the
-# machine had when they were taken. With guidance each of the 50 steps runs the U-Net on a batch
-# of two (prompted and unprompted); at that size the time goes into calling the U-Net's many
-# small layers rather than into arithmetic, which is why a batch of 64 costs far less per image.
-# Two settings in `generate` shave that overhead. oneDNN, the convolution library PyTorch uses
-# by default on CPUs, prepares each call for large feature maps; on 8×8 maps the preparation
-# costs more than the arithmetic, so it is switched off while sampling (the stored times with
-# and without). And the sampling loop runs under `torch.inference_mode`, which skips even the
-# bookkeeping `torch.no_grad` keeps.
-#
-# A short live version on 24 prompts, w = 0 against the best scale, and one prompt at four
-# scales (six seeds each):
-
-# %%
-from mmcourse.text2image.prompts import parse_prompt, prompt_set
-
-prompts, labels = prompt_set(24, seed=11, split="test")
-for w in (0.0, float(best)):
-    got = judges.labels(generate(model, prompts, w, steps=50, seed=0))
-    print(f"w = {w:g}: shape and colour right on {int((got[:, :2] == labels[:, :2]).all(dim=1).sum())} of 24 prompts")
-prompt = "a small green circle on the left"
-grid = torch.cat([generate(model, prompt, w, steps=50, seed=1, n=6) for w in (0.0, 1.0, 2.0, 8.0)])
-show_images(grid, ncols=6, scale=0.9, suptitle=f"{prompt!r}: rows w = 0, 1, 2, 8")
-plt.show()
-
-# %% [markdown]
-# ## 6. Composition: pairs nobody showed it
-#
-# Six colour–shape pairs (a red square, a green triangle, a blue circle, a yellow diamond, a
-# purple cross, an orange circle) never appear in the denoiser's training scenes, and the CLIP
-# text tower never read them either. Each word was seen, with other partners. Can the model draw
-# a "red square"? The stored sweep on 300 held-out prompts, beside the seen ones:
-
-# %%
-rows = [[w, f"{sweep['seen'][w]['shape_and_colour']:.3f}", f"{sweep['heldout'][w]['shape_and_colour']:.3f}",
-         f"{sweep['seen'][w]['all']:.3f}", f"{sweep['heldout'][w]['all']:.3f}"] for w in ws]
-display(Markdown(markdown_table(["w", "seen: shape and colour", "held-out: shape and colour", "seen: all four",
-                                 "held-out: all four"], rows)))
-held = world().sample(400, seed=8, split="heldout")
-agree_held = (judges.shape(held.images) == held.shape[:, 0]).float().mean()
-print(f"caveat: on real held-out scenes the shape judge itself agrees with ShapesWorld {agree_held:.3f} of the time")
-print(f"caveat: the autoencoder keeps the shape label of {m['ae_shape_kept_heldout']:.3f} of held-out scenes "
-      f"({m['ae_shape_kept_test']:.3f} of seen ones)")
-heldout_prompts = ["a large red square in the middle", "a large green triangle at the top left",
-                   "a large blue circle on the right", "a large purple cross at the bottom"]
-x = generate(model, heldout_prompts, float(best), steps=50, seed=2)
-verdicts = judges.verdict(x, [parse_prompt(p) for p in heldout_prompts])
-titles = [p + "\n" + " ".join(("✓" if ok else "✗") + a for a, ok in v.items()) for p, v in zip(heldout_prompts, verdicts)]
-show_images(x, titles=titles, ncols=4, scale=1.6, title_width=22)
-plt.show()
-
-# %% [markdown]
-# Read the table as a zero-shot test: "shape and colour" on held-out prompts counts the pictures
-# where the model composed a pair it never saw. A gap below the seen prompts would mean the model
-# learned some pairs as units rather than as colour *and* shape. Here held-out is lower at every
-# w above 0: 0.707 against 0.917 at w = 2, the best scale for both. On 300 prompts one standard
-# error of a score near 0.7 is about 0.026 (near 0.92, 0.016), so that of the difference is about
-# 0.03, and the gap of 0.21 is about seven of them: it is real. It is all in the shape: at w = 2
-# the held-out shape is right on 0.713 against 0.930, the colour on 0.990 against 0.987.
-#
-# Part of the gap is the measuring, and the two caveats printed above size it: on real held-out
-# scenes the judge itself agrees with ShapesWorld less often (0.962), and the autoencoder keeps
-# the shape of fewer of them (0.932 against 0.982): neither was trained on these named pairs.
-# Together they cap the held-out shape score near 0.962 × 0.932 ≈ 0.90, against about
-# 0.999 × 0.982 ≈ 0.98 for seen pairs (the judge's agreement on real 32×32 scenes in section 2
-# times the autoencoder's): some 0.08 of the 0.22 gap in shape. The rest, about 0.14, is the
-# denoiser. So the honest answer to "can it draw a red square it never saw?" is: the red,
-# always; the square, about seven times in ten, against nine in ten for a pair it saw. It composes, imperfectly: part of what it learned about a shape came
-# bundled with the colours it saw that shape in.
-#
-# ## 7. Closing the loop: CLIP ranks the samples
-#
-# The course's CLIP (notebook 04) scores each of eight samples of one prompt; the best-scoring
-# sample is what a system would show first (DALL·E ranked its samples with CLIP this way). The
-# prompt names a held-out pair, a purple cross, the harder case of section 6.
-
-# %%
-prompt = "a large purple cross at the top right"
-samples = generate(model, prompt, float(best), steps=50, seed=5, n=8)
-scores = judges.clip_score(samples, [prompt] * 8)
-order = scores.argsort(descending=True)
-show_images(samples[order], titles=[f"{s:.3f}" for s in scores[order].tolist()], ncols=8, scale=1.0,
-            suptitle=f"{prompt!r}: CLIP score, best first")
-plt.show()
-ok = [all(v.values()) for v in judges.verdict(samples[order], [parse_prompt(prompt)] * 8)]
-print("judges: all four attributes right, in CLIP's order:", ["✓" if o else "✗" for o in ok])
-print(f"{sum(ok)} of 8 samples right on all four; CLIP's first choice is {'right' if ok[0] else 'wrong'}")
-
-# %% [markdown]
-# CLIP's score and the judges need not agree: CLIP compares the whole picture with the whole
-# sentence, the judges check one attribute each. Here they do: the one sample the judges reject
-# is the one CLIP ranks last.
-#
-# Notebooks 06 and 07 close the loop further. GLIP (notebook 07) grounds the phrase "purple
-# cross" in each sample: where does the model think the asked object is? SAM (notebook 06)
-# then cuts that object out with GLIP's box as its prompt. Both were trained on 64×64 scenes;
-# ShapesWorld's geometry scales with the picture, so GLIP sees each sample upsampled 2× and its
-# box is scaled back (`ground_and_segment` in `mmcourse.text2image.tasks`). If SAM's mask covers
-# the pixels the judges call the object (IoU near 1), the two earlier notebooks agree with the
-# judges about *where* the object is, whatever its shape. Predict: are the samples the judges
-# call wrong found as well as the right ones?
-
-# %%
-from mmcourse.text2image.judges import object_masks
-from mmcourse.data.shapes import COLOUR_NAMES, SHAPES
-from mmcourse.glip.tasks import load_glip
-from mmcourse.sam.tasks import load_sam
-from mmcourse.text2image.tasks import ground_and_segment
-
-glip, sam = load_glip(), load_sam()  # loaded once, used for every picture below
-found = ground_and_segment(samples[order], "purple cross", glip, sam)
-overlay = samples[order].clone()
-overlay[:, 1][found["masks"]] = (overlay[:, 1][found["masks"]] * 0.5 + 0.5)  # SAM's mask tinted green
-fig, axes = plt.subplots(1, 8, figsize=(12, 1.9))
-for i, ax in enumerate(axes):
-    ax.imshow(overlay[i].permute(1, 2, 0).clamp(0, 1).numpy())
-    if not torch.isnan(found["boxes"][i]).any():
-        x0, y0, x1, y1 = found["boxes"][i].tolist()
-        ax.add_patch(plt.Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False, color="red", lw=1.2))
-    ax.set_title(f"{'✓' if ok[i] else '✗'} IoU {found['iou'][i]:.2f}", fontsize=8)
-    ax.axis("off")
-fig.suptitle("GLIP's box for 'purple cross' (red), SAM's mask from that box (green); in CLIP's order", fontsize=9)
-plt.show()
-iou_ = found["iou"]
-okt = torch.tensor(ok)
-def mean_on(sel: torch.Tensor) -> str:
-    return f"{iou_[sel].mean():.2f} on {int(sel.sum())}" if sel.any() else "none"
-
-
-print(f"SAM mask against the judges' object pixels, mean IoU: {iou_.mean():.2f} "
-      f"(judged right: {mean_on(okt)}; judged wrong: {mean_on(~okt)})")
-hit = ~torch.isnan(found["boxes"][:, 0])
-truth_px, _ = object_masks(samples[order].clamp(0, 1))
-print(f"GLIP found a box in {int(hit.sum())} of 8 (scores {found['scores'][hit].min():.2f}–{found['scores'][hit].max():.2f}); "
-      f"pixels per object: SAM's mask {found['masks'].sum((1, 2)).float().mean():.0f}, "
-      f"the judges' {truth_px.sum((1, 2)).float().mean():.0f}")
-real12 = world().sample(12, seed=1, split="test")  # the same two steps on real 32x32 scenes, each asked for its own object
-real_iou = torch.cat([ground_and_segment(real12.images[i:i + 1], f"{COLOUR_NAMES[int(real12.colour[i, 0])]} {SHAPES[int(real12.shape[i, 0])]}",
-                                         glip, sam)["iou"]
-                      for i in range(12)])
-print(f"on 12 real scenes, SAM's mask against the judges' object pixels, mean IoU: {real_iou.mean():.2f}")
-
-# %% [markdown]
-# GLIP finds a box in all eight samples, and SAM's mask from that box covers the object the
-# judges see, in the rejected sample too (IoU 0.79, against 0.85 for the others): what that one
-# got wrong is not the place. SAM's masks agree with the judges' object
-# pixels a little less well than on real scenes (mean IoU 0.84 against 0.89, both printed above),
-# and the pixel counts say why: SAM's masks are smaller (56 pixels against the judges' 67). The
-# generated objects have slightly soft edges; the judges count every pixel that differs enough
-# from the background, while SAM, trained on ShapesWorld's crisp edges, keeps the core. So the
-# course's own models can check where a generated object is, and they nearly agree on which
-# pixels belong to it.
-#
-# ## 8. Exercises
+# At **w = 0** this is the unconditional model (the prompt is ignored); at **w = 1** it is the
+# conditional model *without* guidance; above 1 the step goes further along the difference the
+# prompt makes. Papers differ in how they count: Ho & Salimans (2022) write
+# ε̂ = (1 + w′) ε_c − w′ ε_u, so their w′ is this w − 1 (their "no guidance" w′ = 0 is w = 1
+# here); diffusers' `guidance_scale` and Stable Diffusion use this notebook's w.
 #
 # ### Exercise 1: `guided_eps`
 #
-# Combine the unconditional and the conditional noise predictions with guidance scale `w`:
-# ε = ε_uncond + w (ε_cond − ε_uncond). Both are tensors of the same shape, `w` a number.
+# Combine the unconditional and the conditional noise predictions with guidance scale `w`.
+# Both are tensors of the same shape, `w` a number.
 
 # %%
 import torch
@@ -657,7 +391,393 @@ print("w = 1 exactly the conditional prediction:", torch.equal(cfg_combine(u, c,
       "| written out:", torch.equal(u + 1.0 * (c - u), c))
 
 # %% [markdown]
-# ### Exercise 2: `dropout_loss`, condition dropout in the training step
+# **Why it works.** A noise prediction is a scaled score: ε(x_t, t) ≈ −σ_t ∇ log p_t(x_t), with
+# σ_t = √(1 − ᾱ_t) (notebook 02). The two predictions are the scores of p(x_t | c) and p(x_t).
+# Bayes' rule defines an *implicit classifier* p(c | x_t) ∝ p(x_t | c) / p(x_t), whose gradient
+# is the difference of the two scores:
+#
+# ε_c − ε_u = −σ_t (∇ log p(x_t | c) − ∇ log p(x_t)) = −σ_t ∇ log p(c | x_t).
+#
+# So ε̂ = ε_u + w (ε_c − ε_u) = −σ_t ∇ log [ p(x_t) · p(c | x_t)^w ]: sampling with w follows
+# (approximately, step by step) p(x) p(c | x)^w. At w = 1 that is p(x | c); w > 1 sharpens the
+# implicit classifier, so pictures it is surer of gain weight: fidelity up, variety down. No
+# classifier is trained; the two predictions of one network imply it.
+#
+# ### Exercise 2: `guided_ddim`, the guided sampling loop
+#
+# Write DDIM sampling (η = 0) with guidance. `eps_model(x, t, conditional)` returns the noise
+# prediction with the prompt (`conditional=True`) or with the empty prompt (`False`); `ts` holds
+# the timesteps from noisiest to cleanest; `alphas_cumprod[t]` is ᾱ_t. At each t: the guided
+# noise ε̂; the predicted clean sample x̂₀ = (x_t − √(1 − ᾱ_t) ε̂) / √ᾱ_t; and
+# x_prev = √ᾱ_prev x̂₀ + √(1 − ᾱ_prev) ε̂, where ᾱ_prev is that of the next t in `ts`, or 1
+# after the last one. Return the final sample.
+
+# %%
+import torch
+
+from mmcourse.checks.text2image import check_guided_ddim
+
+
+def guided_ddim(eps_model, x_T: torch.Tensor, ts: list[int], alphas_cumprod: torch.Tensor, w: float) -> torch.Tensor:
+    ### BEGIN SOLUTION
+    x = x_T
+    for i, t in enumerate(ts):
+        eps_u, eps_c = eps_model(x, t, False), eps_model(x, t, True)
+        eps = eps_u + w * (eps_c - eps_u)
+        a = alphas_cumprod[t]
+        a_prev = alphas_cumprod[ts[i + 1]] if i + 1 < len(ts) else torch.tensor(1.0)
+        x0 = (x - (1 - a).sqrt() * eps) / a.sqrt()
+        x = a_prev.sqrt() * x0 + (1 - a_prev).sqrt() * eps
+    return x
+    ### END SOLUTION
+
+
+check_guided_ddim(guided_ddim)
+
+# %% [markdown]
+# Compare with the course's version: the same loop on notebook 02's `ddim_step` with
+# `GuidedDenoiser`, keeping every x_t and x̂₀ (the next section shows them). It also clamps x̂₀
+# to ±3 and re-derives the noise from it (`clip_sample_range`, `rederive_eps`, as
+# guided-diffusion's `ddim_sample` does): without it a few wild predictions at the noisiest
+# steps tint whole backgrounds.
+
+# %%
+from mmcourse.diffusion.guidance import guided_ddim_sample
+
+show_source(guided_ddim_sample)
+
+# %% [markdown]
+# ## 5. The reverse process, step by step
+#
+# One prompt, DDIM-50 at the chosen guidance scale. Top row: the latent x_t at a few steps,
+# decoded; bottom row: the step's prediction x̂₀ of the clean latent, decoded. Predict: at which
+# step does the object's place appear, and at which its shape?
+
+# %%
+from mmcourse.text2image.figures import image_rows
+from mmcourse.text2image.sampling import reverse_process
+
+prompt = "a large purple diamond at the bottom right"
+run = reverse_process(model, prompt, w_star, steps=50, seed=3)
+at = [0, 5, 10, 15, 20, 30, 40, 49]
+image_rows([run["x_t"][at], run["x0_hat"][at]], ["x_t", "x̂₀"],
+           [f"t = {int(run['t'][i])}" for i in at], suptitle=f"{prompt!r}, w = {w_star:g}")
+plt.show()
+from mmcourse.data.shapes import POSITIONS, SHAPES
+
+read = judges.labels(run["x0_hat"])  # what the judges read in each step's x̂₀
+print("x̂₀'s shape, steps 0–49: ", " ".join(SHAPES[s][:2] for s in read[:, 0].tolist()))
+print("x̂₀'s place, steps 0–49: ", " ".join(str(p) for p in read[:, 3].tolist()),
+      f"(8 = {POSITIONS[8]})")
+print("the picture: shape", SHAPES[int(judges.labels(run["x_t"][-1:])[0, 0])],
+      "| place", POSITIONS[int(judges.labels(run["x_t"][-1:])[0, 3])])
+
+# %% [markdown]
+# The place comes first: from the second step on (t = 960) every x̂₀ puts the object at the
+# bottom right. The shape takes much longer: x̂₀ reads as a cross, once as a triangle, as a
+# diamond at steps 10–15, as a cross again until step 32, and as the asked diamond only from
+# step 33 (t = 320) on. The coarse layout is settled at high noise; the outline, the finest
+# detail, at low noise, where Min-SNR (section 3) keeps the loss from spending too much.
+#
+# **Which positions read which words?** Each cross-attention layer gives every latent position
+# a weight per token (section 1). Below, the weights of the two 8×8 layers, averaged over heads
+# and layers, at three steps of the same run: one map per token, brighter where a position reads
+# that token more.
+
+# %%
+from mmcourse.text2image.sampling import cross_attention_maps
+
+att = cross_attention_maps(model, prompt, w_star, steps=50, seed=3, at=(5, 25, 45))
+L = len(att["tokens"])
+fig, axes = plt.subplots(3, L, figsize=(0.95 * L + 0.8, 3.4), squeeze=False)
+vmax = float(att["maps"].max())
+for r in range(3):
+    for k in range(L):
+        ax = axes[r][k]
+        ax.imshow(att["maps"][r, k].numpy(), cmap="viridis", vmin=0, vmax=vmax)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if r == 0:
+            ax.set_title(att["tokens"][k], fontsize=9)
+    axes[r][0].set_ylabel(f"t = {int(att['t'][r])}", fontsize=9)
+fig.suptitle("cross-attention weight per position (8×8 latent) and token; bright = reads it more", fontsize=9)
+plt.tight_layout()
+plt.show()
+share = att["maps"].mean(dim=(2, 3))                                  # (3, L): mean weight per token
+for r in range(3):
+    print(f"t = {int(att['t'][r])}: mean weight per token", {t: round(float(v), 2) for t, v in zip(att["tokens"], share[r])})
+
+# %% [markdown]
+# Most of the weight goes to the start token and "a", which are the same in every prompt; of
+# the content words "purple" draws the most, evenly over the picture. Late in the run (t = 80)
+# the maps become spatial: the positions on the object read the end token much more ("at",
+# "bottom", "right" a little more) and the start token, "a" and "purple" less. Different
+# positions read different words, the mechanism of section 1 at work (Hertz et al.'s
+# prompt-to-prompt edits pictures through such maps).
+#
+# ## 6. Try it: type a prompt
+#
+# Type a prompt with ShapesWorld's words (a shape, a colour, small or large, and where), choose
+# the guidance scale w (it starts at the chosen one), the sampler, its steps and the seed, and
+# press **generate**. Under the picture: the reverse trajectory and the judges' verdict per
+# attribute. Try a word the model does not know, or w = 0 and w = 1.
+
+# %%
+from mmcourse.text2image.widgets import prompt_explorer
+
+prompt_explorer(model, judges)
+
+# %% [markdown]
+# ## 7. Guidance measured
+#
+# Predict: as w grows from 1, what happens to the accuracy, and what to the variety of pictures
+# for one prompt?
+#
+# **The protocol.** The guidance scale is a choice, so it is made on *validation* draws only: 2,000
+# prompts of seen colour–shape pairs (five seeds of 400, DDIM-50) at each w on a grid. The
+# registry's numbers were then measured once, on 1,000 *test* prompts no choice looked at, each
+# with its standard error:
+
+# %%
+curve_val = curve["val_sweep"]
+rows = [[w, f"{curve_val[w]['shape_and_colour']['value']:.3f} ± {curve_val[w]['shape_and_colour']['se']:.3f}"]
+        for w in curve_val]
+display(Markdown(markdown_table(["w", "validation draws: shape and colour right"], rows)))
+print(f"chosen on validation draws: w = {w_star:g}")
+print(f"test draws, w = {w_star:g}: shape and colour", shipped.describe("shape_and_colour"))
+print("test draws, w = 1 (conditional, no guidance):", shipped.describe("w1_shape_and_colour"))
+print(f"guidance adds {shipped.metrics['shape_and_colour'] - shipped.metrics['w1_shape_and_colour']:+.3f} over w = 1")
+est = shipped.estimate("shape_and_colour")
+print(f"two standard errors above 0.90: {'yes' if est.clears(0.90) else 'no'}")
+
+# %% [markdown]
+# On the validation draws the score rises from w = 1 to w = 2.5, the largest scale tried, so
+# w = 2.5 was chosen (at the grid's edge: a larger one may do better). On the test draws the
+# checkpoint draws shape and colour right on 0.912 ± 0.009 of seen prompts: above the target of
+# 0.90, but not by the two standard errors the course asks of a number that must hold on fresh
+# data, so the target is **not met**. A score measured on the draw that made a choice is
+# optimistic: on the one draw of 300 below, which once chose w = 2 for this model, w = 2 scored
+# 0.917; on the 2,000 validation prompts, 0.890 ± 0.007. Guidance adds the difference from
+# w = 1, the conditional model on its own: 0.78 ± 0.01 → 0.912, about +0.13. (w = 0 is the
+# *unconditional* model, 0.023 below.)
+#
+# A wider view, one stored draw of 300 seen prompts (one standard error about 0.02), with the
+# course CLIP's image–text score:
+
+# %%
+sweep = load_results("text2image_guidance")
+ws = list(sweep["seen"])
+rows = [[w, *(f"{sweep['seen'][w][a]:.3f}" for a in ("shape", "colour", "size", "position", "shape_and_colour")),
+         f"{sweep['clip_score'][w]:.3f}"] for w in ws]
+display(Markdown(markdown_table(["w", "shape", "colour", "size", "position", "shape and colour", "CLIP score"], rows)))
+fig, ax = plt.subplots(figsize=(5.5, 3))
+for a in ("shape", "colour", "position", "shape_and_colour"):
+    ax.plot([float(w) for w in ws], [sweep["seen"][w][a] for w in ws], marker="o", label=a.replace("_", " "))
+ax.axhline(0.9, color="grey", ls="--", lw=1, label="target, shape and colour")
+ax.set(xlabel="guidance scale w", ylabel="share right (judges)", ylim=(0, 1.02), title="one draw of 300 seen prompts")
+ax.legend(fontsize=8)
+plt.tight_layout()
+plt.show()
+
+# %% [markdown]
+# Live, on 24 prompts, and one prompt at four scales (six seeds each):
+
+# %%
+from mmcourse.text2image.prompts import parse_prompt, prompt_set
+from mmcourse.text2image.sampling import generate
+
+prompts, labels = prompt_set(24, seed=11, split="test")
+for w in (0.0, 1.0, float(w_star)):
+    got = judges.labels(generate(model, prompts, w, steps=50, seed=0))
+    print(f"w = {w:g}: shape and colour right on {int((got[:, :2] == labels[:, :2]).all(dim=1).sum())} of 24 prompts")
+prompt = "a small green circle on the left"
+grid_ws = (0.0, 1.0, float(w_star), 8.0)
+image_rows([generate(model, prompt, w, steps=50, seed=1, n=6) for w in grid_ws], [f"w = {w:g}" for w in grid_ws],
+           suptitle=f"{prompt!r}, six seeds")
+plt.show()
+
+# %% [markdown]
+# **Variety.** The pixel variance across seeds mostly measures the background, which fills about
+# 95% of each picture and which no prompt names. What a prompt *leaves free* is a better
+# measure: ask for "a red circle" without a size or a place, and count how the samples spread
+# over the nine places (the entropy of the judged place: 0 bits if every sample lands in one
+# cell, more the more evenly they spread) and how often they are large. Three such prompts,
+# twelve samples each:
+
+# %%
+from mmcourse.text2image.evaluate import free_attribute_spread
+
+free_prompts = ["a red circle", "a blue cross", "a yellow square"]
+spread = {w: free_attribute_spread(model, judges, free_prompts, w, n=12, seed=0) for w in (1.0, 2.0, 4.0, 8.0)}
+# the entropy 12 samples show when all nine places are equally likely (fewer than log2 9: a small sample)
+uniform = torch.randint(9, (20_000, 12), generator=torch.Generator().manual_seed(0))
+counts = torch.nn.functional.one_hot(uniform, 9).sum(1).double() / 12
+uniform_bits = float(-(counts * counts.clamp(min=1e-12).log2()).sum(1).mean())
+fig, ax = plt.subplots(1, 2, figsize=(8, 2.8))
+ax[0].plot(list(spread), [s["position_entropy_bits"] for s in spread.values()], marker="o")
+ax[0].axhline(uniform_bits, color="grey", ls="--", lw=1, label="all nine places alike (12 samples)")
+ax[0].set(xlabel="guidance scale w", ylabel="entropy of the place (bits)", ylim=(0, 3.4), title="free place")
+ax[0].legend(fontsize=8)
+ax[1].plot(list(spread), [s["share_large"] for s in spread.values()], marker="o", label="share drawn large")
+ax[1].plot(list(spread), [s["shape_and_colour"] for s in spread.values()], marker="s", label="shape and colour right")
+ax[1].set(xlabel="guidance scale w", ylabel="share", ylim=(0, 1.02), title="free size; asked attributes")
+ax[1].legend(fontsize=8)
+plt.tight_layout()
+plt.show()
+print(f"12 samples, all nine places alike: {uniform_bits:.2f} bits on average")
+for w, s in spread.items():
+    print(f"w = {w:g}: place entropy {s['position_entropy_bits']:.2f} bits, large {s['share_large']:.2f}, "
+          f"shape and colour {s['shape_and_colour']:.2f}")
+
+# %% [markdown]
+# The answer. Guidance makes the prompt count for the *shape*: at w = 1 colour and place are
+# already right (0.970 and 1.000 in the one draw) but the shape only on 0.763; w = 2 lifts it to
+# 0.930. Past that the shape gets worse (0.800 at w = 8) while the colour stays near 0.98: pushed
+# too far, the latents leave what the decoder was trained on, and the outline goes first. The
+# CLIP score agrees, highest at w = 2. At w = 0 the prompt is ignored (shape 0.183, about the
+# 1 in 5 of guessing).
+#
+# Variety pays where the prompt leaves a choice: the free *size* collapses, drawn large on 0.75
+# of samples at w = 1 and 0.97 at w = 4 and 8, the reading the implicit classifier is surest
+# of. The free *place* does not: its entropy stays between 2.30 and 2.49 bits (2.60 for twelve
+# samples spread evenly), so where the object sits is apparently not what the classifier
+# sharpens.
+#
+# **Speed**, in CPU time, fastest of five runs. With guidance each step runs the U-Net on a batch
+# of two; at that size the time goes into calling many small layers, so `generate` switches off
+# oneDNN (its set-up per call costs more than the arithmetic on 8×8 maps) and runs under
+# `torch.inference_mode`.
+
+# %%
+times = []
+for _ in range(6):  # the first call warms up; five are timed, in CPU time (this process's own)
+    t0 = time.process_time()
+    generate(model, "a large purple diamond at the bottom right", float(w_star), steps=50)
+    times.append(time.process_time() - t0)
+fastest = min(times[1:])
+against("DDIM-50, one image, CPU seconds (fastest of 5, measured now)", fastest, "≤", 0.2)
+print(f"stored (load {sweep['loadavg_before']:.1f} on 2 cores): one image {sweep['ddim50_ms_one_image']:.0f} ms "
+      f"({sweep['ddim50_ms_one_image_onednn']:.0f} ms with oneDNN on); "
+      f"per image in a batch of 64, {sweep['ddim50_ms_per_image_batch64']:.0f} ms")
+
+# %% [markdown]
+# ## 8. Composition: pairs nobody showed it
+#
+# Six colour–shape pairs (a red square, a green triangle, a blue circle, a yellow diamond, a
+# purple cross, an orange circle) never appear in the denoiser's training scenes, and the CLIP
+# text tower never read them either. Each word was seen, with other partners. Can the model draw
+# a "red square"? The stored sweep on 300 held-out prompts, beside the 300 seen ones:
+
+# %%
+rows = [[w, f"{sweep['seen'][w]['shape_and_colour']:.3f}", f"{sweep['heldout'][w]['shape_and_colour']:.3f}",
+         f"{sweep['seen'][w]['shape']:.3f}", f"{sweep['heldout'][w]['shape']:.3f}",
+         f"{sweep['heldout'][w]['colour']:.3f}"] for w in ws]
+display(Markdown(markdown_table(["w", "seen: shape and colour", "held-out: shape and colour", "seen: shape",
+                                 "held-out: shape", "held-out: colour"], rows)))
+held = world().sample(400, seed=8, split="heldout")
+agree_held = (judges.shape(held.images) == held.shape[:, 0]).float().mean()
+print(f"caveat: on real held-out scenes the shape judge itself agrees with ShapesWorld {agree_held:.3f} of the time")
+m = shipped.metrics
+print(f"caveat: the autoencoder keeps the shape label of {m['ae_shape_kept_heldout']:.3f} of held-out scenes "
+      f"({m['ae_shape_kept_test']:.3f} of seen ones; one draw of 2,000 each)")
+heldout_prompts = ["a large red square in the middle", "a large green triangle at the top left",
+                   "a large blue circle on the right", "a large purple cross at the bottom"]
+x = generate(model, heldout_prompts, float(w_star), steps=50, seed=2)
+verdicts = judges.verdict(x, [parse_prompt(p) for p in heldout_prompts])
+titles = [p + "\n" + " ".join(("✓" if ok else "✗") + a for a, ok in v.items()) for p, v in zip(heldout_prompts, verdicts)]
+fig, axes = plt.subplots(1, 4, figsize=(8.4, 2.9))
+for ax, img, title in zip(axes, x, titles):
+    ax.imshow(img.permute(1, 2, 0).clamp(0, 1).numpy())
+    ax.set_title(title.replace(" at the", "\nat the").replace(" in the", "\nin the").replace(" on the", "\non the"), fontsize=8)
+    ax.axis("off")
+plt.tight_layout()
+plt.show()
+
+# %% [markdown]
+# Held-out is lower at every w above 0: 0.707 against 0.917 at w = 2, about seven standard
+# errors of the difference (0.03). It is all in the shape (0.713 against 0.930); the colour is
+# right as often as for seen pairs (0.990). The caveats size the measuring's part: judge and
+# autoencoder cap the held-out shape score near 0.962 × 0.932 ≈ 0.90 against 0.999 × 0.982 ≈
+# 0.98 for seen pairs, some 0.08 of the 0.22 gap; the rest, about 0.14, is the denoiser. A red
+# square it never saw: the red, always; the square, about seven times in ten. It composes,
+# imperfectly.
+#
+# ## 9. Closing the loop: CLIP ranks the samples
+#
+# The course's CLIP (notebook 04) scores each of eight samples of one prompt; the best-scoring
+# sample is what a system would show first (DALL·E ranked its samples with CLIP this way). The
+# prompt names a held-out pair, a purple cross, the harder case of section 8.
+
+# %%
+prompt = "a large purple cross at the top right"
+samples = generate(model, prompt, float(w_star), steps=50, seed=5, n=8)
+scores = judges.clip_score(samples, [prompt] * 8)
+order = scores.argsort(descending=True)
+ok = [all(v.values()) for v in judges.verdict(samples[order], [parse_prompt(prompt)] * 8)]
+image_rows([samples[order]], ["CLIP's\norder"], [f"{s:.3f} {'✓' if o else '✗'}" for s, o in zip(scores[order].tolist(), ok)],
+           suptitle=f"{prompt!r}: CLIP score, best first; ✓ = the judges find all four attributes")
+plt.show()
+print(f"{sum(ok)} of 8 samples right on all four; CLIP's first choice is {'right' if ok[0] else 'wrong'}")
+
+# %% [markdown]
+# CLIP compares the whole picture with the whole sentence, the judges check one attribute each,
+# so they need not agree; here the judges accept all eight samples, so CLIP's order cannot go
+# wrong.
+#
+# GLIP (notebook 07) grounds "purple cross" in each sample; SAM (notebook 06) cuts the object
+# out with GLIP's box as its prompt (both trained on 64×64 scenes, so GLIP sees each sample
+# upsampled 2×; `ground_and_segment`). An IoU near 1 between SAM's mask and the judges' object
+# pixels means the two notebooks agree with the judges about *where* the object is. Predict: will SAM's masks match the judges' object pixels
+# as well on generated pictures as on real scenes?
+
+# %%
+from mmcourse.text2image.judges import object_masks
+from mmcourse.data.shapes import COLOUR_NAMES, SHAPES
+from mmcourse.glip.tasks import load_glip
+from mmcourse.sam.tasks import load_sam
+from mmcourse.text2image.grounding import ground_and_segment
+
+glip, sam = load_glip(), load_sam()  # loaded once, used for every picture below
+found = ground_and_segment(samples[order], "purple cross", glip, sam)
+overlay = samples[order].clone()
+overlay[:, 1][found["masks"]] = (overlay[:, 1][found["masks"]] * 0.5 + 0.5)  # SAM's mask tinted green
+fig, axes = plt.subplots(1, 8, figsize=(10, 1.9))
+for i, ax in enumerate(axes):
+    ax.imshow(overlay[i].permute(1, 2, 0).clamp(0, 1).numpy())
+    if not torch.isnan(found["boxes"][i]).any():
+        x0, y0, x1, y1 = found["boxes"][i].tolist()
+        ax.add_patch(plt.Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False, color="red", lw=1.2))
+    ax.set_title(f"{'✓' if ok[i] else '✗'} IoU {found['iou'][i]:.2f}", fontsize=9)
+    ax.axis("off")
+fig.suptitle("GLIP's box for 'purple cross' (red), SAM's mask from that box (green); in CLIP's order", fontsize=9)
+plt.show()
+iou_ = found["iou"]
+okt = torch.tensor(ok)
+def mean_on(sel: torch.Tensor) -> str:
+    return f"{iou_[sel].mean():.2f} on {int(sel.sum())}" if sel.any() else "none"
+
+
+print(f"SAM mask against the judges' object pixels, mean IoU: {iou_.mean():.2f} "
+      f"(judged right: {mean_on(okt)}; judged wrong: {mean_on(~okt)})")
+hit = ~torch.isnan(found["boxes"][:, 0])
+truth_px, _ = object_masks(samples[order].clamp(0, 1))
+print(f"GLIP found a box in {int(hit.sum())} of 8 (scores {found['scores'][hit].min():.2f}–{found['scores'][hit].max():.2f}); "
+      f"pixels per object: SAM's mask {found['masks'].sum((1, 2)).float().mean():.0f}, "
+      f"the judges' {truth_px.sum((1, 2)).float().mean():.0f}")
+real12 = world().sample(12, seed=1, split="test")  # the same two steps on real 32x32 scenes, each asked for its own object
+real_iou = torch.cat([ground_and_segment(real12.images[i:i + 1], f"{COLOUR_NAMES[int(real12.colour[i, 0])]} {SHAPES[int(real12.shape[i, 0])]}",
+                                         glip, sam)["iou"]
+                      for i in range(12)])
+print(f"on 12 real scenes, SAM's mask against the judges' object pixels, mean IoU: {real_iou.mean():.2f}")
+
+# %% [markdown]
+# Nearly as well. GLIP finds a box in all eight samples and SAM's mask from it covers the
+# object, with a mean IoU of 0.83 against 0.91 on real scenes; the pixel counts say why it is
+# lower: SAM's masks are smaller (56 pixels against the judges' 67).
+# The generated objects have slightly soft edges; the judges count every pixel that differs
+# enough from the background, while SAM, trained on crisp edges, keeps the core.
+#
+# ## 10. Exercise 3: `dropout_loss`, condition dropout in the training step
 #
 # Write one training loss with plain tensors: `cond` (B, D) holds each example's condition and
 # `null` (D,) the empty prompt's; row i is replaced by `null` when `u[i] < p` (`u` holds uniform
@@ -686,7 +806,7 @@ check_dropout_loss(dropout_loss)
 
 # %%
 from mmcourse.diffusion.guidance import condition_dropout
-from mmcourse.text2image.tasks import text_eps_loss
+from mmcourse.text2image.train import text_eps_loss
 
 show_source(condition_dropout)
 show_source(text_eps_loss)
@@ -694,28 +814,24 @@ show_source(text_eps_loss)
 # %% [markdown]
 # ## What we measured
 #
-# The option chosen and the numbers behind it, from this notebook's cells and stored results
-# (the targets printed first). Latent diffusion on 8×8×8 latents, because the shape judge cannot
-# read 16×16 pictures reliably (0.862). The autoencoder keeps the shape of 0.982 of test scenes
-# (target ≥ 0.98), thanks to a loss that pays for the object's outline. At the best guidance
-# scale, w = 2, shape and colour are both right on 0.917 of seen prompts (target ≥ 0.90), with
-# size 0.987 and position 1.000, against 0.023 without guidance; Min-SNR weighting of the noise
-# loss made the difference. Held-out pairs are drawn right on 0.707: the colour as well as for
-# seen pairs, the shape less often. One DDIM-50 image took 0.123 s on one core in the stored
-# measurement; the fastest of five runs now is printed below, and depends on how busy the
-# machine is. A batch costs far less per image. What is left is the shape: it is the first thing to go wrong,
-# under too much guidance, on pairs never seen, and in the decoder's outline.
+# Latents, because the shape judge cannot read 16×16 pictures reliably (0.862). The autoencoder
+# keeps the shape of 0.982 ± 0.003 of test scenes, thanks to a loss that pays for the outline.
+# Guidance at w = 2.5 (chosen on validation draws) lifts shape and colour from 0.78 ± 0.01 at
+# w = 1 to 0.912 ± 0.009 on test draws: above 0.90, but not by two standard errors, so the
+# target is not yet met. Guidance costs variety where the prompt leaves a choice (free sizes turn
+# large). Held-out pairs: 0.707 (one draw, w = 2), the colour as for seen pairs, the shape less
+# often. The shape is what is left: it goes wrong first, under too much guidance, on unseen
+# pairs, and in the decoder's outline.
 
 # %%
-against("autoencoder: shape label kept", m["ae_shape_kept"], "≥", 0.98)
-against(f"best w = {best}: seen shape and colour both right", sweep["seen"][best]["shape_and_colour"], "≥", 0.90)
-against("DDIM-50, one image, seconds (fastest of 5)", fastest, "≤", 0.2)
+print("autoencoder, shape label kept:", shipped.describe("ae_shape_kept"))
+print(f"w = {w_star:g} (chosen on validation draws), shape and colour:", shipped.describe("shape_and_colour"))
+print("w = 1, the conditional model without guidance:", shipped.describe("w1_shape_and_colour"))
+print(f"w = 0, the unconditional model (one draw of 300): {sweep['seen']['0.0']['shape_and_colour']:.3f}")
+against("DDIM-50, one image, CPU seconds (fastest of 5)", fastest, "≤", 0.2)
 c_, h_, w_ = model.ae.latent_shape
 print(f"space: latent {h_}×{w_}×{c_} (shape judge on upsampled 16×16 scenes: "
       f"{space['shape_judge_agreement']['16px upsampled (bicubic)']:.3f}, on 32×32: {space['shape_judge_agreement']['32px']:.3f})")
-print(f"autoencoder: MSE {m['ae_mse_test']:.4f}")
-print(f"best w = {best}: seen shape and colour {sweep['seen'][best]['shape_and_colour']:.3f}, size "
-      f"{sweep['seen'][best]['size']:.3f}, position {sweep['seen'][best]['position']:.3f}; "
-      f"w = 0: {sweep['seen']['0.0']['shape_and_colour']:.3f}; held-out {sweep['heldout'][best]['shape_and_colour']:.3f}")
-print(f"DDIM-50 per image in a batch of 64: {sweep['ddim50_ms_per_image_batch64']:.0f} ms; "
-      f"training {total / 60:.1f} min on a CPU")
+print(f"held-out pairs, one draw of 300 at w = 2: shape and colour {sweep['heldout']['2.0']['shape_and_colour']:.3f} "
+      f"(seen {sweep['seen']['2.0']['shape_and_colour']:.3f})")
+print(f"training {total / 60:.1f} min on {curve['threads']} threads")

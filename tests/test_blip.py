@@ -84,7 +84,7 @@ def test_bad_text_input_names_the_argument():
 
 def test_bad_image_and_decoding_input_names_the_argument():
     model = BLIP(tiny_cfg())
-    with pytest.raises(ValueError, match=r"images must have shape \(B, 3, 16, 16\), got \(2, 3, 32, 32\)"):
+    with pytest.raises(ValueError, match=r"images must have shape \(B, 3, 16, 16\) with B >= 1, got \(2, 3, 32, 32\)"):
         model.encode_image(torch.rand(2, 3, 32, 32))
     with pytest.raises(ValueError, match=r"max_length must be an int in 2..12"):
         caption(model, torch.rand(1, 3, 16, 16), tokenizer=BlipTokenizer(context_length=12), max_length=13)

@@ -6,7 +6,9 @@ import pytest
 import torch
 
 from mmcourse.blip import BLIP
-from mmcourse.blip.tasks import itc_scores, itm_scores, shapes_blip_config, word_marks
+from mmcourse.blip.captions import word_marks
+from mmcourse.blip.evaluate import itc_scores, itm_scores
+from mmcourse.blip.train import shapes_blip_config
 from mmcourse.blip.widgets import (caption_explorer, caption_view, edit_caption, editable_words, marks_html,
                                    matching_explorer, matching_view, widget_scene)
 from mmcourse.viz import png_size
@@ -43,7 +45,7 @@ def test_caption_view_marks_every_method(model):
     truth_objects = len(widget_scene(3, 2).captions[0].split(" and "))
     assert truth_objects == 2 and v.truth == widget_scene(3, 2).captions[0]
     assert v.html.count("<tr>") == 3
-    from mmcourse.blip.tasks import scene_objects
+    from mmcourse.blip.captions import scene_objects
     truth = scene_objects(widget_scene(3, 2), 0)
     for m, c in v.captions.items():
         assert v.wrong[m] == sum(x == "wrong" for _, x in word_marks(c, truth))

@@ -1,7 +1,8 @@
 """08_text_to_image in JupyterLab (headless Chromium): Run All, then type a prompt and press generate.
 
 A new prompt gives a new picture and the judges' verdict for it; a misspelt word gives the
-tokenizer's message with the nearest known words instead of a traceback. Run alone with::
+tokenizer's message with the nearest known words, and an empty prompt a message naming
+``prompts``, instead of a traceback; the guidance slider starts at the chosen scale. Run alone with::
 
     .venv/bin/python -m pytest -q -rs -m browser tests/test_browser_text2image.py
 """
@@ -47,6 +48,14 @@ def test_text2image_notebook_runs_and_its_prompt_widget_draws(page, lab):
         expect(verdict).to_contain_text("colour: judged", timeout=WIDGET_TIMEOUT_MS)
         ask("a small red cirle")
         expect(verdict).to_contain_text("nearest known words: circle", timeout=WIDGET_TIMEOUT_MS)
+        ask("")
+        expect(verdict).to_contain_text("prompts must be non-empty strings", timeout=WIDGET_TIMEOUT_MS)
+        # the slider starts at the guidance scale chosen on validation draws (the registry's)
+        from mmcourse.weights import entry
+
+        w = entry("text2image_shapes").metrics["guidance_scale"]
+        expect(page.locator(".mmcourse-guidance .widget-readout").first).to_have_text(f"{w:.2f}",
+                                                                                      timeout=WIDGET_TIMEOUT_MS)
         assert_no_widget_errors(page)
         assert not _error_outputs(page), _error_outputs(page)
         _wait_kernel_idle(page, lab, NOTEBOOK, 30)

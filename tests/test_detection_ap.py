@@ -113,3 +113,21 @@ def test_bad_input_names_the_argument():
         detection_ap([dict(boxes=box, scores=torch.ones(2), labels=torch.zeros(1))], [dict(boxes=box, labels=torch.tensor([0]))])
     with pytest.raises(ValueError, match="iou_thresholds"):
         detection_ap([dict(boxes=box, scores=torch.ones(1), labels=torch.zeros(1))], [dict(boxes=box, labels=torch.tensor([0]))], iou_thresholds=[1.5])
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_precision_recall_curve_has_the_area_detection_ap_reads(seed):
+    """COCO's AP50 of a class is its precision envelope read at 101 recall points: the curve of
+    mmcourse.glip.evaluate.precision_recall must give detection_ap's per-class AP50 exactly."""
+    from mmcourse.glip.evaluate import precision_recall
+
+    dets, tgts = _random_case(seed)
+    want = detection_ap(dets, tgts, iou_thresholds=[0.5])["per_class_AP50"]
+    assert want
+    for label, ap in want.items():
+        c = precision_recall(dets, tgts, label)
+        env = c["envelope"]
+        idx = np.searchsorted(c["recall"], np.linspace(0, 1, 101), side="left")
+        q = np.where(idx < len(env), env[np.minimum(idx, len(env) - 1)], 0.0) if len(env) else np.zeros(101)
+        assert q.mean() == pytest.approx(ap, abs=1e-12), (label, q.mean(), ap)
+        assert (np.diff(c["recall"]) >= 0).all() and (np.diff(c["scores"]) <= 0).all()

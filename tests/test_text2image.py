@@ -9,14 +9,15 @@ import pytest
 import torch
 from torch import nn
 
-from mmcourse.checks.text2image import (ToyConditionedDenoiser, check_dropout_loss, check_guided_eps,
-                                        dropout_loss_reference, guided_eps_reference)
+from mmcourse.checks.text2image import (ToyConditionedDenoiser, ToyGuidedModel, check_dropout_loss,
+                                        check_guided_ddim, check_guided_eps, dropout_loss_reference,
+                                        guided_ddim_reference, guided_eps_reference)
 from mmcourse.data.shapes import ShapesWorld
 from mmcourse.diffusion import NoiseSchedule, ddim_step, ddpm_step, sample, timesteps
 from mmcourse.diffusion.autoencoder import AutoEncoder
-from mmcourse.diffusion.conditioning import CrossAttention, TextCondition, TextUNet
+from mmcourse.diffusion.conditioning import CrossAttention, TextCondition, TextUNet, recorded_cross_attention
 from mmcourse.diffusion.guidance import (GuidedDenoiser, cfg_combine, check_guidance_scale, condition_dropout,
-                                         guided_ddim_step)
+                                         guided_ddim_sample, guided_ddim_step)
 from mmcourse.text2image.prompts import parse_prompt, prompt_set
 
 try:
@@ -84,6 +85,47 @@ def test_guided_sampling_is_plain_sampling_on_the_guided_eps(method):
     torch.testing.assert_close(got, x, atol=1e-4, rtol=1e-4)
 
 
+@pytest.mark.parametrize("clip", [None, 1.5])
+def test_guided_ddim_sample_is_the_sample_loop_and_keeps_each_step(clip):
+    """The written-out loop = sample(GuidedDenoiser) from the same x_T; its x0_hats are the steps' predictions."""
+    unet, text, null, w = _tiny_unet(), _text(2, real=[6, 2]), _text(1, seed=3, real=[2]), 2.5
+    sched = NoiseSchedule.make(1000, "squaredcos_cap_v2")
+    want = sample(GuidedDenoiser(unet, text, null, w), sched, (2, 2, 4, 4), 8, method="ddim",
+                  generator=torch.Generator().manual_seed(4), clip_sample=clip is not None,
+                  clip_sample_range=clip or 1.0, rederive_eps=True)
+    x_T = torch.randn((2, 2, 4, 4), generator=torch.Generator().manual_seed(4))
+    x0, xs, x0s = guided_ddim_sample(unet, text, null, w, sched, x_T, 8, clip)
+    assert xs.shape == (9, 2, 2, 4, 4) and x0s.shape == (8, 2, 2, 4, 4)
+    assert torch.equal(xs[0], x_T) and torch.equal(xs[-1], x0)
+    torch.testing.assert_close(x0, want, atol=1e-5, rtol=1e-5)
+    if clip is not None:
+        assert float(x0s.abs().max()) <= clip + 1e-6
+    ts = timesteps(sched, 8).tolist()
+    with torch.no_grad():  # step 3's prediction of x_0 from x_t, recomputed by hand
+        eps = GuidedDenoiser(unet, text, null, w)(xs[3], torch.full((2,), ts[3]))
+    a = sched.alphas_cumprod[ts[3]]
+    want_x0 = (xs[3] - (1 - a).sqrt() * eps) / a.sqrt()
+    torch.testing.assert_close(x0s[3], want_x0 if clip is None else want_x0.clamp(-clip, clip), atol=1e-5, rtol=1e-5)
+
+
+def test_the_loop_exercise_reference_is_the_course_loop():
+    """check_guided_ddim's reference (plain tensors) = guided_ddim_sample on a model that reads the prompt."""
+    sched = NoiseSchedule.make(1000, "squaredcos_cap_v2")
+    toy = ToyGuidedModel()
+
+    class AsTextModel(nn.Module):  # the toy behind the text-conditioned interface: pooled[0] > 0 = the prompt
+        def forward(self, x, t, text):
+            return torch.stack([toy(x[i:i + 1], int(t[i]), bool(text.pooled[i, 0] > 0))[0] for i in range(len(x))])
+
+    text, null = TextCondition(torch.zeros(1, 2, 3), torch.ones(1, 2, dtype=torch.bool), torch.ones(1, 3)), \
+        TextCondition(torch.zeros(1, 2, 3), torch.ones(1, 2, dtype=torch.bool), -torch.ones(1, 3))
+    x_T = torch.randn(2, 3, generator=torch.Generator().manual_seed(0))
+    for w in (0.0, 1.0, 3.0):
+        got, _, _ = guided_ddim_sample(AsTextModel(), text, null, w, sched, x_T, 6)
+        want = guided_ddim_reference(toy, x_T, timesteps(sched, 6).tolist(), sched.alphas_cumprod, w)
+        torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
+
+
 def test_guided_ddim_step_equals_ddim_step_on_guided_eps():
     sched = NoiseSchedule.make(1000)
     g = torch.Generator().manual_seed(0)
@@ -141,6 +183,29 @@ def test_text_unet_ignores_padding_tokens():
 
 
 @pytest.mark.skipif(DiffusersAttention is None, reason="diffusers is not installed")
+def test_recorded_cross_attention_is_what_forward_uses():
+    """The recorded weights sum to 1 over the real tokens, give padding 0, and reproduce forward's output."""
+    attn = CrossAttention(16, 8, num_heads=2).eval()
+    x, ctx = torch.randn(2, 5, 16), torch.randn(2, 4, 8)
+    mask = torch.tensor([[True, True, False, False], [True, True, True, True]])
+    with recorded_cross_attention(attn) as rec:
+        out = attn(x, ctx, mask)
+    assert len(rec) == 1 and attn.record is None
+    (_, p), = rec
+    assert p.shape == (2, 2, 5, 4)
+    torch.testing.assert_close(p.sum(-1), torch.ones(2, 2, 5))
+    assert float(p[0, :, :, 2:].abs().max()) == 0.0
+    v = attn.to_v(ctx).reshape(2, 4, 2, 8).transpose(1, 2)                  # (B, H, L, hd)
+    torch.testing.assert_close(attn.to_out((p @ v).transpose(1, 2).reshape(2, 5, 16)), out, atol=1e-5, rtol=1e-5)
+    unet, text = _tiny_unet(), _text(2, real=[6, 3])
+    with recorded_cross_attention(unet) as rec:
+        unet(torch.randn(2, 2, 4, 4), torch.tensor([3, 700]), text)
+    assert [n for n, _ in rec] == [n for n, m in unet.named_modules() if isinstance(m, CrossAttention)]
+    with torch.no_grad():
+        unet(torch.randn(2, 2, 4, 4), torch.tensor([3, 700]), text)
+    assert len(rec) == len([m for m in unet.modules() if isinstance(m, CrossAttention)])  # nothing after the block
+
+
 def test_cross_attention_matches_diffusers():
     ours = CrossAttention(32, 16, num_heads=4)
     ref = DiffusersAttention(query_dim=32, cross_attention_dim=16, heads=4, dim_head=8, bias=False, out_bias=True)
@@ -253,7 +318,7 @@ def test_prompt_sets_respect_the_split():
 
 @pytest.fixture(scope="module")
 def tiny_model():
-    from mmcourse.text2image.tasks import T2IConfig, TextToImage, text_encoder
+    from mmcourse.text2image.model import T2IConfig, TextToImage, text_encoder
 
     cfg = T2IConfig(ae=dict(in_channels=3, latent_channels=4, width=16, image_size=32),
                     unet=dict(in_channels=4, base=16, channel_mults=[1, 2], image_size=8, context_dim=64,
@@ -263,7 +328,7 @@ def tiny_model():
 
 
 def test_generate_shapes_and_determinism(tiny_model):
-    from mmcourse.text2image.tasks import generate
+    from mmcourse.text2image.sampling import generate
 
     a = generate(tiny_model, "a red circle", guidance_scale=2.0, steps=5, seed=3, n=2)
     b = generate(tiny_model, "a red circle", guidance_scale=2.0, steps=5, seed=3, n=2)
@@ -282,13 +347,96 @@ def test_generate_shapes_and_determinism(tiny_model):
     (dict(steps=1001), r"steps must be an int in \[1, 1000\]"),
     (dict(steps=2.5), "steps"),
     (dict(sampler="euler"), "sampler must be one of"),
+    (dict(prompts=""), "prompts must be non-empty strings"),
+    (dict(prompts="   "), "prompts must be non-empty strings"),
+    (dict(prompts=[]), "prompts must be a str or a non-empty list"),
+    (dict(prompts=["a red circle", None]), "prompts must be non-empty strings"),
+    (dict(prompts=3), "prompts must be a str"),
+    (dict(seed=-1), "seed must be an int >= 0"),
+    (dict(seed=1.5), "seed"),
+    (dict(n=0), "n must be None or a positive int"),
+    (dict(prompts=["a red circle"], n=2), r"n must be None or len\(prompts\)"),
+    (dict(guidance_scale=float("inf")), "guidance_scale"),
+    (dict(guidance_scale="2"), "guidance_scale"),
 ])
 def test_generate_bad_input(tiny_model, kwargs, match):
-    from mmcourse.text2image.tasks import generate
+    from mmcourse.text2image.sampling import generate
 
     kwargs = {"prompts": "a red circle", **kwargs}
     with pytest.raises(ValueError, match=match):
         generate(tiny_model, **kwargs)
+
+
+def test_reverse_process_is_generate_step_by_step(tiny_model):
+    from mmcourse.text2image.sampling import generate, reverse_process
+
+    r = reverse_process(tiny_model, "a red circle", 2.0, steps=6, seed=2)
+    assert r["x_t"].shape == (7, 3, 32, 32) and r["x0_hat"].shape == (6, 3, 32, 32) and r["t"].shape == (6,)
+    torch.testing.assert_close(r["x_t"][-1], generate(tiny_model, "a red circle", 2.0, steps=6, seed=2)[0],
+                               atol=1e-5, rtol=0)
+    for kwargs, match in ((dict(prompt=""), "prompts"), (dict(guidance_scale=float("nan")), "guidance_scale"),
+                          (dict(steps=0), "steps"), (dict(seed=-3), "seed")):
+        with pytest.raises(ValueError, match=match):
+            reverse_process(tiny_model, **{"prompt": "a red circle", "guidance_scale": 2.0, **kwargs})
+
+
+def test_protocol_sweep_and_choice(tiny_model, judges):
+    """The sweep pools the part's seeds into Estimates; w is the best on the sweep; parts are checked."""
+    from mmcourse.protocol import seeds
+    from mmcourse.text2image.evaluate import choose_guidance_scale, evaluate_text2image, guidance_sweep
+
+    sweep = guidance_sweep(tiny_model, judges, (0.0, 2.0), part="val", n_per_seed=3, k=2)
+    assert set(sweep) == {"0.0", "2.0"}
+    e = sweep["2.0"]["shape_and_colour"]
+    assert e.n == 6 and 0 <= e.value <= 1 and e.value <= sweep["2.0"]["shape"].value
+    assert sweep["2.0"]["all"].value <= e.value
+    from mmcourse.protocol import Estimate
+
+    fake = {"1.0": {"shape_and_colour": Estimate(0.5, 0.01, 10)}, "2.5": {"shape_and_colour": Estimate(0.7, 0.01, 10)},
+            "4.0": {"shape_and_colour": Estimate(0.6, 0.01, 10)}}
+    assert choose_guidance_scale(fake) == 2.5
+    assert len(set(seeds("text2image", "val")) | set(seeds("text2image", "test")) | set(seeds("text2image", "check"))) == 15
+    for part in ("val", "train", "tests"):
+        with pytest.raises(ValueError, match="part must be 'test' or 'check'"):
+            evaluate_text2image(part, tiny_model, 2.0, judges)
+    with pytest.raises(ValueError, match="guidance_scale must be given"):
+        evaluate_text2image("test", tiny_model, None, judges)
+
+
+def test_cross_attention_maps(tiny_model):
+    from mmcourse.text2image.sampling import cross_attention_maps
+
+    out = cross_attention_maps(tiny_model, "a large red circle", 2.0, steps=6, seed=1, at=(0, 5))
+    assert out["tokens"][0] == "<start>" and out["tokens"][-1] == "<end>" and "circle" in out["tokens"]
+    assert out["maps"].shape == (2, len(out["tokens"]), 8, 8) and out["t"].shape == (2,)
+    torch.testing.assert_close(out["maps"].sum(dim=1), torch.ones(2, 8, 8))  # every position's weights sum to 1
+    for at in ((), (6,), (-1,)):
+        with pytest.raises(ValueError, match="at must hold step indices"):
+            cross_attention_maps(tiny_model, "a red circle", 2.0, steps=6, at=at)
+
+
+def test_free_attribute_spread(tiny_model, judges):
+    from mmcourse.text2image.evaluate import free_attribute_spread
+
+    out = free_attribute_spread(tiny_model, judges, ["a red circle", "a blue cross"], 2.0, n=4)
+    assert 0 <= out["position_entropy_bits"] <= 2.0 + 1e-9     # at most log2(4 samples)
+    assert 0 <= out["share_large"] <= 1 and 0 <= out["shape_and_colour"] <= 1
+    with pytest.raises(ValueError, match="leave size and position free"):
+        free_attribute_spread(tiny_model, judges, ["a small red circle"], 2.0, n=2)
+
+
+def test_image_rows_labels_every_row():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from mmcourse.text2image.figures import FONT_PT, image_rows
+
+    fig = image_rows([torch.rand(3, 3, 8, 8), torch.rand(2, 3, 8, 8)], ["w = 0", "w = 1"], ["a", "b", "c"], suptitle="s")
+    axes = fig.axes
+    assert len(axes) == 6 and axes[0].get_ylabel() == "w = 0" and axes[3].get_ylabel() == "w = 1"
+    assert all(t.get_fontsize() >= 8 for ax in axes for t in (ax.title, ax.yaxis.label)) and FONT_PT >= 8
+    with pytest.raises(ValueError, match="row_labels"):
+        image_rows([torch.rand(1, 3, 8, 8)], ["a", "b"])
 
 
 def test_guidance_scale_check():
@@ -349,8 +497,11 @@ def test_checkers_accept_the_reference_and_reject_mistakes(capsys):
     assert check_dropout_loss(dropout_loss_reference)
     assert not check_dropout_loss(lambda m, x0, t, n, c, null, u, p, a: dropout_loss_reference(m, x0, t, n, c, null, u, 0.0, a))
     assert not check_dropout_loss(lambda m, x0, t, n, c, null, u, p, a: dropout_loss_reference(m, x0, t, n, c, null, 1 - u, p, a))
+    assert check_guided_ddim(guided_ddim_reference)
+    assert not check_guided_ddim(lambda m, x, ts, a, w: guided_ddim_reference(m, x, ts, a, w - 1))   # Ho & Salimans' w
+    assert not check_guided_ddim(lambda m, x, ts, a, w: guided_ddim_reference(m, x, ts[:-1], a, w))  # a step short
     out = capsys.readouterr().out
-    assert "✓ check_guided_eps" in out and "✗ check_dropout_loss" in out
+    assert "✓ check_guided_eps" in out and "✗ check_dropout_loss" in out and "✓ check_guided_ddim" in out
     assert ToyConditionedDenoiser()(torch.zeros(2, 3), torch.zeros(2), torch.zeros(2, 4)).shape == (2, 3)
 
 
@@ -383,6 +534,8 @@ def test_prompt_view_draws_and_judges(tiny_model, judges):
     (("a small red circle", -1.0, "ddim", 4), "guidance_scale"),
     (("a small red circle", 2.0, "ddim", 0), "steps"),
     (("a red blue circle", 2.0, "ddim", 4), "names 2 colours"),
+    (("", 2.0, "ddim", 4), "prompts must be non-empty strings"),
+    (("a small red circle", float("nan"), "ddim", 4), "guidance_scale"),
 ])
 def test_prompt_view_reports_bad_input_as_a_message(tiny_model, judges, args, match):
     from mmcourse.text2image.widgets import prompt_view
@@ -408,7 +561,7 @@ def test_patch_pca_is_exact_at_full_rank_and_improves_with_k():
 
 
 def test_autoencoder_loss_latent_noise():
-    from mmcourse.text2image.tasks import autoencoder_loss
+    from mmcourse.text2image.train import autoencoder_loss
 
     torch.manual_seed(0)
     ae = AutoEncoder(width=16)
@@ -421,7 +574,7 @@ def test_autoencoder_loss_latent_noise():
 
 
 def test_object_edges_is_the_ring_either_side_of_the_outline():
-    from mmcourse.text2image.tasks import object_edges
+    from mmcourse.text2image.train import object_edges
 
     mask = torch.zeros(2, 1, 16, 16)
     mask[0, 0, 4:10, 5:11] = 1                                           # a 6x6 square
@@ -433,7 +586,7 @@ def test_object_edges_is_the_ring_either_side_of_the_outline():
 
 
 def test_autoencoder_loss_edge_weight_adds_the_weighted_edge_error():
-    from mmcourse.text2image.tasks import autoencoder_loss, object_edges
+    from mmcourse.text2image.train import autoencoder_loss, object_edges
 
     torch.manual_seed(0)
     ae = AutoEncoder(width=16)
@@ -451,7 +604,7 @@ def test_autoencoder_loss_edge_weight_adds_the_weighted_edge_error():
 def test_text_eps_loss_snr_gamma_weights_each_example():
     from mmcourse.diffusion import min_snr_weights
     from mmcourse.diffusion.guidance import condition_dropout
-    from mmcourse.text2image.tasks import text_eps_loss
+    from mmcourse.text2image.train import text_eps_loss
 
     torch.manual_seed(0)
     schedule = NoiseSchedule.make(1000, "squaredcos_cap_v2")
@@ -473,19 +626,19 @@ def test_text_eps_loss_snr_gamma_weights_each_example():
 
 
 def test_generate_restores_the_onednn_flag_and_matches_onednn(tiny_model):
-    import mmcourse.text2image.tasks as tasks
+    import mmcourse.text2image.sampling as sampling
 
     before = torch.backends.mkldnn.enabled
-    a = tasks.generate(tiny_model, "a red circle", steps=5, seed=1)
+    a = sampling.generate(tiny_model, "a red circle", steps=5, seed=1)
     assert torch.backends.mkldnn.enabled == before
     with pytest.raises(ValueError):
-        tasks.generate(tiny_model, "a red sqare", steps=5)
+        sampling.generate(tiny_model, "a red sqare", steps=5)
     assert torch.backends.mkldnn.enabled == before
-    tasks.ONEDNN_OFF_FOR_SAMPLING = False
+    sampling.ONEDNN_OFF_FOR_SAMPLING = False
     try:
-        b = tasks.generate(tiny_model, "a red circle", steps=5, seed=1)
+        b = sampling.generate(tiny_model, "a red circle", steps=5, seed=1)
     finally:
-        tasks.ONEDNN_OFF_FOR_SAMPLING = True
+        sampling.ONEDNN_OFF_FOR_SAMPLING = True
     torch.testing.assert_close(a, b, atol=1e-4, rtol=0)  # the same pictures, only the convolution code differs
 
 
@@ -496,7 +649,8 @@ def test_ground_and_segment_finds_the_named_object_in_real_scenes():
     from mmcourse.sam.tasks import mask_iou
     from mmcourse.glip.tasks import load_glip
     from mmcourse.sam.tasks import load_sam
-    from mmcourse.text2image.tasks import ground_and_segment, world
+    from mmcourse.text2image.grounding import ground_and_segment
+    from mmcourse.text2image.model import world
 
     glip, sam = load_glip(), load_sam()
     s = world().sample(12, seed=1, split="test")
@@ -515,7 +669,7 @@ def test_ground_and_segment_finds_the_named_object_in_real_scenes():
 
 
 def test_ground_and_segment_bad_input():
-    from mmcourse.text2image.tasks import ground_and_segment
+    from mmcourse.text2image.grounding import ground_and_segment
 
     with pytest.raises(ValueError, match="images"):
         ground_and_segment(torch.rand(3, 32, 32), "red circle")

@@ -1,11 +1,12 @@
-"""The shipped text-to-image checkpoint (``text2image_shapes``).
+"""The shipped text-to-image checkpoint (``text2image_shapes``) under the evaluation protocol.
 
-It meets the course's targets (autoencoder shape kept >= 0.98, shape and colour >= 0.90 at the
-best guidance scale), and its registry row says so; these tests hold it to what it measured, on
-fresh scenes and prompts, with bounds about three standard errors below the registry's values
-(kept 0.98 on 2,000 scenes; at w = 2 on 300 prompts shape 0.93, colour 0.99, position 1.0),
-and check the claims the notebook makes: guidance helps, colour and place are learned at least
-as well as the shape.
+The registry's numbers were measured on the protocol's *test* draws (``mmcourse.protocol``,
+topic "text2image"), after the guidance scale was chosen on its *validation* draws. These tests
+re-measure them with the same evaluator ``make weights-check`` uses (``EVALUATORS``), on the
+test draws, and require agreement within three standard errors; a second test holds the
+checkpoint to its targets, and is marked as an expected failure (strict) exactly when the
+registry row says the targets were missed, so a fixed checkpoint turns it into a pass that must
+be acknowledged. Cheaper tests check the claims notebook 08 makes.
 """
 
 from __future__ import annotations
@@ -13,11 +14,15 @@ from __future__ import annotations
 import pytest
 import torch
 
+from mmcourse.text2image.checkpoints import EVALUATORS, TARGETS
+from mmcourse.text2image.evaluate import GUIDANCE_GRID
 from mmcourse.text2image.judges import Judges
+from mmcourse.text2image.model import load_text2image, world
 from mmcourse.text2image.prompts import prompt_set
-from mmcourse.text2image.recipe import TARGETS
-from mmcourse.text2image.tasks import generate, load_text2image, world
+from mmcourse.text2image.sampling import generate
 from mmcourse.weights import entry
+
+NAME = "text2image_shapes"
 
 
 @pytest.fixture(scope="module")
@@ -31,11 +36,17 @@ def judges():
     return Judges.load()
 
 
-def test_registry_says_whether_the_targets_were_met():
-    m = entry("text2image_shapes").metrics
-    met = m["ae_shape_kept"] >= TARGETS["ae_shape_kept"] and m["best_shape_and_colour"] >= TARGETS["best_shape_and_colour"]
-    assert m["targets_met"] == float(met)
-    assert m["best_shape_and_colour"] > m["w0_shape_and_colour"] + 0.1
+def test_registry_row_follows_the_protocol():
+    e = entry(NAME)
+    assert e.targets == TARGETS[NAME]
+    for metric in TARGETS[NAME]:
+        est = e.estimate(metric)                       # stored with its standard error and n
+        assert est.n >= 1000 and 0 < est.se < 0.02, est   # 1,000 prompts; 2,000 scenes
+    met = all(e.estimate(k).clears(b["min"], k=2) for k, b in TARGETS[NAME].items())
+    assert e.metrics["targets_met"] == float(met)
+    assert e.metrics["guidance_scale"] in GUIDANCE_GRID             # chosen on validation draws
+    # guidance adds the difference between w = 1 (conditional, unguided) and the chosen w
+    assert e.metrics["shape_and_colour"] > e.metrics["w1_shape_and_colour"] + 2 * e.errors["shape_and_colour"]["se"]
 
 
 def test_autoencoder_round_trip(model, judges):
@@ -51,7 +62,7 @@ def test_autoencoder_round_trip(model, judges):
 
 @pytest.mark.slow  # a re-measurement (about 5 s alone)
 def test_guidance_helps_and_colour_and_place_at_least_match_the_shape(model, judges):
-    best = entry("text2image_shapes").metrics["best_guidance_scale"]
+    best = entry(NAME).metrics["guidance_scale"]
     prompts, labels = prompt_set(60, seed=17, split="test")
     acc = {}
     for w in (0.0, best):
@@ -62,15 +73,25 @@ def test_guidance_helps_and_colour_and_place_at_least_match_the_shape(model, jud
     assert acc[best][1] >= acc[best][0] and acc[best][3] >= acc[best][0], acc
 
 
-@pytest.mark.slow  # a long re-measurement (about 25 s alone): make test, not test-fast
-def test_the_targets_hold_when_measured_again(model, judges):
-    """The registry's two targets, measured again the way the builder measured them."""
-    from mmcourse.text2image.recipe import EVAL, autoencoder_quality, guidance_accuracy
+@pytest.fixture(scope="module")
+def measured_on_test_draws():
+    torch.set_num_threads(1)
+    return EVALUATORS[NAME]("test")
 
-    m = entry("text2image_shapes").metrics
-    kept = autoencoder_quality(model.ae, judges)["ae_shape_kept"]           # 2,000 test scenes
-    assert kept >= TARGETS["ae_shape_kept"] and abs(kept - m["ae_shape_kept"]) < 0.005, kept
-    best = m["best_guidance_scale"]
-    row = guidance_accuracy(model, judges, EVAL["n_prompts"], [best], EVAL["steps"], EVAL["seed"])[str(float(best))]
-    assert row["shape_and_colour"] >= TARGETS["best_shape_and_colour"], row
-    assert abs(row["shape_and_colour"] - m["best_shape_and_colour"]) < 0.02, row
+
+@pytest.mark.slow
+def test_the_registry_numbers_hold_on_test_draws(measured_on_test_draws):
+    """About 90 s on one thread: every registered Estimate measured again, within 3 standard errors."""
+    e = entry(NAME)
+    for metric, est in measured_on_test_draws.items():
+        assert est.agrees_with(e.estimate(metric)), (metric, est, e.describe(metric))
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(entry(NAME).metrics.get("targets_met") == 0.0, strict=True,
+                   reason="issue 27: the registry row records that the checkpoint misses a target on test draws")
+def test_the_targets_hold_on_test_draws(measured_on_test_draws):
+    """Each target met with the mean at least two standard errors on the right side."""
+    for metric, bound in TARGETS[NAME].items():
+        est = measured_on_test_draws[metric]
+        assert est.clears(bound["min"], k=2), (metric, est.describe(bound["min"]))

@@ -184,3 +184,13 @@ def test_foundation_evaluators_reproduce_the_registry_on_the_test_draws(name, on
     for metric, est in build.EVALUATORS[name]("test").items():
         assert abs(est.value - e.metrics[metric]) <= 1e-4 + 1e-3 * abs(e.metrics[metric]), (metric, est, e.metrics[metric])
         assert abs(est.se - e.errors[metric]["se"]) <= 1e-4 + 1e-2 * est.se and est.n == e.errors[metric]["n"]
+
+
+def test_only_a_zero_standard_error_is_floored():
+    from mmcourse.protocol import Estimate
+    from mmcourse.weights.check import _floored
+
+    # an AP over five draws has n = 5: its small, real standard error must stay (a floor of 1/n = 0.2
+    # would let any two APs agree)
+    assert _floored(Estimate(0.99, 0.003, 5)) == Estimate(0.99, 0.003, 5)
+    assert _floored(Estimate(1.0, 0.0, 400)) == Estimate(1.0, 1 / 400, 400)

@@ -56,6 +56,7 @@ def filter(model, images: torch.Tensor, captions: Sequence[str], threshold: floa
 
     Returns ``keep`` (B,) bool = match probability >= ``threshold``, and the probabilities (B,).
     """
+    model.check_images(images)
     if isinstance(captions, str) or len(captions) != len(images):
         raise ValueError(f"captions must be a list of {len(images)} strings (one per image), got "
                          f"{'a str' if isinstance(captions, str) else len(captions)}")

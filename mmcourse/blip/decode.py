@@ -59,7 +59,7 @@ def nucleus_mask(logits: torch.Tensor, top_p: float) -> torch.Tensor:
     The nucleus is the smallest set of most likely tokens whose probabilities sum to >= top_p;
     the most likely token is always in it (so top_p -> 0 is greedy).
     """
-    if not 0.0 < top_p <= 1.0:
+    if isinstance(top_p, bool) or not isinstance(top_p, (int, float)) or not 0.0 < top_p <= 1.0:
         raise ValueError(f"top_p must be in (0, 1], got {top_p!r}")
     sorted_logits, order = logits.sort(dim=-1, descending=True)
     probs = sorted_logits.softmax(dim=-1)
@@ -78,8 +78,8 @@ def nucleus_sample(model, image_tokens: torch.Tensor, max_length: int | None = N
                    temperature: float = 1.0, generator: torch.Generator | None = None) -> torch.Tensor:
     """(B, T, Dv) -> (B, n) ids sampled from the top-p nucleus of softmax(logits / temperature)."""
     max_length = _check_max_length(model, max_length)
-    if not temperature > 0:
-        raise ValueError(f"temperature must be > 0, got {temperature!r}")
+    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not 0 < temperature < float("inf"):
+        raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}")
     t = model.cfg.text
     B = len(image_tokens)
     seqs = torch.full((B, 1), t.dec_token_id, dtype=torch.long, device=image_tokens.device)
@@ -108,7 +108,7 @@ def beam_search(model, image_tokens: torch.Tensor, max_length: int | None = None
       prefix, scored at its current length, does not beat the worst of them.
     """
     max_length = _check_max_length(model, max_length)
-    if not isinstance(num_beams, int) or num_beams < 1:
+    if isinstance(num_beams, bool) or not isinstance(num_beams, int) or num_beams < 1:
         raise ValueError(f"num_beams must be a positive int, got {num_beams!r}")
     t, K = model.cfg.text, num_beams
     results = []
@@ -150,6 +150,15 @@ def generate(model, images: torch.Tensor, method: str = "greedy", max_length: in
     """Images (B, 3, S, S) -> caption ids (B, n) by ``method`` in METHODS."""
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise ValueError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
+    # check every option before any work, whichever method reads it
+    _check_max_length(model, max_length)
+    if isinstance(num_beams, bool) or not isinstance(num_beams, int) or num_beams < 1:
+        raise ValueError(f"num_beams must be a positive int, got {num_beams!r}")
+    nucleus_mask(torch.zeros(1, 2), top_p)                     # raises on a bad top_p
+    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not 0 < temperature < float("inf"):
+        raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}")
     image_tokens = model.encode_image(images)
     if method == "greedy":
         return greedy_decode(model, image_tokens, max_length)

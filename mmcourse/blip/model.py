@@ -111,11 +111,28 @@ class BLIP(nn.Module):
     # ----------------------------------------------------------------------------------- inputs
     def encode_image(self, images: torch.Tensor) -> torch.Tensor:
         """(B, 3, S, S) -> the ViT's normalised tokens (B, T, Dv), class token first."""
+        self.check_images(images)
+        tokens = self.visual.forward_features(images.to(self.visual.pos_embed.dtype))  # float16/64 -> the weights' dtype
+        if not bool(torch.isfinite(tokens).all()):
+            raise ValueError(f"images: the image encoder overflowed on values up to {float(images.abs().max()):.3g} "
+                             "(ShapesWorld's images lie in [0, 1]; normalised photos within a few units of 0)")
+        return tokens
+
+    def check_images(self, images: torch.Tensor, argument: str = "images") -> None:
+        """Raise a ValueError naming ``argument`` unless ``images`` is a float tensor (B >= 1, 3, S, S)
+        of finite values (ShapesWorld's images lie in [0, 1]; a uint8 image is refused, not rescaled;
+        any float dtype is accepted and cast to the weights' dtype)."""
         v = self.cfg.vision
-        if not isinstance(images, torch.Tensor) or images.ndim != 4 or tuple(images.shape[1:]) != (v.in_chans, v.img_size, v.img_size):
-            shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
-            raise ValueError(f"images must have shape (B, {v.in_chans}, {v.img_size}, {v.img_size}), got {shape}")
-        return self.visual.forward_features(images)
+        want = f"(B, {v.in_chans}, {v.img_size}, {v.img_size})"
+        if not isinstance(images, torch.Tensor):
+            raise ValueError(f"{argument} must be a torch.Tensor of shape {want}, got {type(images).__name__}")
+        if images.ndim != 4 or tuple(images.shape[1:]) != (v.in_chans, v.img_size, v.img_size) or len(images) == 0:
+            raise ValueError(f"{argument} must have shape {want} with B >= 1, got {tuple(images.shape)}")
+        if not images.is_floating_point():
+            raise ValueError(f"{argument} must be a float tensor (values in [0, 1] for ShapesWorld), got {images.dtype}; "
+                             "convert uint8 pixels with images.float() / 255")
+        if not bool(torch.isfinite(images).all()):
+            raise ValueError(f"{argument} must be finite: it holds NaN or infinite values")
 
     # ------------------------------------------------------------------------------ checkpoints
     def tied_keys(self) -> dict[str, str]:

@@ -14,8 +14,8 @@ import torch
 
 from ..data.shapes import COLOUR_NAMES, SHAPES, SIZES
 from ..viz import FIG_DPI, WIDGET_PIXEL_RATIO, _to_hwc, figure_png, widget_width
-from .tasks import (ROW_WORDS, COLUMN_WORDS, _WORD_KIND, generate_captions, itc_scores, itm_scores, sample_scenes,
-                    scene_objects, word_marks)
+from .captions import _WORD_KIND, COLUMN_WORDS, ROW_WORDS, sample_scenes, scene_objects, word_marks
+from .evaluate import generate_captions, itc_scores, itm_scores
 
 METHOD_NAMES = {"greedy": "greedy", "beam": "beam search (3 beams)", "nucleus": "nucleus sampling (top-p 0.9)"}
 COLOURS = {"right": "#1a7f37", "wrong": "#cf222e", "glue": "#57606a"}

@@ -1,4 +1,5 @@
-"""Checkers for notebook 08's exercises: the classifier-free guidance combination and condition dropout.
+"""Checkers for notebook 08's exercises: the classifier-free guidance combination, the guided
+sampling loop and condition dropout.
 
 Both are written with plain tensors: the guidance combination takes two noise predictions and a
 scale; the training step takes a toy conditioned model, the clean data, t, the noise, the
@@ -44,6 +45,43 @@ def dropout_loss_reference(model, x0: torch.Tensor, t: torch.Tensor, noise: torc
     return ((noise - model(x_t, t, c)) ** 2).mean()
 
 
+class ToyGuidedModel(nn.Module):
+    """A fixed stand-in for eps_theta(x_t, t, prompt or empty prompt): tanh(0.7 x + 1.3 t / 1000 + b),
+    b = 0.5 with the prompt (``conditional=True``), -0.3 without; ``t`` is a Python int."""
+
+    def forward(self, x: torch.Tensor, t: int, conditional: bool) -> torch.Tensor:
+        return torch.tanh(0.7 * x + 1.3 * t / 1000 + (0.5 if conditional else -0.3))
+
+
+def guided_ddim_reference(eps_model, x_T: torch.Tensor, ts: list[int], alphas_cumprod: torch.Tensor,
+                          w: float) -> torch.Tensor:
+    """The guided DDIM loop (eta = 0): at each t of ``ts`` (decreasing), the guided noise
+    eps_u + w (eps_c - eps_u), the predicted x_0 = (x_t - sqrt(1 - a_t) eps) / sqrt(a_t), and
+    x_prev = sqrt(a_prev) x_0 + sqrt(1 - a_prev) eps, with a_prev = 1 after the last t."""
+    x = x_T
+    for i, t in enumerate(ts):
+        eps_u, eps_c = eps_model(x, t, False), eps_model(x, t, True)
+        eps = eps_u + w * (eps_c - eps_u)
+        a = alphas_cumprod[t]
+        a_prev = alphas_cumprod[ts[i + 1]] if i + 1 < len(ts) else torch.tensor(1.0)
+        x0 = (x - (1 - a).sqrt() * eps) / a.sqrt()
+        x = a_prev.sqrt() * x0 + (1 - a_prev).sqrt() * eps
+    return x
+
+
+def _loop_cases() -> list[Case]:
+    g = torch.Generator().manual_seed(2)
+    lin, cos = NoiseSchedule.make(1000), NoiseSchedule.make(1000, "squaredcos_cap_v2")
+    cases = []
+    for shape, w, ts, sched, desc in [
+            ((2, 3), 1.0, [900, 500, 100], lin, "w = 1 (the conditional model), 3 steps"),
+            ((2, 3), 0.0, [900, 500, 100], lin, "w = 0 (the unconditional model), 3 steps"),
+            ((3, 4, 8, 8), 2.0, [980, 780, 580, 380, 180, 0], cos, "w = 2, latent-shaped (3, 4, 8, 8), 6 steps down to t = 0"),
+            ((1, 5), 4.0, [999], cos, "w = 4, one step from t = 999 to the clean sample")]:
+        cases.append(Case((ToyGuidedModel(), torch.randn(shape, generator=g), ts, sched.alphas_cumprod, w), desc))
+    return cases
+
+
 def _guidance_cases() -> list[Case]:
     g = torch.Generator().manual_seed(0)
     cases = []
@@ -84,3 +122,8 @@ def check_guided_eps(fn) -> Verdict:
 def check_dropout_loss(fn) -> Verdict:
     """Check ``fn(model, x0, t, noise, cond, null, u, p, alphas_cumprod) -> scalar loss``."""
     return check("check_dropout_loss", fn, dropout_loss_reference, _dropout_cases())
+
+
+def check_guided_ddim(fn) -> Verdict:
+    """Check ``fn(eps_model, x_T, ts, alphas_cumprod, w) -> x_0`` (the guided DDIM loop)."""
+    return check("check_guided_ddim", fn, guided_ddim_reference, _loop_cases())

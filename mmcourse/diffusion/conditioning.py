@@ -19,7 +19,8 @@ Shapes: B = batch, C = channels, N = H * W positions, L = tokens, D = token widt
 
 from __future__ import annotations
 
-from typing import NamedTuple, Sequence
+from contextlib import contextmanager
+from typing import Callable, Iterator, NamedTuple, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -81,6 +82,7 @@ class CrossAttention(nn.Module):
         self.to_k = nn.Linear(context_dim, query_dim, bias=False)
         self.to_v = nn.Linear(context_dim, query_dim, bias=False)
         self.to_out = nn.Linear(query_dim, query_dim)
+        self.record: Callable[[torch.Tensor], None] | None = None  # see recorded_cross_attention
 
     def forward(self, x: torch.Tensor, context: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         B, N, C = x.shape
@@ -98,7 +100,23 @@ class CrossAttention(nn.Module):
                 raise ValueError("mask: every row needs at least one real token (True)")
             attn_mask = mask[:, None, None, :]                            # (B, 1, 1, L): padding gets weight 0
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)  # (B, H, N, hd)
+        if self.record is not None:
+            self.record(self.attention_probs(x, context, mask))
         return self.to_out(out.transpose(1, 2).reshape(B, N, C))        # (B, N, C)
+
+    def attention_probs(self, x: torch.Tensor, context: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """The weights ``forward`` gives each token: softmax(q k^T / sqrt(head_dim)), padding 0.
+
+        Returns (B, H, N, L): for every head and query position, a distribution over the L tokens.
+        """
+        B, N, C = x.shape
+        L, H, hd = context.shape[1], self.num_heads, self.head_dim
+        q = self.to_q(x).reshape(B, N, H, hd).transpose(1, 2)           # (B, H, N, hd)
+        k = self.to_k(context).reshape(B, L, H, hd).transpose(1, 2)     # (B, H, L, hd)
+        scores = q @ k.transpose(-1, -2) / hd**0.5                       # (B, H, N, L)
+        if mask is not None:
+            scores = scores.masked_fill(~mask[:, None, None, :], float("-inf"))
+        return scores.softmax(dim=-1)
 
 
 class SpatialCrossAttention(nn.Module):
@@ -252,3 +270,21 @@ class FrozenTextEncoder(nn.Module):
 
     def forward(self, prompts: str | Sequence[str]) -> TextCondition:
         return self.encode_tokens(self.tokenize(prompts))
+
+
+@contextmanager
+def recorded_cross_attention(model: nn.Module) -> Iterator[list[tuple[str, torch.Tensor]]]:
+    """Within the block, every :class:`CrossAttention` of ``model`` records its weights.
+
+    Yields a list that fills with (layer name, weights (B, H, N, L)) in call order, one entry per
+    call (N = the layer's H x W positions, L = the prompt's tokens). Recording stops on exit.
+    """
+    found: list[tuple[str, torch.Tensor]] = []
+    layers = [(name, m) for name, m in model.named_modules() if isinstance(m, CrossAttention)]
+    for name, m in layers:
+        m.record = lambda probs, name=name: found.append((name, probs.detach()))
+    try:
+        yield found
+    finally:
+        for _, m in layers:
+            m.record = None

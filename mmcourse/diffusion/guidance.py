@@ -7,8 +7,10 @@ Sampling: both predictions are combined (:func:`cfg_combine`),
 
     eps = eps_uncond + w * (eps_cond - eps_uncond),
 
-w = 0 is the unconditional model, w = 1 the conditional one, w > 1 pushes further along the
-direction the prompt adds. The combined eps is an ordinary noise prediction, so the existing
+w = 0 is the unconditional model, w = 1 the conditional one without guidance, w > 1 pushes
+further along the direction the prompt adds. (Ho & Salimans write eps_c + w' (eps_c - eps_u):
+their w' is this w - 1, so their "no guidance" w' = 0 is w = 1 here; diffusers and Stable
+Diffusion use this module's w, ``guidance_scale``.) The combined eps is an ordinary noise prediction, so the existing
 :func:`~mmcourse.diffusion.ddpm_step` / :func:`~mmcourse.diffusion.ddim_step` and the
 :func:`~mmcourse.diffusion.sample` loop take it unchanged: :class:`GuidedDenoiser` is a
 ``model(x_t, t)`` callable like any other.
@@ -22,7 +24,7 @@ import torch
 from torch import nn
 
 from .conditioning import TextCondition, where
-from .samplers import StepOutput, ddim_step
+from .samplers import StepOutput, ddim_step, timesteps
 from .schedule import NoiseSchedule
 
 
@@ -101,3 +103,32 @@ class GuidedDenoiser(nn.Module):
         eps = self.model(torch.cat([x, x]), torch.cat([t, t]), TextCondition.cat([text, null]))
         eps_cond, eps_uncond = eps.chunk(2)
         return cfg_combine(eps_uncond, eps_cond, w)
+
+
+@torch.no_grad()
+def guided_ddim_sample(model: nn.Module, text: TextCondition, null: TextCondition, guidance_scale: float,
+                       schedule: NoiseSchedule, x_T: torch.Tensor, steps: int, clip_sample_range: float | None = None,
+                       ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The guided DDIM loop (eta = 0) written out, keeping every step's x_t and predicted x_0.
+
+    At each of the ``steps`` timesteps (:func:`~mmcourse.diffusion.timesteps`, as the
+    :func:`~mmcourse.diffusion.sample` loop visits them): the guided noise of
+    :class:`GuidedDenoiser`, then :func:`ddim_step`. With ``clip_sample_range`` = r each step's
+    predicted x_0 is clamped to [-r, r] and the noise re-derived from it (``rederive_eps``).
+    The same numbers as ``sample(GuidedDenoiser(...), schedule, x_T.shape, steps, "ddim")``
+    started from ``x_T`` (tested).
+
+    Returns x_0 (B, *), the trajectory (steps + 1, B, *) from x_T to x_0, and the predicted
+    clean samples (steps, B, *), one per step.
+    """
+    denoiser = GuidedDenoiser(model, text, null, guidance_scale)
+    ts = timesteps(schedule, steps).tolist()
+    x, xs, x0s = x_T, [x_T], []
+    for i, t in enumerate(ts):
+        prev_t = ts[i + 1] if i + 1 < len(ts) else -1                   # -1: the clean data
+        eps = denoiser(x, torch.full((x.shape[0],), t, dtype=torch.long))
+        x, x0 = ddim_step(schedule, eps, t, prev_t, x, clip_sample=clip_sample_range is not None,
+                          clip_sample_range=clip_sample_range or 1.0, rederive_eps=True)
+        xs.append(x)
+        x0s.append(x0)
+    return x, torch.stack(xs), torch.stack(x0s)

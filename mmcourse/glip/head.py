@@ -45,11 +45,15 @@ def alignment_logits(regions: torch.Tensor, tokens: torch.Tensor, tau: torch.Ten
 
 
 class AlignmentHead(nn.Module):
-    """GLIP's word-region alignment with its initialisation. Parameter names follow ``VLDyHead``."""
+    """GLIP's word-region alignment with its initialisation. Parameter names follow ``VLDyHead``.
 
-    def __init__(self, dim: int) -> None:
+    ``project_text=False`` drops the learned projection of the text side (OWL-ViT's choice): the
+    normalised text features are the class weights as they come, and only the image side (its
+    region features O) learns to meet them."""
+
+    def __init__(self, dim: int, project_text: bool = True) -> None:
         super().__init__()
-        self.dot_product_projection_text = nn.Linear(dim, dim)
+        self.dot_product_projection_text = nn.Linear(dim, dim) if project_text else None
         self.log_scale = nn.Parameter(torch.zeros(()))           # tau = exp(0) = 1 at the start
         self.bias_lang = nn.Parameter(torch.zeros(dim))
         self.bias0 = nn.Parameter(torch.tensor(BIAS_INIT))
@@ -57,7 +61,8 @@ class AlignmentHead(nn.Module):
     def forward(self, regions: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
         """regions (B, N, D), text (B, M, D) -> logits (B, N, M)."""
         p = F.normalize(text, dim=-1)
-        tokens = self.dot_product_projection_text(p / 2.0)      # (B, M, D)
+        proj = self.dot_product_projection_text
+        tokens = proj(p / 2.0) if proj is not None else p        # (B, M, D)
         bias = p @ self.bias_lang + self.bias0                   # (B, M)
         return alignment_logits(regions, tokens, self.log_scale.exp(), bias).clamp(-CLAMP, CLAMP)
 

@@ -27,6 +27,7 @@ from .backbone import Backbone, conv_block
 from .fusion import FusionLayer
 from .head import AlignmentHead, ClassHead, DenseHead
 from .targets import decode_ltrb, grid_points
+from .text import CLIP_CONTEXT, TEXT_ENCODERS, PhraseEncoder
 
 HEADS = ("alignment", "classes")
 
@@ -44,6 +45,8 @@ class GLIPConfig:
     fusion_layers: int = 2
     fusion_heads: int = 2
     fusion_init: float = 0.1      # starting value of the residual scales gamma
+    text_encoder: str = "tokens"  # or "phrases": CLIP's pooled embedding of each phrase (.text)
+    align_to_text: bool = False   # align regions with the text side's own (unfused, unprojected) features
     head: str = "alignment"       # or "classes": a fixed C-way classifier (notebook section 1)
     num_classes: int = 5
 
@@ -53,6 +56,8 @@ class GLIPConfig:
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 raise ValueError(f"{name} must be a positive int, got {v!r}")
+        if self.text_encoder not in TEXT_ENCODERS:
+            raise ValueError(f"text_encoder must be one of {TEXT_ENCODERS}, got {self.text_encoder!r}")
         if self.head not in HEADS:
             raise ValueError(f"head must be one of {HEADS}, got {self.head!r}")
         if self.dim % 8 or self.dim % self.fusion_heads or self.dim % self.text_heads:
@@ -74,29 +79,39 @@ class GLIP(nn.Module):
         self.tokenizer = WordTokenizer(context_length=cfg.context_length)
         tok = self.tokenizer
         self.backbone = Backbone(cfg.img_size, cfg.dim)
-        self.text = TextTransformer(TextConfig(
-            vocab_size=tok.vocab_size, context_length=cfg.context_length, width=cfg.dim,
-            layers=cfg.text_layers, heads=cfg.text_heads, eot_token_id=tok.eot_token_id), embed_dim=cfg.dim)
+        if cfg.text_encoder == "tokens":
+            self.text = TextTransformer(TextConfig(
+                vocab_size=tok.vocab_size, context_length=cfg.context_length, width=cfg.dim,
+                layers=cfg.text_layers, heads=cfg.text_heads, eot_token_id=tok.eot_token_id), embed_dim=cfg.dim)
+        else:  # notebook 04's CLIP text tower; its joint embedding width must be D
+            self.text = PhraseEncoder(TextConfig(
+                vocab_size=tok.vocab_size, context_length=CLIP_CONTEXT, width=cfg.dim,
+                layers=cfg.text_layers, heads=cfg.text_heads, eot_token_id=tok.eot_token_id), embed_dim=cfg.dim)
         self.fusion = nn.ModuleList(
             FusionLayer(cfg.dim, cfg.dim, cfg.fusion_heads, cfg.fusion_init) for _ in range(cfg.fusion_layers)
         ) if cfg.fusion else None
         self.towers = nn.ModuleList(conv_block(cfg.dim, cfg.dim) for _ in range(cfg.fusion_layers))
         self.head = DenseHead(cfg.dim, Backbone.stride)
-        self.align = AlignmentHead(cfg.dim) if cfg.head == "alignment" else ClassHead(cfg.dim, cfg.num_classes)
+        self.align = (AlignmentHead(cfg.dim, project_text=not cfg.align_to_text) if cfg.head == "alignment"
+                      else ClassHead(cfg.dim, cfg.num_classes))
         self.register_buffer("points", grid_points(cfg.img_size, Backbone.stride), persistent=False)
 
-    def load_clip_text(self, name: str = "clip_shapes_named") -> None:
-        """Start the text transformer from a shipped CLIP checkpoint's text tower (notebook 04).
+    def load_clip_text(self, name: str = "clip_shapes_broad") -> None:
+        """Copy a shipped CLIP checkpoint's text tower (notebook 04) into the text side.
 
-        GLIP starts from a pre-trained BERT; here the words already mean something after CLIP's
-        training. CLIP's 16 position embeddings fill the first 16 rows; later positions (only long
-        captions reach them) start as a copy of the last one.
+        Every weight is copied, the projection to the joint space included. The "phrases" side
+        uses the pooled, projected embedding; the "tokens" side reads the features before pooling
+        (the projection goes unused), and its longer context takes CLIP's 16 position embeddings
+        in its first 16 rows, later positions (only long captions reach them) starting as a copy
+        of the 16th.
+        Raises ValueError when the checkpoint's tower does not fit.
         """
         from ..weights import load
 
         state, _ = load(name)
         text = {k[len("text."):]: v for k, v in state.items() if k.startswith("text.")}
-        own = self.text.state_dict()
+        tower = self.text.tower if isinstance(self.text, PhraseEncoder) else self.text
+        own = tower.state_dict()
         if sorted(text) != sorted(own):
             raise ValueError(f"{name}'s text tower has keys {sorted(set(text) ^ set(own))} that differ from GLIP's")
         pos = text["positional_embedding"]
@@ -105,7 +120,7 @@ class GLIP(nn.Module):
         for k, v in text.items():
             if v.shape != own[k].shape:
                 raise ValueError(f"{k}: shape {tuple(v.shape)} in {name}, {tuple(own[k].shape)} in GLIP")
-        self.text.load_state_dict(text)
+        tower.load_state_dict(text)
 
     @property
     def stride(self) -> int:
@@ -116,20 +131,29 @@ class GLIP(nn.Module):
         t = self.tokenizer
         return (tokens != t.pad_token_id) & (tokens != t.sot_token_id) & (tokens != t.eot_token_id)
 
-    def encode_text(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, M) ids -> token features (B, M, D) and the attention mask (B, M), True = real token."""
+    def encode_text(self, tokens: torch.Tensor, units: torch.Tensor | None = None
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, M) ids -> token features (B, M, D) and the attention mask (B, M), True = real token.
+
+        ``units`` (B, M) (:func:`.text.prompt_units`) says which phrase each token belongs to; the
+        "phrases" text side needs it, the "tokens" side ignores it."""
         real = tokens != self.tokenizer.pad_token_id
+        if isinstance(self.text, PhraseEncoder):
+            return self.text(tokens, units), real
         return self.text.forward_features(tokens), real
 
-    def forward(self, images: torch.Tensor, tokens: torch.Tensor) -> dict[str, torch.Tensor]:
+    def forward(self, images: torch.Tensor, tokens: torch.Tensor, units: torch.Tensor | None = None
+                ) -> dict[str, torch.Tensor]:
         """Returns a dict: "logits" (B, N, M) (or (B, N, C) for the class head), "ltrb" (B, N, 4),
         "boxes" (B, N, 4) xyxy pixels, "centerness" (B, N) logits, "regions" (B, N, D),
-        "text" (B, M, D) fused token features."""
-        if tokens.ndim != 2 or tokens.shape[0] != images.shape[0]:
-            raise ValueError(f"tokens must be (B, M) with B = {images.shape[0]} images, got {tuple(tokens.shape)}")
+        "text" (B, M, D) fused token features. ``units``: see :meth:`encode_text`."""
+        if not isinstance(tokens, torch.Tensor) or tokens.ndim != 2 or tokens.shape[0] != images.shape[0]:
+            raise ValueError(f"tokens must be (B, M) with B = {images.shape[0]} images, got "
+                             f"{tuple(getattr(tokens, 'shape', ())) or type(tokens).__name__}")
         fmap = self.backbone(images)                               # (B, D, g, g)
         B, D, g, _ = fmap.shape
-        text, real = self.encode_text(tokens)                      # (B, M, D), (B, M)
+        text, real = self.encode_text(tokens, units)               # (B, M, D), (B, M)
+        text_in = text
         for i, tower in enumerate(self.towers):
             if self.fusion is not None:
                 v = fmap.flatten(2).transpose(1, 2)                # (B, N, D)
@@ -137,7 +161,7 @@ class GLIP(nn.Module):
                 fmap = v.transpose(1, 2).reshape(B, D, g, g)
             fmap = fmap + tower(fmap)                              # spread what was read to neighbours
         ltrb, ctr, regions = self.head(fmap)
-        logits = self.align(regions, text)
+        logits = self.align(regions, text_in if self.cfg.align_to_text else text)
         return {"logits": logits, "ltrb": ltrb, "boxes": decode_ltrb(self.points, ltrb),
                 "centerness": ctr, "regions": regions, "text": text}
 

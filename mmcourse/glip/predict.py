@@ -12,13 +12,34 @@ from __future__ import annotations
 import torch
 
 from .model import GLIP
-from .nms import batched_nms
+from ..boxes import batched_nms
 from .prompts import parse_prompt
 from .targets import positive_map
+from .text import prompt_units
 
 NMS_IOU = 0.6          # GLIP's NMS threshold
 PRE_THRESHOLD = 0.05   # GLIP's pre-NMS score threshold (INFERENCE_TH)
 MAX_DETECTIONS = 100
+
+
+def check_images(images: torch.Tensor, size: int, name: str = "images", batched: bool = True) -> None:
+    """ValueError naming ``name`` unless it is a float tensor (B, 3, size, size) (or (3, size, size)
+    when not ``batched``) of finite values in [0, 1], as ShapesWorld renders them."""
+    shape = "(B, 3, {0}, {0})" if batched else "(3, {0}, {0})"
+    want = shape.format(size)
+    if not isinstance(images, torch.Tensor):
+        raise ValueError(f"{name} must be a float tensor {want} in [0, 1], got {type(images).__name__}")
+    if not images.is_floating_point():
+        raise ValueError(f"{name} must be a float tensor {want} in [0, 1], got dtype {images.dtype} "
+                         "(divide uint8 pixels by 255)")
+    if images.ndim != (4 if batched else 3) or tuple(images.shape[-3:]) != (3, size, size):
+        raise ValueError(f"{name} must be {want}, got {tuple(images.shape)}")
+    if images.numel() == 0:
+        raise ValueError(f"{name} must hold at least one image, got {tuple(images.shape)}")
+    if not bool(torch.isfinite(images).all()):
+        raise ValueError(f"{name} must be finite, got NaN or inf values")
+    if images.min() < 0 or images.max() > 1:
+        raise ValueError(f"{name} must lie in [0, 1], got values in [{float(images.min()):.3g}, {float(images.max()):.3g}]")
 
 
 def phrase_scores(logits: torch.Tensor, phrase_tokens: torch.Tensor) -> torch.Tensor:
@@ -34,10 +55,20 @@ def predict_batch(model: GLIP, images: torch.Tensor, prompts: list[str], thresho
     """Ground a prompt in each image. Returns one dict per image: "boxes" (n, 4) xyxy pixels,
     "scores" (n,), "labels" (n,) phrase index, "phrases" (the prompt's phrases) and "phrase"
     (the phrase of each box)."""
+    check_images(images, model.cfg.img_size)
+    if not isinstance(prompts, (list, tuple)):
+        raise ValueError(f"prompts must be a list of strings, got {type(prompts).__name__}")
+    for i, p in enumerate(prompts):
+        if not isinstance(p, str) or not p.strip():
+            raise ValueError(f"prompts[{i}] must be a non-empty string such as 'circle. square.', got {p!r}")
     if len(prompts) != len(images):
         raise ValueError(f"prompts must have one prompt per image: {len(prompts)} prompts, {len(images)} images")
-    if not 0 <= threshold < 1:
-        raise ValueError(f"threshold must be in [0, 1), got {threshold!r}")
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 <= threshold < 1:
+        raise ValueError(f"threshold must be a number in [0, 1), got {threshold!r}")
+    if isinstance(nms_iou, bool) or not isinstance(nms_iou, (int, float)) or not 0 < nms_iou <= 1:
+        raise ValueError(f"nms_iou must be a number in (0, 1], got {nms_iou!r}")
+    if isinstance(max_detections, bool) or not isinstance(max_detections, int) or max_detections < 1:
+        raise ValueError(f"max_detections must be a positive int, got {max_detections!r}")
     parsed = [parse_prompt(p, model.tokenizer) for p in prompts]
     tokens = model.tokenizer(prompts)
     tokens = tokens[:, : int((tokens != model.tokenizer.pad_token_id).sum(1).max())]  # no all-padding columns
@@ -46,7 +77,7 @@ def predict_batch(model: GLIP, images: torch.Tensor, prompts: list[str], thresho
     for i, (prompt, (_, spans)) in enumerate(zip(prompts, parsed)):
         maps[i, : len(spans)] = positive_map(prompt, spans, tokens.shape[1])
     model.eval()
-    out = model(images, tokens)
+    out = model(images, tokens, prompt_units(model.tokenizer, prompts, tokens.shape[1]))
     scores = (phrase_scores(out["logits"], maps) * out["centerness"].sigmoid()[..., None]).sqrt()  # (B, N, P)
     results = []
     for i, (phrases, _) in enumerate(parsed):
@@ -64,8 +95,9 @@ def grounding_predict(model: GLIP, image: torch.Tensor, prompt: str, threshold: 
                       nms_iou: float = NMS_IOU, max_detections: int = MAX_DETECTIONS) -> dict:
     """Ground ``prompt`` in one image (3, S, S): boxes, scores, labels (phrase index), phrases and
     the phrase of each box. ``prompt`` is "circle. square." (one phrase per piece) or a caption."""
-    if not isinstance(image, torch.Tensor) or image.ndim != 3:
-        raise ValueError(f"image must be a (3, H, W) tensor, got {getattr(image, 'shape', type(image).__name__)}")
+    check_images(image, model.cfg.img_size, name="image", batched=False)
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise ValueError(f"prompt must be a non-empty string such as 'circle. square.', got {prompt!r}")
     return predict_batch(model, image[None], [prompt], threshold, nms_iou, max_detections)[0]
 
 

@@ -21,7 +21,7 @@ PHRASE_COLOURS = np.array(matplotlib.colormaps["tab10"].colors)[[0, 1, 2, 3, 4, 
 FIGSIZE = (3.6, 3.6)  # inches; shown at widget_width(3.6) = 259 CSS px
 
 
-def draw_detections(ax, image: torch.Tensor, result: dict, threshold: float = 0.3, fontsize: float = 7,
+def draw_detections(ax, image: torch.Tensor, result: dict, threshold: float = 0.3, fontsize: float = 8,
                     title: str | None = None) -> int:
     """Draw the image and the boxes of ``result`` (from :func:`grounding_predict`) scoring at least
     ``threshold``, each coloured by its phrase and labelled "phrase score". Returns how many."""
@@ -41,7 +41,7 @@ def draw_detections(ax, image: torch.Tensor, result: dict, threshold: float = 0.
                 va="bottom", bbox=dict(fc="white", ec="none", alpha=0.7, pad=0.5))
         shown += 1
     if title:
-        ax.set_title(title, fontsize=8)
+        ax.set_title(title, fontsize=max(fontsize, 9))
     return shown
 
 
@@ -112,15 +112,17 @@ def prompt_explorer(model, scenes, prompt: str = "circle. square. triangle. diam
 @torch.no_grad()
 def phrase_heatmap(model, image: torch.Tensor, prompt: str, phrase: int) -> torch.Tensor:
     """(g, g) grid of phrase ``phrase``'s probability (mean sigmoid over its tokens) at each location."""
-    from .predict import phrase_scores
+    from .predict import check_images, phrase_scores
     from .prompts import parse_prompt
     from .targets import positive_map
+    from .text import prompt_units
 
+    check_images(image, model.cfg.img_size, name="image", batched=False)
     phrases, spans = parse_prompt(prompt, model.tokenizer)
-    if not isinstance(phrase, int) or not 0 <= phrase < len(phrases):
+    if isinstance(phrase, bool) or not isinstance(phrase, int) or not 0 <= phrase < len(phrases):
         raise ValueError(f"phrase must be an index in 0..{len(phrases) - 1} (phrases: {phrases}), got {phrase!r}")
     tokens = model.tokenizer([prompt])
     maps = positive_map(prompt, spans, tokens.shape[1])[None]
-    out = model.eval()(image[None], tokens)
+    out = model.eval()(image[None], tokens, prompt_units(model.tokenizer, [prompt], tokens.shape[1]))
     g = model.cfg.img_size // model.stride
     return phrase_scores(out["logits"], maps)[0, :, phrase].reshape(g, g)

@@ -11,7 +11,8 @@ import torch
 
 from ..data.shapes import COLOUR_NAMES, POSITIONS, SHAPES, SIZES
 from .prompts import ATTRIBUTES, parse_prompt
-from .tasks import TextToImage, generate
+from .model import TextToImage
+from .sampling import generate
 
 STRIP_FRAMES = 8  # frames of the reverse trajectory shown under the image
 
@@ -75,19 +76,29 @@ def prompt_view(model: TextToImage, judges, prompt: str, guidance_scale: float =
     for k, i in enumerate(idx):
         a = fig.add_subplot(grid[1, k])
         a.imshow(_to_hwc(traj[i, 0]))
-        a.set_title("x_T" if i == 0 else ("x_0" if i == steps else f"step {i}"), fontsize=7)
+        a.set_title("x_T" if i == 0 else ("x_0" if i == steps else f"step {i}"), fontsize=8)
         a.axis("off")
     fig.tight_layout()
     message = verdict_text(verdict, judged) + f"\nCLIP score {clip:.3f}"
     return PromptView(figure_png(fig), image[0], verdict, judged, message)
 
 
-def prompt_explorer(model: TextToImage, judges, prompt: str = "a large purple diamond at the bottom right"):
-    """Prompt box, guidance scale, sampler, steps, seed and a generate button -> image, strip, verdict."""
+def prompt_explorer(model: TextToImage, judges, prompt: str = "a large purple diamond at the bottom right",
+                    guidance_scale: float | None = None):
+    """Prompt box, guidance scale, sampler, steps, seed and a generate button -> image, strip, verdict.
+
+    ``guidance_scale``: the slider's start; default the shipped checkpoint's, chosen on validation draws.
+    """
     import ipywidgets as W
 
+    from ..weights import entry
+    from .model import CHECKPOINT
+
+    if guidance_scale is None:
+        guidance_scale = entry(CHECKPOINT).metrics["guidance_scale"]
     text = W.Text(value=prompt, description="prompt", layout=W.Layout(width="460px"))
-    scale = W.FloatSlider(value=3.0, min=0.0, max=8.0, step=0.5, description="guidance w", continuous_update=False)
+    scale = W.FloatSlider(value=guidance_scale, min=0.0, max=8.0, step=0.5, description="guidance w",
+                          continuous_update=False)
     sampler = W.Dropdown(options=["ddim", "ddpm"], value="ddim", description="sampler")
     steps = W.IntSlider(value=50, min=1, max=200, description="steps", continuous_update=False)
     seed = W.IntText(value=0, description="seed", layout=W.Layout(width="160px"))
@@ -95,6 +106,7 @@ def prompt_explorer(model: TextToImage, judges, prompt: str = "a large purple di
     image = W.Image(format="png", layout=W.Layout(width="640px"))
     message = W.HTML()
     text.add_class("mmcourse-prompt")
+    scale.add_class("mmcourse-guidance")
     button.add_class("mmcourse-generate")
     image.add_class("mmcourse-generated")
     message.add_class("mmcourse-verdict")

@@ -81,7 +81,9 @@ def conventions() -> tuple[dict[str, Callable[[str], dict]], dict[str, dict[str,
 
 
 def _floored(est: Estimate) -> Estimate:
-    return Estimate(est.value, max(est.se, 1.0 / est.n), est.n) if est.n else est
+    """A share measured as exactly 0 or 1 has a binomial standard error of 0: count it as 1/n there
+    (only there: a small, real standard error, such as an AP's over five draws, is kept as it is)."""
+    return Estimate(est.value, 1.0 / est.n, est.n) if est.se == 0 and est.n else est
 
 
 def _meets(value: float, bound: dict[str, float]) -> bool:

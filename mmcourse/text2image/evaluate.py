@@ -1,0 +1,176 @@
+"""Measuring the text-to-image model under the course's evaluation protocol (:mod:`mmcourse.protocol`).
+
+- :func:`attribute_outcomes`: per prompt, whether the judges read each asked attribute back
+  from the generated picture (shape, colour, size, position).
+- :func:`guidance_sweep`: those outcomes pooled over a protocol part's seeds, per guidance scale,
+  as :class:`~mmcourse.protocol.Estimate` values with standard errors.
+- :func:`validation_sweep`, :func:`choose_guidance_scale`: the scale with the best
+  shape-and-colour score on the *validation* draws (the only draws a choice may look at).
+- :func:`free_attribute_spread`: for prompts that leave size and place free, how much of that
+  freedom the pictures use (the entropy of the judged place, the share drawn large).
+- :func:`autoencoder_kept`: the share of scenes whose shape label survives encode -> decode.
+- :func:`evaluate_text2image`: the shipped checkpoint's protocol numbers on a part's draws (the
+  registry's numbers come from ``"test"``, ``make weights-check`` uses ``"check"``).
+
+Prompts of a seed are ``prompt_set(n, seed=s, split=...)`` and the pictures are sampled with the
+same seed, so a part's draws are fixed and no two parts share a prompt draw or a noise draw.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Sequence
+
+import torch
+
+from ..protocol import Estimate, proportion, seeds
+from .judges import Judges
+from .model import CHECKPOINT, TextToImage, load_text2image, world
+from .prompts import prompt_set
+from .sampling import generate
+
+RESULTS = Path(__file__).resolve().parents[2] / "bench" / "results"
+TOPIC = "text2image"
+PROMPTS_PER_SEED = 400      # validation: 5 seeds, 2,000 prompts per scale (one standard error about 0.007 near 0.9)
+REPORT_PROMPTS_PER_SEED = 200  # test and check: 5 seeds, 1,000 prompts (about 0.01), so one evaluation takes minutes
+SCENES_PER_SEED = 400       # 5 seeds: 2,000 scenes for the autoencoder's round trip
+SAMPLER = dict(sampler="ddim", steps=50)
+# Guidance scales the recipe chooses from (on validation draws); 1 = the conditional model unguided.
+# The shipped checkpoint's choice, 2.5, lies at the grid's edge: a wider grid may find a better w.
+GUIDANCE_GRID = (1.0, 1.5, 2.0, 2.5)
+ATTRIBUTES = ("shape", "colour", "size", "position")
+
+
+def attribute_outcomes(model: TextToImage, judges: Judges, prompts: list[str], labels: torch.Tensor,
+                       guidance_scale: float, seed: int) -> torch.Tensor:
+    """(n, 4) bool: shape, colour, size, position judged as asked, DDIM-50 at ``guidance_scale``."""
+    x = generate(model, prompts, guidance_scale, seed=seed, **SAMPLER)
+    return judges.labels(x) == labels
+
+
+def guidance_sweep(model: TextToImage, judges: Judges, guidance_scales: Sequence[float], part: str = "val",
+                   split: str = "test", n_per_seed: int = PROMPTS_PER_SEED, k: int | None = None,
+                   ) -> dict[str, dict[str, Estimate]]:
+    """Per guidance scale (key ``str(float(w))``): shape, colour, size, position, shape_and_colour
+    and all four right, each an :class:`Estimate` pooled over the part's seeds.
+
+    ``split``: "test" draws prompts of colour-shape pairs seen in training, "heldout" the six
+    held-out pairs. ``k``: how many of the part's seeds (default: all five).
+    """
+    draws = [(s, *prompt_set(n_per_seed, seed=s, split=split)) for s in seeds(TOPIC, part, *([k] if k else []))]
+    table = {}
+    for w in guidance_scales:
+        ok = torch.cat([attribute_outcomes(model, judges, p, lab, float(w), s) for s, p, lab in draws])
+        row = {a: proportion(ok[:, i]) for i, a in enumerate(ATTRIBUTES)}
+        row["shape_and_colour"] = proportion(ok[:, :2].all(dim=1))
+        row["all"] = proportion(ok.all(dim=1))
+        table[str(float(w))] = row
+    return table
+
+
+def validation_sweep(model: TextToImage, judges: Judges, grid: Sequence[float] = GUIDANCE_GRID
+                     ) -> dict[str, dict[str, Estimate]]:
+    """The sweep a choice of w may look at: ``grid`` (ascending) on the "val" draws, searched upward
+    and stopped at the first scale that scores lower on shape and colour than the one before
+    (the score rises to one peak and falls, so the scales past the first drop are not needed)."""
+    out: dict[str, dict[str, Estimate]] = {}
+    previous = None
+    for w in grid:
+        out.update(guidance_sweep(model, judges, [w], part="val"))
+        score = out[str(float(w))]["shape_and_colour"].value
+        if previous is not None and score < previous:
+            break
+        previous = score
+    return out
+
+
+def choose_guidance_scale(sweep: dict[str, dict[str, Estimate]]) -> float:
+    """The scale with the highest shape-and-colour value in a sweep (run it on the "val" part)."""
+    return float(max(sweep, key=lambda w: sweep[w]["shape_and_colour"].value))
+
+
+@torch.no_grad()
+def autoencoder_kept(ae, judges: Judges, part: str, split: str = "test", n_per_seed: int = SCENES_PER_SEED
+                     ) -> Estimate:
+    """Share of scenes whose judged shape survives encode -> decode, pooled over the part's seeds."""
+    kept = []
+    for s in seeds(TOPIC, part):
+        images = world(ae.image_size).sample(n_per_seed, seed=s, split=split).images
+        kept.append(judges.shape(ae.decode(ae.encode(images))) == judges.shape(images))
+    return proportion(torch.cat(kept))
+
+
+def evaluate_text2image(part: str, model: TextToImage | None = None, guidance_scale: float | None = None,
+                        judges: Judges | None = None) -> dict[str, Estimate]:
+    """The checkpoint's protocol numbers on ``part``'s draws (``"test"`` for the registry, ``"check"``).
+
+    ``shape_and_colour`` (and ``shape``, ``colour``, ``size``, ``position``) at the chosen guidance
+    scale, the same at w = 1 (``w1_``: the conditional model without guidance), and
+    ``ae_shape_kept``. Defaults: the shipped checkpoint and the scale its registry row records
+    (chosen on validation draws by the builder). About 90 s on one thread.
+    """
+    if part not in ("test", "check"):
+        raise ValueError(f"part must be 'test' or 'check' (choices are made on 'val'), got {part!r}")
+    if model is None:
+        from ..weights import entry
+
+        model = load_text2image()
+        guidance_scale = entry(CHECKPOINT).metrics["guidance_scale"] if guidance_scale is None else guidance_scale
+    if guidance_scale is None:
+        raise ValueError("guidance_scale must be given with a model (the scale chosen on validation draws)")
+    judges = judges or Judges.load()
+    w = float(guidance_scale)
+    sweep = guidance_sweep(model, judges, sorted({1.0, w}), part, n_per_seed=REPORT_PROMPTS_PER_SEED)
+    return {"shape_and_colour": sweep[str(w)]["shape_and_colour"], "shape": sweep[str(w)]["shape"],
+            "colour": sweep[str(w)]["colour"], "size": sweep[str(w)]["size"], "position": sweep[str(w)]["position"],
+            "w1_shape_and_colour": sweep["1.0"]["shape_and_colour"],
+            "ae_shape_kept": autoencoder_kept(model.ae, judges, part)}
+
+
+@torch.no_grad()
+def free_attribute_spread(model: TextToImage, judges: Judges, prompts: Sequence[str], guidance_scale: float,
+                          n: int = 12, seed: int = 0) -> dict[str, float]:
+    """For prompts that name only a colour and a shape: what the samples do with what is left free.
+
+    ``n`` samples of each prompt (one noise draw each). Returns the judged place's entropy in
+    bits, per prompt then averaged (0: always the same cell; log2 9 = 3.17: all nine alike), the
+    share judged large (a free size: 0.5 would be an even split) and the share with the asked
+    shape and colour right.
+    """
+    from .prompts import parse_prompt
+
+    entropy, large, right = [], [], []
+    for i, p in enumerate(prompts):
+        asked = parse_prompt(p)
+        if asked["size"] is not None or asked["position"] is not None:
+            raise ValueError(f"prompts must leave size and position free, got {p!r}")
+        got = judges.labels(generate(model, p, guidance_scale, seed=seed + i, n=n, **SAMPLER))
+        counts = torch.bincount(got[:, 3].clamp(min=0), minlength=9).double()
+        q = counts[counts > 0] / counts.sum()
+        entropy.append(float(-(q * q.log2()).sum()))
+        large.append(float((got[:, 2] == 1).double().mean()))
+        want = torch.tensor([judges_index(asked)])
+        right.append(float((got[:, :2] == want).all(dim=1).double().mean()))
+    k = len(prompts)
+    return {"position_entropy_bits": sum(entropy) / k, "share_large": sum(large) / k, "shape_and_colour": sum(right) / k}
+
+
+def judges_index(asked: dict) -> tuple[int, int]:
+    """(shape, colour) indices of a parsed prompt, as the judges label them."""
+    from ..data.shapes import COLOUR_NAMES, SHAPES
+
+    return SHAPES.index(asked["shape"]), COLOUR_NAMES.index(asked["colour"])
+
+
+def sweep_to_json(sweep: dict[str, dict[str, Estimate]]) -> dict[str, dict[str, dict]]:
+    """A sweep as plain numbers: {w: {metric: {"value", "se", "n"}}}."""
+    return {w: {a: e.to_dict() for a, e in row.items()} for w, row in sweep.items()}
+
+
+def load_results(name: str) -> dict:
+    """A stored measurement, ``bench/results/<name>.json``."""
+    path = RESULTS / f"{name}.json"
+    if not path.exists():
+        raise FileNotFoundError(f"no stored result {name!r} ({path} is missing)")
+    return json.loads(path.read_text())
