@@ -484,8 +484,6 @@ print(f"{res['n']} clicks; share where output 1 / 2 / 3 is SAM's pick:",
 # head almost never picks but a user can choose, or ask for with a second click (section 7). So
 # even with one token dead, the second live token offers a reading a single output cannot.
 
-
-
 # %% [markdown]
 # ## 6. Text as a prompt, the paper's way
 #

@@ -11,8 +11,8 @@ a Gaussian of sigma 0.8 pixels: the round trip has to keep edges nearly exact. T
 code of a patch (:class:`PatchPCA`) keeps far more shape labels with 8 numbers than with Stable
 Diffusion 1's 4, and more still with 16 (Stable Diffusion 3 and FLUX moved to 16 channels for
 fine detail); ``bench/results/text2image_autoencoders.json`` has the measurements. More channels
-also make the denoiser's job harder, and on this budget 8 drew better pictures than 16
-(exploratory runs in ``bench/wip/text2image_latents.md``).
+also make the denoiser's job harder, and on this budget 8 drew better pictures than 16 (one-seed
+exploratory runs, summarised in the README's maintainer notes for notebook 08).
 
 ``encode`` returns latents standardised per channel (``latent_mean`` / ``latent_std``, measured
 on training data after the autoencoder is trained, the role of Stable Diffusion's
