@@ -423,3 +423,20 @@ def test_stored_results_the_notebook_reads_exist_and_name_their_metrics():
         assert all(m["n"] == 5 or k == "caption_accuracy" for k, m in r["metrics"].items())
     with pytest.raises(FileNotFoundError, match="no stored result 'nothing'"):
         stored_result("nothing")
+
+
+def test_attribute_chance_is_perfect_without_distractors_and_below_one_with_them():
+    import dataclasses
+
+    from mmcourse.glip.data import attribute_scenes
+    from mmcourse.glip.evaluate import attribute_chance, attribute_chance_ap
+
+    scenes = attribute_scenes(40, seed=0)
+    target = (scenes.colour == scenes.colour[:, :1]) & (scenes.shape == scenes.shape[:, :1])
+    # only the named pair's objects left: any ranking of them is perfect
+    only = dataclasses.replace(scenes, valid=scenes.valid & target)
+    assert attribute_chance_ap(only)["AP50"] > 0.999
+    # with same-shape distractors a random ranking loses
+    assert 0.2 < attribute_chance_ap(scenes)["AP50"] < 0.7
+    with pytest.raises(ValueError, match="split"):
+        attribute_chance("seen")

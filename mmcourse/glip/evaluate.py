@@ -22,6 +22,9 @@ from .model import GLIP
 from .predict import predict_batch
 from .targets import assign_locations
 
+SCENES_PER_SEED = 100  # 5 seeds: 500 scenes per measurement
+
+
 def _targets(scenes: SceneBatch, labels: torch.Tensor, keep: torch.Tensor) -> list[dict]:
     return [{"boxes": scenes.boxes[i][keep[i]], "labels": labels[i][keep[i]]} for i in range(len(scenes))]
 
@@ -53,6 +56,31 @@ def evaluate_attributes(model: GLIP, scenes: SceneBatch, template: str = "{colou
     for i, d in enumerate(dets):  # one phrase per prompt: label it with its pair
         d["labels"] = torch.full_like(d["labels"], int(labels[i, 0]))
     return detection_ap(dets, _targets(scenes, labels, keep))
+
+
+def attribute_chance_ap(scenes: SceneBatch, seed: int = 0) -> dict:
+    """AP50 / AP of the attribute test (``evaluate_attributes``) for a scorer that knows every box
+    exactly but ranks the objects at random: each valid object is returned with its true box and a
+    uniform random score. It is the chance level a detector's attribute AP must beat."""
+    g = torch.Generator().manual_seed(seed)
+    dets, labels, keep = [], torch.full_like(scenes.shape, -1), torch.zeros_like(scenes.valid)
+    for i in range(len(scenes)):
+        c, s, v = int(scenes.colour[i, 0]), int(scenes.shape[i, 0]), scenes.valid[i]
+        keep[i] = v & (scenes.colour[i] == c) & (scenes.shape[i] == s)
+        labels[i] = c * len(SHAPES) + s
+        n = int(v.sum())
+        dets.append({"boxes": scenes.boxes[i][v], "scores": torch.rand(n, generator=g),
+                     "labels": torch.full((n,), c * len(SHAPES) + s)})
+    return detection_ap(dets, _targets(scenes, labels, keep))
+
+
+def attribute_chance(split: str, part: str = "test", n: int = SCENES_PER_SEED, k: int = SEEDS_PER_PART) -> Estimate:
+    """The chance AP50 of the attribute test on ``part``'s draws (``split`` "test": seen pairs,
+    "heldout": held-out pairs), over the same scenes ``measure`` uses, with its standard error."""
+    if split not in ("test", "heldout"):
+        raise ValueError(f"split must be 'test' (seen pairs) or 'heldout', got {split!r}")
+    return mean([attribute_chance_ap(attribute_scenes(n, seed=s, split=split), seed=s)["AP50"]
+                 for s in seeds("glip", part, k)])
 
 
 def precision_recall(detections: list[dict], targets: list[dict], label: int, iou_threshold: float = 0.5
@@ -166,9 +194,6 @@ def stored_result(name: str) -> dict:
     if not path.exists():
         raise FileNotFoundError(f"no stored result {name!r}: {path} is missing (run python -m bench glip)")
     return json.loads(path.read_text())
-
-
-SCENES_PER_SEED = 100  # 5 seeds: 500 scenes per measurement
 
 
 def measure(model: GLIP, part: str = "test", n: int = SCENES_PER_SEED, k: int = SEEDS_PER_PART) -> dict[str, Estimate]:
