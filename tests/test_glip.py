@@ -440,3 +440,15 @@ def test_attribute_chance_is_perfect_without_distractors_and_below_one_with_them
     assert 0.2 < attribute_chance_ap(scenes)["AP50"] < 0.7
     with pytest.raises(ValueError, match="split"):
         attribute_chance("seen")
+
+
+def test_attribute_word_probabilities_are_the_mean_token_probabilities_of_each_word(model):
+    from mmcourse.glip.data import attribute_scenes
+    from mmcourse.glip.evaluate import attribute_word_probabilities
+
+    scenes = attribute_scenes(6, seed=1)
+    r = attribute_word_probabilities(model, scenes)
+    n_target = int(((scenes.colour == scenes.colour[:, :1]) & (scenes.shape == scenes.shape[:, :1]) & scenes.valid).sum())
+    assert r["target"].shape == (n_target, 2)
+    assert r["distractor"].shape == (int(scenes.valid.sum()) - n_target, 2)
+    assert ((r["target"] > 0) & (r["target"] < 1)).all()

@@ -150,6 +150,35 @@ def attribute_object_scores(model: GLIP, scenes: SceneBatch, template: str = "{c
     return {"target": torch.tensor(target), "distractor": torch.tensor(distractor)}
 
 
+def attribute_word_probabilities(model: GLIP, scenes: SceneBatch) -> dict[str, torch.Tensor]:
+    """The alignment probability of the colour word and of the shape word of each scene's one-phrase
+    prompt ("red circle.", object 0's pair) on every object, read at the object's most central
+    location (highest predicted centerness among those centre sampling gives it). Returns "target"
+    and "distractor" (same shape, another colour), each (n, 2): columns colour word, shape word."""
+    from .predict import phrase_scores
+    from .targets import positive_map
+    from .text import prompt_units
+
+    words = [(COLOUR_NAMES[int(c)], SHAPES[int(s)]) for c, s in zip(scenes.colour[:, 0], scenes.shape[:, 0])]
+    prompts = [f"{c} {s}." for c, s in words]
+    tokens = model.tokenizer(prompts)
+    tokens = tokens[:, : int((tokens != model.tokenizer.pad_token_id).sum(1).max())]
+    maps = torch.stack([positive_map(p, [(0, len(c)), (len(c) + 1, len(c) + 1 + len(s))], tokens.shape[1])
+                        for p, (c, s) in zip(prompts, words)])                                        # (B, 2, M)
+    with torch.no_grad():
+        out = model.eval()(scenes.images, tokens, prompt_units(model.tokenizer, prompts, tokens.shape[1]))
+    probs = phrase_scores(out["logits"], maps)                                                        # (B, N, 2)
+    centre = out["centerness"].sigmoid()                                                              # (B, N)
+    assigned = assign_locations(model.points, scenes.boxes, scenes.valid, model.stride)              # (B, N)
+    target, distractor = [], []
+    for i in range(len(prompts)):
+        for k in range(int(scenes.valid[i].sum())):
+            j = int(centre[i].masked_fill(assigned[i] != k, -1.0).argmax())
+            same = scenes.colour[i, k] == scenes.colour[i, 0] and scenes.shape[i, k] == scenes.shape[i, 0]
+            (target if same else distractor).append(probs[i, j])
+    return {"target": torch.stack(target), "distractor": torch.stack(distractor)}
+
+
 def caption_hits(model: GLIP, scenes: SceneBatch) -> torch.Tensor:
     """(phrases,) bool, one per object of every caption: does the top-scoring box of its phrase
     have IoU >= 0.5 with it?"""
