@@ -22,9 +22,10 @@ FIGSIZE = (3.6, 3.6)  # inches; shown at widget_width(3.6) = 259 CSS px
 
 
 def draw_detections(ax, image: torch.Tensor, result: dict, threshold: float = 0.3, fontsize: float = 8,
-                    title: str | None = None) -> int:
+                    title: str | None = None, labels: bool = True) -> int:
     """Draw the image and the boxes of ``result`` (from :func:`grounding_predict`) scoring at least
-    ``threshold``, each coloured by its phrase and labelled "phrase score". Returns how many."""
+    ``threshold``, each coloured by its phrase and, if ``labels``, labelled "phrase score". Returns
+    how many."""
     from matplotlib.patches import Rectangle
 
     ax.imshow(_to_hwc(image))
@@ -37,8 +38,9 @@ def draw_detections(ax, image: torch.Tensor, result: dict, threshold: float = 0.
         c = PHRASE_COLOURS[label % len(PHRASE_COLOURS)]
         x0, y0, x1, y1 = box
         ax.add_patch(Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False, lw=1.6, ec=c))
-        ax.text(x0 - 0.5, y0 - 1, f"{result['phrases'][label]} {score:.2f}", color=c, fontsize=fontsize,
-                va="bottom", bbox=dict(fc="white", ec="none", alpha=0.7, pad=0.5))
+        if labels:
+            ax.text(x0 - 0.5, y0 - 1, f"{result['phrases'][label]} {score:.2f}", color=c, fontsize=fontsize,
+                    va="bottom", bbox=dict(fc="white", ec="none", alpha=0.7, pad=0.5))
         shown += 1
     if title:
         ax.set_title(title, fontsize=max(fontsize, 9))
