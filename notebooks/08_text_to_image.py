@@ -204,8 +204,8 @@ display(Markdown(markdown_table([f"learned autoencoder ({ae_bench['learned']['st
                                  f"{ae_bench['learned']['width']}, stored)", "shape kept", "MSE"], rows)))
 
 # %% [markdown]
-# The judge is unforgiving: a blur of under one pixel already costs it a large share of scenes.
-# So 4 numbers per patch cannot be enough, even for the best linear code, and 16 are just enough
+# A blur of under one pixel already costs the judge a large share of scenes. So 4 numbers per
+# patch cannot be enough, even for the best linear code, and 16 are just enough
 # (the live numbers on 200 scenes wobble by a few hundredths around the stored ones on 1,000).
 # The short learned runs point the same way (their last row, a GroupNorm and SiLU before the 1×1
 # projections, learns far more slowly).
@@ -448,8 +448,9 @@ check_guided_ddim(guided_ddim)
 # Compare with the course's version: the same loop on notebook 02's `ddim_step` with
 # `GuidedDenoiser`, keeping every x_t and x̂₀ (the next section shows them). It also clamps x̂₀
 # to ±3 and re-derives the noise from it (`clip_sample_range`, `rederive_eps`, as
-# guided-diffusion's `ddim_sample` does): without it a few wild predictions at the noisiest
-# steps tint whole backgrounds.
+# guided-diffusion's `ddim_sample` does; diffusers' `DDIMScheduler(clip_sample=True)` keeps the
+# raw noise unless `use_clipped_model_output=True`): without it a few wild predictions at the
+# noisiest steps tint whole backgrounds.
 
 # %%
 from mmcourse.diffusion.guidance import guided_ddim_sample
@@ -529,7 +530,8 @@ for r in range(3):
 # prompt, and only the end token has read the whole sentence. Of the content words "purple"
 # draws the most, evenly over the picture. Late in the run (t = 80) the maps become spatial: the
 # positions on the object read the end token, the sentence's summary, much more ("at", "bottom",
-# "right" a little more) and the start token, "a" and "purple" less. Different positions read
+# "right" a little more) and the start token, "a", "purple" and even "diamond", the word for
+# the weak attribute, less. Different positions read
 # different words, the mechanism of section 1 at work (Hertz et al.'s prompt-to-prompt edits
 # pictures through such maps).
 #
@@ -719,8 +721,7 @@ plt.show()
 
 # %% [markdown]
 # Held-out is lower at every w above 0: 0.707 against 0.917 at w = 2, about seven standard
-# errors of the difference (0.03). It is all in the shape (0.713 against 0.930); the colour is
-# right as often as for seen pairs (0.990). The caveats size the measuring's part: judge and
+# errors of the difference (0.03), all in the shape (0.713 against 0.930; colour 0.990). The caveats size the measuring's part: judge and
 # autoencoder cap the held-out shape score near 0.962 × 0.932 ≈ 0.90 against 0.999 × 0.982 ≈
 # 0.98 for seen pairs, some 0.08 of the 0.22 gap; the rest, about 0.14, is the denoiser. A red
 # square it never saw: the red, always; a held-out pair's shape, about seven times in ten. It
@@ -744,15 +745,13 @@ plt.show()
 print(f"{sum(ok)} of 8 samples right on all four; CLIP's first choice is {'right' if ok[0] else 'wrong'}")
 
 # %% [markdown]
-# CLIP compares the whole picture with the whole sentence, the judges check one attribute each,
-# so they need not agree; here the judges accept all eight samples, so CLIP's order cannot go
-# wrong.
+# CLIP reads the whole picture against the whole sentence, the judges one attribute each, so
+# they need not agree; this draw has no failure for CLIP to rank last.
 #
-# GLIP (notebook 07) grounds "purple cross" in each sample; SAM (notebook 06) cuts the object
-# out with GLIP's box as its prompt (both trained on 64×64 scenes, so GLIP sees each sample
-# upsampled 2×; `ground_and_segment`). An IoU near 1 between SAM's mask and the judges' object
-# pixels means the two notebooks agree with the judges about *where* the object is. Predict: will SAM's masks match the judges' object pixels
-# as well on generated pictures as on real scenes?
+# GLIP (notebook 07) grounds "purple cross" in each sample (upsampled 2×: both it and SAM were
+# trained on 64×64 scenes); SAM (notebook 06) cuts the object out with GLIP's box as its prompt
+# (`ground_and_segment`). Predict: will SAM's masks match the judges' object pixels as well on
+# generated pictures as on real scenes?
 
 # %%
 from mmcourse.text2image.judges import object_masks
@@ -795,11 +794,10 @@ real_iou = torch.cat([ground_and_segment(real12.images[i:i + 1], f"{COLOUR_NAMES
 print(f"on 12 real scenes, SAM's mask against the judges' object pixels, mean IoU: {real_iou.mean():.2f}")
 
 # %% [markdown]
-# Nearly as well, on small samples. GLIP finds a box in all eight samples and SAM's mask from it
-# covers the object, with a mean IoU of 0.83 (8 samples) against 0.91 (12 real scenes); the pixel counts say why it is
-# lower: SAM's masks are smaller (56 pixels against the judges' 67).
-# The generated objects have slightly soft edges; the judges count every pixel that differs
-# enough from the background, while SAM, trained on crisp edges, keeps the core.
+# Nearly as well, on small samples: GLIP finds a box in all eight, and SAM's masks reach a mean
+# IoU of 0.83 (8 samples) against 0.91 (12 real scenes). They are smaller (56 pixels against the
+# judges' 67): the generated edges are soft, the judges count every pixel that differs from the
+# background, and SAM, trained on crisp edges, keeps the core.
 #
 # ## 10. Exercise 3: `dropout_loss`, condition dropout in the training step
 #
