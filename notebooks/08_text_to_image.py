@@ -572,15 +572,12 @@ est = shipped.estimate("shape_and_colour")
 print(f"two standard errors above 0.90: {'yes' if est.clears(0.90) else 'no'}")
 
 # %% [markdown]
-# On the validation draws the score rises from w = 1 to w = 2.5, the largest scale tried, so
-# w = 2.5 was chosen (at the grid's edge: a larger one may do better). On the test draws the
-# checkpoint draws shape and colour right on 0.912 ± 0.009 of seen prompts: above the target of
-# 0.90, but not by the two standard errors the course asks of a number that must hold on fresh
-# data, so the target is **not met**. A score measured on the draw that made a choice is
-# optimistic: w = 2 scored 0.917 on the one draw of 300 below and 0.890 ± 0.007 on the 2,000
-# validation prompts. Guidance adds the difference from
-# w = 1, the conditional model on its own: 0.78 ± 0.01 → 0.912, about +0.13. (w = 0 is the
-# *unconditional* model, 0.023 below.)
+# On the validation draws the score rises up to w = 2.5, the largest scale tried, so w = 2.5 was
+# chosen (a larger one may do better). On the test draws it scores 0.912 ± 0.009: above 0.90,
+# but not by two standard errors, so the target is **not met**. A score measured on the draw
+# that made a choice is optimistic: w = 2 scored 0.917 on the draw of 300 below, 0.890 ± 0.007
+# on the validation prompts. Guidance adds about +0.13 over w = 1, the conditional model alone
+# (0.78 ± 0.01); w = 0, the *unconditional* model, scores 0.023 (below).
 #
 # A wider view, one stored draw of 300 seen prompts (one standard error about 0.02), with the
 # course CLIP's image–text score:
@@ -661,8 +658,8 @@ for w, s in spread.items():
 # 0.930. Past that the shape gets worse (0.800 at w = 8) while the colour stays near 0.98. A
 # hypothesis: pushed too far, the latents leave what the decoder was trained on and the outline
 # goes first; the w = 8 backgrounds darken and saturate, the over-saturation Imagen's dynamic
-# thresholding addresses (the ±3 clamp is a static threshold of that kind). The
-# CLIP score agrees, highest at w = 2. At w = 0 the prompt is ignored (shape 0.183, about the
+# thresholding addresses (the ±3 clamp is a static threshold of that kind). The CLIP score
+# agrees, highest at w = 2. At w = 0 the prompt is ignored (shape 0.183, about the
 # 1 in 5 of guessing).
 #
 # Variety pays where the prompt leaves a choice, the *size*. Training scenes are half large, half
