@@ -313,3 +313,16 @@ def test_shapes_config_grid():
         assert emb.shape == (1, 64, grid, grid) and low.shape == (1, 3, 4 * grid, 4 * grid) and iou.shape == (1, 3)
     with pytest.raises(ValueError, match="patch_size"):
         shapes_sam_config(patch_size=5)
+
+
+def test_click_widget_saves_its_picture_before_a_front_end_connects(shipped):
+    # nbclient executes the notebook with no front end: the canvas must carry its picture in the widget
+    # state (ipympl's _data_url), or the saved notebook and the website show an empty canvas
+    import base64
+
+    from mmcourse.sam.widgets import click_widget
+
+    box = click_widget(shipped, list(eval_set(1, seed=7).images))
+    url = box.canvas._data_url
+    assert url.startswith("data:image/png;base64,")
+    assert base64.b64decode(url.split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"

@@ -50,11 +50,6 @@ site_build = _load_site_build()
 
 MERMAID_FENCE = re.compile(r"^[ \t]*```[ \t]*mermaid[ \t]*$", re.M)
 PAGE_TIMEOUT_MS = 60_000
-# Notebooks whose widget views were saved without their picture, so the site shows them empty:
-# 06_sam's click widget is an ipympl canvas, and ipympl saves the canvas picture (_data_url) only
-# when a live front end drew it, not under `python -m mmcourse.tools.execute` (nbclient). Strict:
-# once the notebook saves its picture, this test fails until the entry is removed.
-SAVED_WITHOUT_PICTURE = {"06_sam"}
 
 
 # --------------------------------------------------------------------------------------------
@@ -347,9 +342,6 @@ def test_site_page_renders_offline(offline_page, server, path):
     if stem in _screenshot_stems() and "/" not in path:
         page.screenshot(path=str(BUILD / f"site-{stem}.png"), full_page=True)
     if nb is not None:
-        if stem in SAVED_WITHOUT_PICTURE:
-            assert bare, f"{stem} now saves every widget picture: remove it from SAVED_WITHOUT_PICTURE"
-            pytest.xfail(f"{stem}: widget view(s) saved without a picture, shown empty: {bare}")
         assert not bare, f"{path}: widget view(s) saved without their picture (shown empty on the site): {bare}"
 
 

@@ -123,6 +123,16 @@ def draw_session(axes, session: ClickSession, result: ClickResult) -> None:
             ax.axis("off")
 
 
+def png_data_url(fig) -> str:
+    """The figure as a ``data:image/png;base64,...`` URL (ipympl's ``_data_url`` format)."""
+    import base64
+    import io
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi="figure")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
 def click_widget(sam: Sam, images: list[torch.Tensor]):
     """An ipympl canvas: left click = positive point, right click (or the toggle) = negative,
     drag = box; buttons: reset, next image. Returns the VBox (its ``.session`` is the state)."""
@@ -159,6 +169,11 @@ def click_widget(sam: Sam, images: list[torch.Tensor]):
     def show(result: ClickResult) -> None:
         draw_session(axes, box.session, result)
         canvas.draw_idle()
+        if canvas.syncing_data_url:
+            # No front end yet (a notebook executed by nbclient, or not yet shown): store the picture
+            # in the widget's state, so a saved notebook and the website show it before any kernel runs.
+            # (ipympl does this only for a canvas displayed on its own, not inside a VBox.)
+            canvas._data_url = png_data_url(fig)
         enc = f"encoder {box.session.encoder_ms:.0f} ms (once per image)"
         status.value = f"<code>{result.status} | {enc}</code>"
 
