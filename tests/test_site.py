@@ -228,8 +228,14 @@ _PAGE_STATE_JS = """
   const rendered = views.filter(s => { const p = s.previousElementSibling;
     return p && p.classList.contains('widget-subarea') && p.childElementCount > 0; });
   const widgetText = Array.from(document.querySelectorAll('.jupyter-widgets')).map(w => w.textContent || '').join(' ');
-  const widgetImgs = Array.from(document.querySelectorAll('.jupyter-widgets img')).filter(drawn).length;
   const canvases = Array.from(document.querySelectorAll('.jupyter-widgets canvas'));
+  // a canvas holds a picture when some pixel is not transparent (ipympl paints its saved _data_url)
+  const painted = c => { try { if (!c.width || !c.height) return false;
+    const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+    for (let i = 3; i < d.length; i += 4) if (d[i] > 0) return true; return false; } catch (e) { return false; } };
+  // pictures a saved widget shows: its drawn <img> elements and its painted canvases
+  const widgetImgs = Array.from(document.querySelectorAll('.jupyter-widgets img')).filter(drawn).length
+    + canvases.filter(painted).length;
   return {
     images: imgs.length, imagesDrawn: imgs.filter(drawn).length,
     notDrawn: imgs.filter(i => !drawn(i)).map(i => i.getAttribute('src')).slice(0, 5),
