@@ -7,6 +7,11 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.mmcourse-installed
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.py))
+# The Chinese edition: generated notebooks (no .py pair) from the catalogs in notebooks/locale/
+# (mmcourse.tools.translations); only the notebooks whose catalog exists are translated.
+ZH_NOTEBOOKS := $(sort $(wildcard notebooks/zh_CN/[0-9][0-9]_*.ipynb))
+# Under nbval: every English notebook and the Chinese 00 (the others share its code and outputs).
+NBVAL_NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb)) $(wildcard notebooks/zh_CN/00_*.ipynb)
 # Offline and CPU: no hub downloads, two threads like the course machines.
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
@@ -16,7 +21,7 @@ export PYTHONHASHSEED := 0
 export OMP_WAIT_POLICY := PASSIVE
 export PYTHON VENV
 
-.PHONY: help setup lab sync sync-check execute student site weights weights-check bench test test-fast test-notebooks test-browser test-install clean
+.PHONY: help setup lab sync sync-check execute translations student site weights weights-check bench test test-fast test-notebooks test-browser test-install clean
 
 help:
 	@echo "make lab         set up if needed, then open JupyterLab on notebooks/"
@@ -24,7 +29,8 @@ help:
 	@echo "make test-fast   unit tests without the slow re-measurements (about a minute)"
 	@echo "make sync        pair notebooks/NN_topic.py with NN_topic.ipynb (jupytext)"
 	@echo "make execute     re-run every notebook and store its outputs in the .ipynb"
-	@echo "make student     write student notebooks (solutions stripped) to build/student/"
+	@echo "make translations update the catalogs (notebooks/locale/) and regenerate notebooks/zh_CN/"
+	@echo "make student     write student notebooks (solutions stripped) to build/student/ (Chinese: build/student/zh_CN/)"
 	@echo "make site        build the course website from the executed notebooks into build/site/"
 	@echo "make weights     retrain the shipped checkpoints and update the sha256 registry"
 	@echo "make weights-check measure every shipped checkpoint again on fresh draws; fails beyond 3 s.e. or a target"
@@ -55,8 +61,15 @@ lab: sync
 execute: setup
 	$(PY) -m mmcourse.tools.execute $(NOTEBOOKS)
 
+# Catalogs take the English Markdown cells (a changed cell becomes fuzzy), then the Chinese
+# notebooks are written from the English .ipynb and the catalogs (nothing executed).
+translations: setup
+	$(PY) -m mmcourse.tools.translations update
+	$(PY) -m mmcourse.tools.translations build
+
 student: setup
 	$(PY) -m mmcourse.tools.student $(NOTEBOOKS) --out build/student
+	$(if $(ZH_NOTEBOOKS),$(PY) -m mmcourse.tools.student $(ZH_NOTEBOOKS) --out build/student/zh_CN --nbgrader build/nbgrader/zh_CN)
 
 # The website (site/build.py): Sphinx + MyST-NB over the committed .ipynb, no execution; the
 # browser libraries come once from the npm registry (needs npm), pinned in site/vendor.json.
@@ -79,7 +92,7 @@ test-fast: setup
 
 test-notebooks: setup
 	$(PY) -m pytest -q -p no:cacheprovider --nbval-lax --nbval-current-env \
-		--nbval-sanitize-with tests/nbval_sanitize.cfg notebooks/
+		--nbval-sanitize-with tests/nbval_sanitize.cfg $(NBVAL_NOTEBOOKS)
 
 # -rs: a skipped browser test says why (no /usr/bin/chromium) and how to install it.
 # nice: beside nbval in `make test`, the notebooks whose time is budgeted get the CPU first

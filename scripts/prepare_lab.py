@@ -70,7 +70,8 @@ def trust_notebooks(paths: list[Path]) -> tuple[int, int]:
 
 def main(argv: list[str]) -> None:
     folder = Path(argv[0]) if argv else ROOT / "notebooks"
-    notebooks = sorted(folder.glob("[0-9][0-9]_*.ipynb"))
+    # the English notebooks and the generated translations (notebooks/zh_CN/NN_topic.ipynb)
+    notebooks = sorted(folder.glob("[0-9][0-9]_*.ipynb")) + sorted(folder.glob("*/[0-9][0-9]_*.ipynb"))
     # Neither step may stop JupyterLab from starting (a read-only shared environment, a locked
     # signature database): say what was skipped and go on.
     try:

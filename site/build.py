@@ -164,6 +164,7 @@ WORDS = {
         "run_text": "This page shows the notebook as it was last executed; its widgets show the pictures "
         "it was saved with (the controls need a running kernel). Download",
         "source": "with its outputs",
+        "or": " or ",
         "student": "the student version: exercises to solve, no outputs",
         "commands": "or clone the course and type",
         "lab": "opens it in JupyterLab (sets everything up on the first run)",
@@ -179,6 +180,7 @@ WORDS = {
         "run_title": "自己运行本章",
         "run_text": "本页显示的是笔记本最近一次运行的结果；其中的交互控件显示保存时的图像（要操作控件需要运行的内核）。下载",
         "source": "带输出",
+        "or": "，或",
         "student": "学生版：待完成的练习，无输出",
         "commands": "或者克隆课程后输入",
         "lab": "在 JupyterLab 中打开（首次运行时自动安装）",
@@ -200,7 +202,7 @@ def _words(lang: str) -> dict[str, str]:
 def run_box(stem: str, lang: str, student: bool = True) -> str:
     w = _words(lang)
     student_link = (
-        f' or <a class="mmcourse-student" href="student/{stem}.ipynb" download>student/{stem}.ipynb</a>\n({w["student"]})'
+        f'{w["or"]}<a class="mmcourse-student" href="student/{stem}.ipynb" download>student/{stem}.ipynb</a>\n({w["student"]})'
         if student else ""
     )  # fmt: skip
     return f"""```{{admonition}} {w['run_title']}
@@ -253,13 +255,19 @@ def stage(lang: str, notebooks: Path, src: Path, readme: Path) -> list[str]:
     if not chapters:
         sys.exit(f"site: no notebooks/NN_*.ipynb in {notebooks}")
     # Student versions: made by the course's own tool from the jupytext sources (NN_topic.py) where
-    # the edition has them, offered per chapter and as one zip.
+    # the edition has them, from the generated notebooks in a translated edition (no .py there:
+    # mmcourse.tools.translations writes them), offered per chapter and as one zip.
     student = src / "_files" / "student"
-    sources = [notebooks / f"{s}.py" for s in chapters if (notebooks / f"{s}.py").exists()]
+
+    def teacher(stem: str) -> Path | None:
+        py = notebooks / f"{stem}.py"
+        return py if py.exists() else (notebooks / f"{stem}.ipynb" if lang != "en" else None)
+
+    sources = [teacher(s) for s in chapters if teacher(s) is not None]
     for stem in chapters:
         raw = (notebooks / f"{stem}.ipynb").read_text(encoding="utf-8")
         shutil.copyfile(notebooks / f"{stem}.ipynb", src / "_files" / "notebooks" / f"{stem}.ipynb")
-        nb = _insert_run_box(json.loads(raw), stem, lang, student=(notebooks / f"{stem}.py").exists())
+        nb = _insert_run_box(json.loads(raw), stem, lang, student=teacher(stem) is not None)
         (src / f"{stem}.ipynb").write_text(json.dumps(nb), encoding="utf-8")
     if sources:
         subprocess.run(

@@ -22,7 +22,7 @@ def test_make_lab_serves_and_prints_its_url_with_token(tmp_path):
     with serving(cmd, env, ROOT, tmp_path / "lab.log") as lab:
         assert lab["status"]["started"], lab["status"]
     # It trusted the course's notebooks first (in the Jupyter data dir of this run).
-    count = len(list((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")))
+    count = len(list((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))) + len(list((ROOT / "notebooks").glob("*/[0-9][0-9]_*.ipynb")))
     assert f"{count} course notebooks trusted" in lab["log"] and (tmp_path / "data" / "nbsignatures.db").exists()
     # Headless: no browser tried; the URL to open, with its token, is printed.
     assert f"http://127.0.0.1:{port}/lab?token={lab['token']}" in lab["log"]

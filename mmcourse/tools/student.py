@@ -25,6 +25,9 @@ Two forms are written:
   teacher notebooks with solutions and the same metadata, one assignment per notebook, ready for
   ``nbgrader generate_assignment NN_topic`` in a course directory whose ``source/`` it is.
 
+A translated edition has no .py: its generated notebooks are read instead
+(``python -m mmcourse.tools.student notebooks/zh_CN/*.ipynb --out build/student/zh_CN``).
+
 Usage: ``python -m mmcourse.tools.student notebooks/*.py --out build/student --nbgrader build/nbgrader``
 """
 
@@ -204,11 +207,32 @@ def release(nb, stem: str):
 
 
 def _read_teacher(src: Path):
+    """The teacher notebook from its jupytext source (NN_topic.py) or, for a translated edition
+    without one (notebooks/zh_CN/NN_topic.ipynb), from the generated .ipynb."""
     import jupytext
 
-    nb = jupytext.reads(src.read_text(), fmt="py:percent")
+    if src.suffix == ".ipynb":  # what the .py would give: no outputs, cell metadata or widget state
+        nb = jupytext.read(src, fmt="ipynb")
+        nb.metadata = {k: v for k, v in nb.metadata.items() if k in ("kernelspec", "language")}
+        for cell in nb.cells:
+            cell.metadata = {}
+            if cell.cell_type == "code":
+                cell.outputs, cell.execution_count = [], None
+    else:
+        nb = jupytext.reads(src.read_text(), fmt="py:percent")
     nb.metadata.pop("jupytext", None)  # the copies are plain notebooks, not pairs
     return mark_for_nbgrader(nb, src.stem)
+
+
+def _solution_blocks(src: Path) -> int:
+    """How many solution blocks the source holds (a marker error names the cell or line)."""
+    if src.suffix != ".ipynb":
+        return strip_solutions(src.read_text(), where=str(src))[1]
+    import json
+
+    cells = json.loads(src.read_text(encoding="utf-8"))["cells"]
+    return sum(strip_solutions("".join(c["source"]), where=f"{src} cell {i}")[1]
+               for i, c in enumerate(cells) if c["cell_type"] == "code")
 
 
 NBGRADER_CONFIG = """\
@@ -230,7 +254,7 @@ def build_student(sources: list[Path], out_dir: Path, nbgrader_dir: Path | None 
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for src in sources:
-        _, n = strip_solutions(src.read_text(), where=str(src))  # marker errors name the line
+        n = _solution_blocks(src)  # marker errors name the line
         nb = _read_teacher(src)
         if nbgrader_dir is not None:
             dest = nbgrader_dir / "source" / src.stem / f"{src.stem}.ipynb"
