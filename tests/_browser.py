@@ -36,6 +36,15 @@ REPO = Path(__file__).resolve().parents[1]
 NOTEBOOK_DIR = Path(os.environ.get("MMCOURSE_BROWSER_NOTEBOOK_DIR", REPO / "notebooks"))
 WELCOME, VIT, CLIP = "00_welcome.ipynb", "03_vit.ipynb", "04_clip.ipynb"
 FORWARD, REVERSE = "01_diffusion_forward.ipynb", "02_diffusion_reverse.ipynb"
+
+
+def translation(name: str, lang: str = "zh_CN"):
+    """A pytest parameter for the translated edition of notebook ``name`` (e.g. zh_CN/00_welcome.ipynb),
+    skipped with the reason when that notebook has no translation yet."""
+    path = f"{lang}/{name}"
+    missing = not (NOTEBOOK_DIR / path).exists()
+    return pytest.param(path, id=path.split(".")[0],
+                        marks=pytest.mark.skipif(missing, reason=f"{path}: not yet translated (no catalog)"))
 CHROMIUM = Path(os.environ.get("MMCOURSE_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-dev-shm-usage"]
 BUILD = REPO / "build"
@@ -131,6 +140,9 @@ def lab(chromium, tmp_path_factory) -> Lab:
     served.mkdir()
     for src in sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb")):  # every notebook of the course
         shutil.copyfile(src, served / src.name)
+    for src in sorted(NOTEBOOK_DIR.glob("*/[0-9][0-9]_*.ipynb")):  # and its translations (zh_CN/...)
+        (served / src.parent.name).mkdir(exist_ok=True)
+        shutil.copyfile(src, served / src.parent.name / src.name)
     for rel, settings in LAB_SETTINGS.items():
         f = base / "settings" / rel
         f.parent.mkdir(parents=True, exist_ok=True)
@@ -498,7 +510,7 @@ def assert_no_widget_errors(page) -> None:
 
 def save_screenshot(page, name: str) -> Path:
     BUILD.mkdir(exist_ok=True)
-    path = BUILD / f"browser-{Path(name).stem}.png"
+    path = BUILD / f"browser-{Path(name).with_suffix('').as_posix().replace('/', '-')}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
 
