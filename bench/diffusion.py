@@ -208,9 +208,9 @@ def samplers(n: int = 500) -> dict:
         s = score_digits(x, clf)
         real = s
         rows.append({"method": method, "steps": steps, "seconds": round(seconds, 2),
-                     "confidence": round(s["confidence"], 4),
-                     "confidence_ratio": round(s["confidence"] / s["real_confidence"], 4),
-                     "min_class_share": round(s["min_class_share"], 4), "frechet": round(s["frechet"], 2)})
+                     "confidence": round(s["confidence"].value, 4),
+                     "confidence_ratio": round(s["confidence_ratio"].value, 4),
+                     "min_class_share": round(s["min_class_share"].value, 4), "frechet": round(s["frechet"].value, 2)})
         print(f"{method}-{steps}: {seconds:.1f} s", flush=True)
     by = {(r["method"], r["steps"]): r for r in rows}
     ddpm, ddim = by[("ddpm", 1000)], by[("ddim", 50)]

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -138,29 +139,50 @@ def load_digits_classifier() -> DigitsClassifier:
 
 
 @torch.no_grad()
-def score_digits(samples: torch.Tensor, classifier: DigitsClassifier | None = None) -> dict[str, float]:
+def score_digits(samples: torch.Tensor, classifier: DigitsClassifier | None = None,
+                 groups: int = 5) -> dict:
     """Score generated digits (N, 1, 8, 8) in [-1, 1] against the real test digits.
 
-    Returns mean max-probability (confidence), the smallest class share, and the Fréchet distance
-    of classifier features to the real test digits, with the same numbers for the real test
-    digits (and, for the distance, the real train digits) as a reference.
+    Returns :class:`~mmcourse.protocol.Estimate` s of the mean max-probability (``confidence``),
+    the same over the real test digits' (``confidence_ratio``), the rarest predicted digit's share
+    (binomial error) and the Fréchet distance of classifier features to the real test digits (its
+    error by the jackknife over ``groups`` equal, consecutive groups of samples: pass one group per
+    seed when the samples come from several seeds); and, as floats for reference, the real test
+    digits' confidence and the distance between the real train and test digits.
     """
     from .data.digits import load_digits
+    from .protocol import Estimate, mean
 
+    if samples.ndim != 4 or samples.shape[1:] != (1, 8, 8) or len(samples) == 0:
+        raise ValueError(f"samples must be (N, 1, 8, 8) digits, got {tuple(samples.shape)}")
+    if not bool(torch.isfinite(samples).all()):
+        raise ValueError("samples must be finite")
+    if groups < 2 or len(samples) % groups:
+        raise ValueError(f"groups must be at least 2 and divide the {len(samples)} samples, got {groups}")
     clf = classifier or load_digits_classifier()
     real_test, _ = load_digits("test")
     real_train, _ = load_digits("train")
     samples = samples.clamp(-1, 1)
-    p = clf(samples).softmax(1)
-    p_real = clf(real_test).softmax(1)
-    shares = torch.bincount(p.argmax(1), minlength=10).double() / len(samples)
-    f_test = clf.features(real_test)
+    with torch.no_grad():
+        p = clf(samples).softmax(1)
+        real_confidence = float(clf(real_test).softmax(1).max(1).values.mean())
+        n = len(samples)
+        rare = float((torch.bincount(p.argmax(1), minlength=10).double() / n).min())
+        f_test = clf.features(real_test)
+        feats = clf.features(samples)
+        fd = frechet_distance(feats, f_test)
+        leave_one_out = [frechet_distance(torch.cat([f for j, f in enumerate(feats.chunk(groups)) if j != i]), f_test)
+                         for i in range(groups)]
+        fd_train = frechet_distance(clf.features(real_train), f_test)
+    m = sum(leave_one_out) / groups
+    fd_se = math.sqrt((groups - 1) / groups * sum((v - m) ** 2 for v in leave_one_out))
     return {
-        "confidence": p.max(1).values.mean().item(),
-        "real_confidence": p_real.max(1).values.mean().item(),
-        "min_class_share": shares.min().item(),
-        "frechet": frechet_distance(clf.features(samples), f_test),
-        "frechet_real_train_vs_test": frechet_distance(clf.features(real_train), f_test),
+        "confidence": mean(p.max(1).values),
+        "confidence_ratio": mean(p.max(1).values / real_confidence),
+        "min_class_share": Estimate(rare, math.sqrt(rare * (1 - rare) / n), n),
+        "frechet": Estimate(fd, fd_se, n),
+        "real_confidence": real_confidence,
+        "frechet_real_train_vs_test": fd_train,
     }
 
 

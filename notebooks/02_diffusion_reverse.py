@@ -597,6 +597,13 @@ if stored is not None:
     print(f"rarest class share over the samplers:       {min(r['min_class_share'] for r in rows):.3f} (target ≥ 0.05)")
     print(f"DDIM-50 keeps {kept['confidence_kept']:.1%} of DDPM-1000's confidence (target ≥ 95%) "
           f"at {kept['speedup']:.0f}x less time (target ≥ 15x)")
+# The shipped U-Net's DDIM-50 samples on the test protocol (500 samples from five seeds no
+# choice looked at), as stored in the checkpoint registry:
+from mmcourse.weights import entry
+
+unet_entry = entry("diffusion_digits_unet")
+print("shipped, test draws: confidence / real", unet_entry.describe("ddim50_confidence_ratio"),
+      "| rarest class", unet_entry.describe("ddim50_min_class_share"))
 
 # %% [markdown]
 # Nearly all of it: DDIM-50 keeps over 98 % of DDPM-1000's classifier confidence (the checked line

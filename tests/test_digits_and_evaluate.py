@@ -50,3 +50,28 @@ def test_frechet_distance_of_gaussians_matches_the_closed_form():
     # |mu|^2 = 3; per dim: 1 + 4 - 2*sqrt(4) = 1 -> trace term 3.
     assert frechet_distance(a, b) == pytest.approx(6.0, rel=0.05)
     assert frechet_distance(a, a) == pytest.approx(0.0, abs=1e-6)
+
+
+@pytest.mark.parametrize("samples, groups, argument", [
+    (torch.zeros(10, 1, 8), 5, "samples"),
+    (torch.zeros(0, 1, 8, 8), 5, "samples"),
+    (torch.full((10, 1, 8, 8), float("nan")), 5, "samples"),
+    (torch.zeros(10, 1, 8, 8), 3, "groups"),
+    (torch.zeros(10, 1, 8, 8), 1, "groups"),
+])
+def test_score_digits_rejects_bad_input_by_name(samples, groups, argument):
+    from mmcourse.evaluate import score_digits
+
+    with pytest.raises(ValueError, match=argument):
+        score_digits(samples, groups=groups)
+
+
+def test_score_digits_of_real_digits_is_confident_and_its_errors_are_finite():
+    from mmcourse.data.digits import load_digits
+    from mmcourse.evaluate import score_digits
+
+    real, _ = load_digits("test")
+    s = score_digits(real[:300], groups=5)
+    assert s["confidence_ratio"].value == pytest.approx(s["confidence"].value / s["real_confidence"], rel=1e-6)
+    assert s["confidence_ratio"].value > 0.9 and s["min_class_share"].value > 0.05
+    assert s["frechet"].value < s["frechet_real_train_vs_test"] + 10 and 0 < s["frechet"].se < s["frechet"].value

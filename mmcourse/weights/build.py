@@ -102,46 +102,23 @@ def measure_shapes_vit(model, part: str) -> dict:
 
 
 def measure_digits_unet(model, schedule, part: str) -> dict:
-    """DDIM-50 samples of the digits denoiser scored by the shipped digits classifier, 100 per
-    protocol seed (500 in all): mean confidence over the real test digits' ("confidence ratio"),
-    the rarest digit's share, and the Fréchet distance of classifier features to the test digits
-    (its standard error by the jackknife over the five seeds)."""
-    import math
-
+    """DDIM-50 samples of the digits denoiser scored by the shipped digits classifier
+    (:func:`mmcourse.evaluate.score_digits`), 100 per protocol seed (500 in all): mean confidence
+    over the real test digits' ("confidence ratio"), the rarest digit's share, and the Fréchet
+    distance of classifier features to the test digits (jackknife over the five seeds)."""
     import torch
 
-    from ..data.digits import load_digits
     from ..diffusion import sample
-    from ..evaluate import frechet_distance, load_digits_classifier
-    from ..protocol import Estimate, mean, seeds
+    from ..evaluate import score_digits
+    from ..protocol import seeds
 
     _check_part(part)
-    clf = load_digits_classifier()
-    real, _ = load_digits("test")
-    groups = []
     with torch.no_grad():
-        for s in seeds("diffusion", part):
-            x = sample(model, schedule, (DIGITS_UNET_SAMPLES, 1, 8, 8), 50, method="ddim",
-                       generator=torch.Generator().manual_seed(s)).clamp(-1, 1)
-            groups.append(x)
-        real_conf = float(clf(real).softmax(1).max(1).values.mean())
-        x = torch.cat(groups)
-        p = clf(x).softmax(1)
-        conf = mean(p.max(1).values / real_conf)
-        labels = p.argmax(1)
-        shares = torch.bincount(labels, minlength=10).double() / len(x)
-        rare = float(shares.min())
-        f_real = clf.features(real)
-        feats = clf.features(x)
-        fd = frechet_distance(feats, f_real)
-        k = len(groups)
-        leave_one_out = [frechet_distance(torch.cat([f for j, f in enumerate(feats.split(DIGITS_UNET_SAMPLES)) if j != i]),
-                                          f_real) for i in range(k)]
-        m = sum(leave_one_out) / k
-        fd_se = math.sqrt((k - 1) / k * sum((v - m) ** 2 for v in leave_one_out))
-    return {"ddim50_confidence_ratio": conf,
-            "ddim50_min_class_share": Estimate(rare, math.sqrt(rare * (1 - rare) / len(x)), len(x)),
-            "ddim50_frechet": Estimate(fd, fd_se, len(x))}
+        x = torch.cat([sample(model, schedule, (DIGITS_UNET_SAMPLES, 1, 8, 8), 50, method="ddim",
+                              generator=torch.Generator().manual_seed(s)) for s in seeds("diffusion", part)])
+    s = score_digits(x, groups=len(seeds("diffusion", part)))
+    return {"ddim50_confidence_ratio": s["confidence_ratio"], "ddim50_min_class_share": s["min_class_share"],
+            "ddim50_frechet": s["frechet"]}
 
 
 def _evaluate_digits_classifier(part: str) -> dict:
