@@ -280,8 +280,9 @@ def test_catalog_check_reports_a_structure_problem_in_a_real_entry(tmp_path):
     nbs = _copy_course(tmp_path, stem)
     po = tr.catalog_path(stem, LANG, nbs)
     cat = tr.read_catalog(po)
-    entry = next(m for m in tr.entries(cat) if "`" in m.string)
-    entry.string = re.sub(r"`([^`]+)`", r"\1", entry.string, count=1)  # one code span lost
+    span = re.compile(r"(?<!`)`([^`\n]+)`(?!`)")
+    entry = next(m for m in tr.entries(cat) if span.search(m.string) and "```" not in m.string)
+    entry.string = span.sub(r"\1", entry.string, count=1)  # one code span lost
     tr.write_catalog(po, cat)
     assert any("code spans: missing" in p for p in tr.catalog_problems(stem, LANG, nbs, terms=[]))
 
@@ -316,6 +317,14 @@ def test_term_rule_wants_the_english_term_at_the_first_chinese_use():
     # plural or hyphenated English in the parentheses counts; the glossary's own table row counts
     assert tr.term_problems(["Zero-shot."], ["零样本（zero shot）。"], TERMS) == []
     assert tr.term_problems(["zero-shot"], ["| zero-shot | 零样本 | 04 |"], TERMS) == []
+    # inside a gloss that names the English term
+    assert tr.term_problems(english, ["CLIP（图文对比学习，contrastive learning）；零样本（zero-shot）。"], TERMS) == []
+    # a title may leave it out (the next use introduces it) or carry it; a title alone is not enough
+    titled = ["# 04 · 对比学习\n\n用对比学习（contrastive learning）和零样本（zero-shot）。"]
+    assert tr.term_problems(english, titled, TERMS) == []
+    assert tr.term_problems(english, ["# 对比学习（contrastive learning）\n\n对比学习；零样本（zero-shot）。"], TERMS) == []
+    only_title = tr.term_problems(english, ["# 04 · 对比学习\n\n零样本（zero-shot）。"], TERMS)
+    assert len(only_title) == 1 and "only in headings" in only_title[0]
 
 
 # --------------------------------------------------------------------------------------------

@@ -94,8 +94,11 @@ def template(stem: str, nb: dict, lang: str):
     from babel.messages.catalog import Catalog
 
     cat = Catalog(locale=lang, project="mmcourse", fuzzy=False)
-    for src in markdown_cells(nb):
-        cat.add(src, "", locations=[(f"{stem}.ipynb", None)])
+    for index, cell in enumerate(nb["cells"]):  # location: the cell's index (Babel omits 0)
+        if cell["cell_type"] == "markdown":
+            src = cell["source"] if isinstance(cell["source"], str) else "".join(cell["source"])
+            if src.strip():
+                cat.add(src, "", locations=[(f"{stem}.ipynb", index)])
     return cat
 
 
@@ -340,43 +343,66 @@ def glossary_terms(notebooks: Path = NOTEBOOKS) -> list[tuple[str, str]]:
 
 
 def _plain(text: str) -> str:
-    """Markdown prose where a term can be introduced: no code, math, Mermaid or headings."""
+    """Markdown where a term can be introduced: no code, math or Mermaid."""
     _, text = _split(text)
     text = _CODE_SPAN.sub(" ", text)
     text = _DISPLAY_MATH.sub(" ", text)
-    text = _INLINE_MATH.sub(" ", text)
-    return "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#"))
+    return _INLINE_MATH.sub(" ", text)
 
 
-def _english_regex(term: str) -> re.Pattern:
-    """The term, singular or plural, its words joined by spaces or hyphens, case ignored."""
+def _english_regex(term: str, prefix: bool = False) -> re.Pattern:
+    """The term, singular or plural, its words joined by spaces or hyphens, case ignored
+    (``prefix``: its last word may go on, "prompt" in "promptable")."""
     words = re.split(r"[\s\-–]+", term)
     last = words[-1][:-1] if words[-1].endswith("s") and len(words[-1]) > 3 else words[-1]
-    words = [re.escape(w) for w in words[:-1]] + [re.escape(last) + "(?:e?s)?"]
-    return re.compile(r"\b" + r"[\s\-–]+".join(words) + r"\b", re.I)
+    words = [re.escape(w) for w in words[:-1]] + [re.escape(last) + (r"\w*" if prefix else r"(?:e?s)?\b")]
+    return re.compile(r"\b" + r"[\s\-–]+".join(words), re.I)
+
+
+def _introduced(chinese: str, i: int, zh: str, en: str) -> bool:
+    """Whether the use of ``zh`` at ``chinese[i]`` carries the English term: 对比学习（contrastive
+    learning）, or inside a gloss that names it (图文对比学习，contrastive learning), or in a table
+    row that holds it (the glossary's own rows)."""
+    rx = _english_regex(en, prefix=True)
+    j = i + len(zh)
+    m = re.match(r"[*_]*\s*[（(]([^）)]*)[）)]", chinese[j: j + 200])
+    if m and rx.search(m.group(1)):
+        return True
+    opened = max(chinese.rfind("（", 0, i), chinese.rfind("(", 0, i))
+    closed = max(chinese.rfind("）", 0, i), chinese.rfind(")", 0, i))
+    if opened > closed:
+        ends = [k for k in (chinese.find("）", j), chinese.find(")", j)) if k >= 0]
+        if ends and rx.search(chinese[j: min(ends)]):
+            return True
+    line = chinese[chinese.rfind("\n", 0, i) + 1:].split("\n", 1)[0]
+    return line.lstrip().startswith("|") and bool(rx.search(line))
 
 
 def term_problems(english_cells: list[str], translated_cells: list[str],
                   terms: list[tuple[str, str]]) -> list[str]:
-    """For every glossary term the English notebook's prose uses, the translation's first use of
-    the Chinese term must carry the English term in parentheses: 对比学习（contrastive learning）."""
+    """For every glossary term the English notebook uses, the translation's first use of the
+    Chinese term must carry the English term in parentheses: 对比学习（contrastive learning）. A use
+    in a heading counts when it does; a heading without it (a title) defers to the next use."""
     english = _plain("\n\n".join(english_cells))
     chinese = _plain("\n\n".join(translated_cells))
     problems = []
     for en, zh in terms:
         if not _english_regex(en).search(english):
             continue
-        i = chinese.find(zh)
-        if i < 0:
+        uses = [m.start() for m in re.finditer(re.escape(zh), chinese)]
+        if not uses:
             problems.append(f"{zh} ({en}): the English notebook uses '{en}', the translation never says {zh}")
             continue
-        after = chinese[i + len(zh): i + len(zh) + 120]
-        m = re.match(r"[*_]*\s*[（(]([^）)]*)[）)]", after)
-        line = chinese[chinese.rfind("\n", 0, i) + 1: (chinese.find("\n", i) + 1 or len(chinese) + 1) - 1]
-        in_table_row = line.lstrip().startswith("|") and _english_regex(en).search(line)  # the glossary's own rows
-        if not (m and _english_regex(en).search(m.group(1))) and not in_table_row:
-            problems.append(f"{zh} ({en}): first use «{chinese[max(0, i - 20): i + len(zh) + 20].strip()}» "
-                            f"should read {zh}（{en}）")
+        for i in uses:
+            heading = chinese[chinese.rfind("\n", 0, i) + 1:].lstrip().startswith("#")
+            if _introduced(chinese, i, zh, en):
+                break
+            if not heading:
+                problems.append(f"{zh} ({en}): first use «{chinese[max(0, i - 20): i + len(zh) + 20].strip()}» "
+                                f"should read {zh}（{en}）")
+                break
+        else:
+            problems.append(f"{zh} ({en}): used only in headings, never introduced as {zh}（{en}）")
     return problems
 
 
