@@ -339,6 +339,11 @@ def build(out: Path, notebooks: Path, log=print) -> dict:
     vendor(log)
     eds = editions(notebooks)
     spec = ",".join(f"{lang}={root}" for lang, _, root in eds)
+    # each edition's chapters: the language switch of a chapter not (yet) translated points at the
+    # other edition's home page instead of a page that does not exist
+    chapters_spec = ";".join(
+        f"{lang}=" + ":".join(sorted(p.stem for p in folder.glob("[0-9][0-9]_*.ipynb"))) for lang, folder, _ in eds
+    )
     shutil.rmtree(out, ignore_errors=True)  # no stale pages or assets from an earlier build
     report = {"editions": []}
     for lang, folder, root in eds:
@@ -356,6 +361,7 @@ def build(out: Path, notebooks: Path, log=print) -> dict:
             os.environ,
             MMCOURSE_SITE_LANGUAGE=lang,
             MMCOURSE_SITE_EDITIONS=spec,
+            MMCOURSE_SITE_CHAPTERS=chapters_spec,
             MMCOURSE_SITE_VENDOR=str(VENDOR_STATIC),
         )
         cmd = [

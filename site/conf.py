@@ -29,6 +29,13 @@ copyright = "mmcourse authors, MIT licence"
 language = os.environ.get("MMCOURSE_SITE_LANGUAGE", "en")
 EDITIONS = [tuple(e.split("=", 1)) for e in os.environ.get("MMCOURSE_SITE_EDITIONS", "en=.").split(",") if e]
 EDITION_NAMES = {"en": "English", "zh_CN": "简体中文"}
+# MMCOURSE_SITE_CHAPTERS ("en=00_welcome:01_...;zh_CN=00_welcome"): the chapters of each edition;
+# a chapter missing from an edition links to that edition's home page, marked as not translated.
+CHAPTERS = {
+    lang: set(stems.split(":"))
+    for lang, stems in (e.split("=", 1) for e in os.environ.get("MMCOURSE_SITE_CHAPTERS", "").split(";") if "=" in e)
+}
+NOT_TRANSLATED = {"en": "not available", "zh_CN": "本章尚未翻译"}
 
 extensions = ["myst_nb", "sphinxcontrib.mermaid", "sphinx.ext.mathjax"]
 exclude_patterns = ["_files", "**.ipynb_checkpoints"]
@@ -120,12 +127,15 @@ def _add_mermaid_bundle(app, pagename, templatename, context, doctree):
 
 
 def _language_switch(app, pagename, templatename, context, doctree):
-    """context["mmcourse_switch"]: (name, url, current) for this page in every edition."""
+    """context["mmcourse_switch"]: (name, url, current, BCP 47 code) for this page in every edition."""
     links = []
     for lang, root in EDITIONS:
         rel = os.path.relpath(root, _here).replace(os.sep, "/")
         up = "../" * pagename.count("/")  # from this page to its edition's root
-        links.append((EDITION_NAMES.get(lang, lang), f"{up}{rel}/{pagename}.html", lang == language))
+        name, page = EDITION_NAMES.get(lang, lang), pagename
+        if lang in CHAPTERS and pagename[:2].isdigit() and pagename not in CHAPTERS[lang]:
+            name, page = f"{name} ({NOT_TRANSLATED.get(lang, 'not translated')})", "index"
+        links.append((name, f"{up}{rel}/{page}.html", lang == language, lang.replace("_", "-")))
     context["mmcourse_switch"] = links
 
 
