@@ -66,7 +66,7 @@ def test_generated_notebook_copies_code_and_outputs_and_translates_every_markdow
     assert [c.get("id") for c in zh["cells"]] == [c.get("id") for c in en["cells"]]
     assert _cells(zh, "code") == _cells(en, "code")  # sources, outputs, execution counts
     assert zh["metadata"]["widgets"] == en["metadata"]["widgets"]
-    assert zh["metadata"]["language"] == LANG and "jupytext" not in zh["metadata"]
+    assert zh["metadata"]["language"] == LANG and zh["metadata"]["jupytext"] == {"formats": "ipynb"}  # no .py pair
     pairs = [(_source(a), _source(b)) for a, b in zip(_cells(en, "markdown"), _cells(zh, "markdown")) if _source(a).strip()]
     assert pairs and all(a != b for a, b in pairs), "a Markdown cell left in English"
     assert all(re.search(r"[\u4e00-\u9fff]", b) for _, b in pairs)

@@ -170,7 +170,9 @@ def translate_notebook(nb: dict, cat, lang: str) -> dict:
         if m is not None and m.string and not m.fuzzy:
             cell["source"] = m.string
     meta = nb["metadata"]
-    meta.pop("jupytext", None)  # a generated notebook, not one half of a jupytext pair
+    # A generated notebook, not one half of a jupytext pair: without this, the repository's
+    # jupytext.toml (formats ipynb,py:percent) would pair it with a new .py when saved in Lab.
+    meta["jupytext"] = {"formats": "ipynb"}
     meta["language"] = lang
     return nb
 
