@@ -210,6 +210,13 @@ def test_site_links_and_assets_resolve(built):
         text = re.sub(r"<[^>]+>", "", html)
         assert "make lab" in text and "make test" in text, stem
         assert json.loads((SITE / "student" / f"{stem}.ipynb").read_text())["cells"], stem
+    # A chapter another edition lacks (not yet translated): its language switch leads to that
+    # edition's home page, never to a missing page; a translated one to the same chapter there.
+    for lang, folder, root in site_build.editions(NOTEBOOK_DIR)[1:]:
+        for p in sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb")):
+            html = (SITE / f"{p.stem}.html").read_text(encoding="utf-8")
+            target = f"{root}/{p.stem}.html" if (folder / p.name).exists() else f"{root}/index.html"
+            assert f'class="mmcourse-language" href="{target}"' in html, (p.stem, lang)
 
 
 # --------------------------------------------------------------------------------------------
