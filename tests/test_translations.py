@@ -344,3 +344,36 @@ def test_chinese_student_notebook_matches_the_english_one_but_its_prose(tmp_path
     assert strip(_cells(zh, "code")) == strip(_cells(en, "code"))
     assert all(not c["outputs"] for c in _cells(zh, "code"))
     assert zh["metadata"]["language"] == LANG
+
+
+def test_execute_rebuilds_the_translation_of_the_notebook_it_runs(tmp_path, monkeypatch):
+    """`mmcourse.tools.execute` writes the English .ipynb, then its translations from the catalogs
+    (the kernel run is replaced by a stub that sets one output: the point is what gets written)."""
+    import nbclient
+
+    from mmcourse.tools.execute import execute
+
+    nbs = tmp_path / "notebooks"
+    nbs.mkdir()
+    (nbs / "99_tiny.py").write_text(
+        "# %% [markdown]\n# # 99 · Tiny\n#\n# One sentence.\n\n# %%\nprint(1 + 1)\n", encoding="utf-8")
+
+    def fake_execute(self, **kwargs):
+        self.nb.cells[1].outputs = [nbformat.v4.new_output("stream", name="stdout", text="2\n")]
+        return self.nb
+
+    import nbformat
+
+    monkeypatch.setattr(nbclient.NotebookClient, "execute", fake_execute)
+    execute(nbs / "99_tiny.py")
+    assert tr.rebuild_for(nbs / "99_tiny.ipynb") == []  # no catalog: nothing translated
+    tr.init_catalog("99_tiny", LANG, nbs)
+    cat = tr.read_catalog(tr.catalog_path("99_tiny", LANG, nbs))
+    (entry,) = tr.entries(cat)
+    entry.string = "# 99 · 小例子\n\n一句话。"
+    tr.write_catalog(tr.catalog_path("99_tiny", LANG, nbs), cat)
+    execute(nbs / "99_tiny.py")
+    zh = json.loads(tr.translated_path("99_tiny", LANG, nbs).read_text(encoding="utf-8"))
+    assert _source(zh["cells"][0]) == "# 99 · 小例子\n\n一句话。"
+    assert "".join(zh["cells"][1]["outputs"][0]["text"]) == "2\n"
+    assert tr.catalog_problems("99_tiny", LANG, nbs, terms=[]) == []
