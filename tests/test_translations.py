@@ -377,3 +377,14 @@ def test_execute_rebuilds_the_translation_of_the_notebook_it_runs(tmp_path, monk
     assert _source(zh["cells"][0]) == "# 99 · 小例子\n\n一句话。"
     assert "".join(zh["cells"][1]["outputs"][0]["text"]) == "2\n"
     assert tr.catalog_problems("99_tiny", LANG, nbs, terms=[]) == []
+
+
+def test_the_chinese_glossary_keeps_the_term_list():
+    """One bilingual term list: the translated glossary table has the English one's term columns."""
+    if tr.GLOSSARY_NOTEBOOK not in TRANSLATED:
+        pytest.skip(f"{tr.GLOSSARY_NOTEBOOK}: not yet translated")
+    english = "\n\n".join(tr.markdown_cells(json.loads((NOTEBOOKS / f"{tr.GLOSSARY_NOTEBOOK}.ipynb").read_text(encoding="utf-8"))))
+    chinese = "\n\n".join(tr.markdown_cells(json.loads(tr.translated_path(tr.GLOSSARY_NOTEBOOK, LANG).read_text(encoding="utf-8"))))
+    rows = tr.glossary_table(english)
+    assert len(rows) >= 20 and rows[0] == ("forward diffusion", "正向扩散")
+    assert tr.glossary_table(chinese) == rows

@@ -306,12 +306,14 @@ def glossary_table(markdown: str) -> list[tuple[str, str]]:
     m = re.search(r"^#+ .*Glossary.*$", markdown, re.M | re.I)
     if not m:
         return []
-    rows = []
+    rows, body = [], False
     for line in markdown[m.end():].splitlines():
         if line.startswith("#"):
             break
         cells = [c.strip() for c in line.strip().strip("|").split("|")] if line.startswith("|") else []
-        if len(cells) >= 2 and not set(cells[0]) <= set("-: ") and cells[0].lower() != "english":
+        if len(cells) >= 2 and set(cells[0]) <= set("-: "):
+            body = True  # the separator row: the header row is above it
+        elif len(cells) >= 2 and body:
             rows.append((cells[0], cells[1]))
     return rows
 
@@ -442,6 +444,9 @@ def catalog_problems(stem: str, lang: str, notebooks: Path = NOTEBOOKS,
     if not problems:  # the terms rule reads the finished translation
         translated = [by_id[s].string for s in want]
         problems += term_problems(want, translated, glossary_terms(notebooks) if terms is None else terms)
+        if stem == GLOSSARY_NOTEBOOK and glossary_table("\n\n".join(translated)) != glossary_table("\n\n".join(want)):
+            problems.append("the glossary table's English and 中文 columns differ from the English glossary's "
+                            "(one bilingual term list: translate the third column only)")
     dest = translated_path(stem, lang, notebooks)
     if not dest.exists():
         problems.append(f"{dest.relative_to(notebooks.parent)} missing: run make translations")
