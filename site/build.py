@@ -165,6 +165,11 @@ WORDS = {
         "it was saved with (the controls need a running kernel). Download",
         "source": "with its outputs",
         "or": " or ",
+        "colon": ": ",
+        "stop": ".",
+        "lp": "(",
+        "rp": ")",
+        "comma": ", ",
         "student": "the student version: exercises to solve, no outputs",
         "commands": "or clone the course and type",
         "lab": "opens it in JupyterLab (sets everything up on the first run)",
@@ -181,6 +186,11 @@ WORDS = {
         "run_text": "本页显示的是笔记本最近一次运行的结果；其中的交互控件显示保存时的图像（要操作控件需要运行的内核）。下载",
         "source": "带输出",
         "or": "，或",
+        "colon": "：",
+        "stop": "。",
+        "lp": "（",
+        "rp": "）",
+        "comma": "，",
         "student": "学生版：待完成的练习，无输出",
         "commands": "或者克隆课程后输入",
         "lab": "在 JupyterLab 中打开（首次运行时自动安装）",
@@ -202,17 +212,17 @@ def _words(lang: str) -> dict[str, str]:
 def run_box(stem: str, lang: str, student: bool = True) -> str:
     w = _words(lang)
     student_link = (
-        f'{w["or"]}<a class="mmcourse-student" href="student/{stem}.ipynb" download>student/{stem}.ipynb</a>\n({w["student"]})'
+        f'{w["or"]}<a class="mmcourse-student" href="student/{stem}.ipynb" download>student/{stem}.ipynb</a>\n{w["lp"]}{w["student"]}{w["rp"]}'
         if student else ""
     )  # fmt: skip
     return f"""```{{admonition}} {w['run_title']}
 :class: tip mmcourse-run-box
 
 {w['run_text']} <a class="mmcourse-source" href="notebooks/{stem}.ipynb" download>{stem}.ipynb</a>
-({w['source']}){student_link}, {w['commands']}
+{w['lp']}{w['source']}{w['rp']}{student_link}{w['comma']}{w['commands']}
 
-- `make lab`: {w['lab']}
-- `make test`: {w['test']}
+- `make lab`{w['colon']}{w['lab']}
+- `make test`{w['colon']}{w['test']}
 ```
 """
 
@@ -307,7 +317,7 @@ def stage(lang: str, notebooks: Path, src: Path, readme: Path) -> list[str]:
     commands = parts["commands"] or "make lab\nmake test"
     zip_link = ""
     if sources:
-        zip_link = f'\n{w["student_zip"]}: <a href="student/mmcourse-student.zip" download>mmcourse-student.zip</a>.\n'
+        zip_link = f'\n{w["student_zip"]}{w["colon"]}<a href="student/mmcourse-student.zip" download>mmcourse-student.zip</a>{w["stop"]}\n'
     index = f"""# {parts['title']}
 
 {parts['intro']}
