@@ -11,9 +11,10 @@ edition simply lacks it); a catalog that exists must be complete and in sync.
 Commands (``python -m mmcourse.tools.translations <command>``; ``make translations`` = update + build):
 
 - ``update``: extract the English Markdown cells into every existing catalog (``Catalog.update``):
-  a changed English cell becomes *fuzzy*, keeping its previous translation and the previous
-  English text (``#| msgid``) for the translator; a new cell is untranslated; cells that are
-  gone are dropped.
+  a changed English cell becomes *fuzzy*, keeping its previous translation and, as a ``#| msgid``
+  comment, the previous English text for the translator (Babel writes that comment but does not
+  read it back: a later update keeps the flag and the translation, not the comment); a new cell
+  is untranslated; cells that are gone are dropped (git keeps their old translation).
 - ``build``: write ``notebooks/<lang>/NN_topic.ipynb`` for every catalog (an untranslated or
   fuzzy entry falls back to the English text, as gettext does; ``check`` fails on it) and remove
   generated notebooks whose catalog is gone.
