@@ -77,11 +77,9 @@ shipped = entry("text2image_shapes")      # the checkpoint's registry row: numbe
 w_star = shipped.metrics["guidance_scale"]  # the guidance scale chosen on validation draws
 
 # %% [markdown]
-# **Where the numbers come from.** A number used to choose something is optimistic about that
-# choice, so the course keeps its draws apart (`mmcourse.protocol`): the guidance scale is chosen
-# on *validation* draws, and the numbers this notebook reports as the checkpoint's come from
-# *test* draws that no choice looked at, each with its standard error. Other numbers are
-# illustrations on small draws and say so.
+# **Where the numbers come from** (`mmcourse.protocol`): the guidance scale is chosen on
+# *validation* draws; the checkpoint's numbers come from *test* draws that no choice looked at,
+# each with its standard error. Other numbers are illustrations on small draws and say so.
 
 # %%
 from mmcourse.clip.widgets import markdown_table
@@ -184,10 +182,9 @@ print("(both spaces timed the same way on the same machine: compare the ratio, n
 pixel_cost, latent_cost = space["denoiser_cost"].values()
 
 # %% [markdown]
-# At 16×16 the judge is wrong on more than one scene in ten *before any model draws anything*,
-# far from the 98% the course asks of its judges. Latents keep the judges' 32×32 pictures and
-# give the denoiser fewer numbers and cheaper steps, at the price of training an autoencoder
-# first. We chose latents.
+# At 16×16 the judge is wrong on more than one scene in ten *before any model draws anything*.
+# Latents keep the judges' 32×32 pictures and give the denoiser fewer numbers and cheaper steps,
+# at the price of training an autoencoder first. We chose latents.
 #
 # **How many numbers per patch?** The autoencoder turns every 4×4 patch (48 numbers) into one
 # latent position with C channels. Stable Diffusion 1 turns 8×8 patches (192 numbers) into C = 4;
@@ -257,10 +254,9 @@ show_source(autoencoder_loss)
 
 # %% [markdown]
 # The decoder also learns to forgive small errors (its latents get Gaussian noise of 5% of each
-# channel's spread in training, like a VAE's sampling step), and `encode` standardises each
-# latent channel (Stable Diffusion's `scaling_factor`), so the sampler can clamp each step's
-# predicted clean latent to ±3 standard deviations. The round trip: top row real, bottom row
-# encoded and decoded.
+# channel's spread, like a VAE's sampling step), and `encode` standardises each channel (Stable
+# Diffusion's `scaling_factor`), so the sampler can clamp predicted clean latents to ±3. The
+# round trip: top row real, bottom row encoded and decoded.
 
 # %%
 with torch.no_grad():
@@ -350,10 +346,9 @@ print(f"live loss: first 20 steps {np.mean(live_hist.loss[:20]):.3f}, last 20 st
 # It starts near 1: an untrained U-Net outputs numbers near 0, and the squared error of
 # predicting 0 for unit Gaussian noise is its variance, 1. In 150 steps it falls to less than half.
 #
-# The shipped checkpoint trained the same way for longer, with a larger U-Net, an average of its
-# weights (EMA), and a loss that weights the steps t unequally (Min-SNR, next), so its curve
-# (right) is on a smaller scale. Its loss still fell slowly at the end (third quarter against
-# last quarter, below):
+# The shipped checkpoint trained longer, with a larger U-Net, an average of its weights (EMA), and
+# a loss that weights the steps t unequally (Min-SNR, next), so its curve (right) is on a smaller
+# scale. It still fell slowly at the end (third against last quarter, below):
 
 # %%
 r = curve["recipe"]
@@ -588,10 +583,10 @@ for r in range(3):
 #
 # ## 6. Try it: type a prompt
 #
-# Type a prompt with ShapesWorld's words (a shape, a colour, small or large, and where), choose
-# the guidance scale w (it starts at the chosen one), the sampler, its steps and the seed, and
-# press **generate**: the picture, its reverse trajectory and the judges' verdict. Try an unknown
-# word (a ValueError names the nearest known words), or w = 0 and w = 1.
+# Type a prompt with ShapesWorld's words (shape, colour, small or large, where), choose w (it
+# starts at the chosen one), sampler, steps and seed, and press **generate**: the picture, its
+# reverse trajectory and the judges' verdict. Try an unknown word (a ValueError names the nearest
+# known ones), or w = 0 and w = 1.
 
 # %%
 from mmcourse.text2image.widgets import prompt_explorer
@@ -663,11 +658,10 @@ plt.show()
 
 # %% [markdown]
 # **Variety.** Pixel variance across seeds mostly measures the background, which no prompt names.
-# What a prompt *leaves free* measures it better: ask for "a red circle" without a size or a
-# place, and count how the samples spread over the nine places (the entropy of the judged place:
-# 0 bits if all land in one cell) and how often they are large. A caveat: every training caption
-# names size and place, so these prompts are off the training distribution. Three such prompts,
-# twelve samples each:
+# Better: ask for "a red circle" without a size or a place, and count how the samples spread over
+# the nine places (the entropy of the judged place: 0 bits if all land in one cell) and how often
+# they are large. Every training caption names size and place, so such prompts are off the
+# training distribution. Three prompts, twelve samples each:
 
 # %%
 from mmcourse.text2image.evaluate import free_attribute_spread
