@@ -403,6 +403,25 @@ def test_protocol_sweep_and_choice(tiny_model, judges):
         evaluate_text2image("test", tiny_model, None, judges)
 
 
+def test_clip_ranking_orders_by_the_clip_score(tiny_model, judges):
+    from mmcourse.text2image.evaluate import clip_ranking
+    from mmcourse.text2image.sampling import generate
+
+    prompts = ["a red circle", "a small blue cross on the left"]
+    r = clip_ranking(tiny_model, judges, prompts, 2.0, n=3, seed=4)
+    assert r["samples"].shape == (2, 3, 3, 32, 32) and r["scores"].shape == r["right"].shape == (2, 3)
+    assert (r["scores"][:, :-1] >= r["scores"][:, 1:]).all()                  # best first
+    assert torch.equal(r["right"], ~r["wrong"].any(dim=2))                    # right = nothing asked judged wrong
+    assert not r["wrong"][0, :, 2:].any()                                     # size and place were not asked
+    x = generate(tiny_model, prompts[1], 2.0, seed=5, n=3, steps=50)          # prompt i uses seed + i
+    s = judges.clip_score(x, [prompts[1]] * 3)
+    torch.testing.assert_close(r["scores"][1], s.sort(descending=True).values)
+    with pytest.raises(ValueError, match="n must be an int >= 2"):
+        clip_ranking(tiny_model, judges, prompts, 2.0, n=1)
+    with pytest.raises(ValueError, match="prompts must be a non-empty list"):
+        clip_ranking(tiny_model, judges, "a red circle", 2.0)
+
+
 def test_cross_attention_maps(tiny_model):
     from mmcourse.text2image.sampling import cross_attention_maps
 

@@ -163,32 +163,35 @@ def train_denoiser(model: TextUNet, schedule: NoiseSchedule, data: LatentData, s
 def train_text2image(cfg: T2IConfig | None = None, ae_steps: int = 2000, steps: int = 4000, batch_size: int = 64,
                      n_train: int = 20_000, ae_latent_noise: float = 0.05, ae_edge_weight: float = 0.0,
                      snr_gamma: float | None = None, seed: int = 0, progress: bool = True,
-                     stage1: tuple[dict, History, float] | None = None) -> tuple[TextToImage, dict]:
-    """Both stages; returns the model and {"ae_history", "history", "ae_seconds", "seconds"}.
+                     stage1: tuple | None = None) -> tuple[TextToImage, dict]:
+    """Both stages; returns the model and {"ae_history", "history", "ae_seconds", "seconds", "ae_cpu_seconds",
+    "cpu_seconds"} (wall and CPU time of each stage; CPU time counts every thread).
 
-    ``stage1`` = (autoencoder state, its history, its seconds) from an earlier run of stage 1 with
-    the same config, seed and number of threads skips retraining it (stage 1 is then deterministic).
+    ``stage1`` = (autoencoder state, its history, its seconds[, its CPU seconds]) from an earlier run
+    of stage 1 with the same config, seed and number of threads skips retraining it (stage 1 is then
+    deterministic).
     """
     cfg = cfg or T2IConfig()
     seed_everything(seed)
     ae = cfg.autoencoder()
     if stage1 is None:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         ae_hist = train_autoencoder(ae, steps=ae_steps, latent_noise=ae_latent_noise, edge_weight=ae_edge_weight,
                                     seed=seed, progress=progress)
-        ae_seconds = time.perf_counter() - t0
+        ae_seconds, ae_cpu = time.perf_counter() - t0, time.process_time() - c0
     else:
         ae.load_state_dict(stage1[0])
         ae_hist, ae_seconds = stage1[1], stage1[2]
+        ae_cpu = stage1[3] if len(stage1) > 3 else None
         ae.eval()
     encoder = text_encoder()
     data = encode_dataset(ae, encoder, n_train, seed=seed + 1)
     seed_everything(seed)
     unet = cfg.denoiser()
     schedule = cfg.schedule()
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     unet, hist = train_denoiser(unet, schedule, data, steps, batch_size=batch_size, p_uncond=cfg.p_uncond, seed=seed,
                                 snr_gamma=snr_gamma, progress=progress)
-    seconds = time.perf_counter() - t0
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
     return TextToImage(ae, unet, encoder, schedule, cfg), dict(ae_history=ae_hist, history=hist, ae_seconds=ae_seconds,
-                                                               seconds=seconds)
+                                                               seconds=seconds, ae_cpu_seconds=ae_cpu, cpu_seconds=cpu)
