@@ -30,15 +30,14 @@
 # 1. **Detection is grounding.** A region–word alignment score replaces the classifier; the
 #    targets come from the character spans of the prompt's phrases.
 # 2. **Deep fusion.** Image and text attend to each other *before* they are compared, so the
-#    words can change what the image side looks for.
+#    words can change what the image side looks for (how much that helps, measured).
 # 3. **Zero-shot needs words that mean something.** Colour–shape pairs never seen in training are
 #    found by name when the text side carries CLIP's meaning (notebook 04), not with random codes.
 # 4. **Grounding data teach what detection data cannot.** Trained on class names alone, a
 #    detector does not learn attribute words; captions teach them.
 #
 # Stored numbers come from the test draws (five seeds of 100 scenes, used after every choice was
-# made), ± one standard error over the draws (over the pooled phrases for caption accuracy). A
-# checkpoint is one training run; section 5 also repeats a comparison over training seeds.
+# made), ± one standard error over draws; a checkpoint is one training run.
 #
 # ```mermaid
 # flowchart LR
@@ -70,12 +69,11 @@ torch.set_num_threads(1)
 # %% [markdown]
 # ## 1. From classification to grounding
 #
-# A dense detector (FCOS, ATSS) looks at every location of a feature grid and predicts the
-# distances to the four sides of the object there, a **centerness** (how central the location is),
-# and a class score. With C classes, the scores are an N × C matrix from a linear layer: region
-# features O (N × D) times a weight matrix W (D × C). GLIP keeps everything but that matrix. The
-# C columns become the M token features P of the prompt, and detection becomes retrieval: each
-# region looks up the words it matches:
+# A dense detector (FCOS, ATSS) predicts at every location of a feature grid the distances to
+# the four sides of the object there, a **centerness** (how central the location is) and a class
+# score: an N × C matrix, region features O (N × D) times a weight matrix W (D × C). GLIP keeps
+# everything but W; its C columns become the M token features P of the prompt, and detection
+# becomes retrieval: each region looks up the words it matches:
 #
 # ```mermaid
 # flowchart LR
@@ -332,12 +330,10 @@ for ax, where in zip(axes, circles):
 plt.show()
 
 # %% [markdown]
-# **Answer.** The top-left one, both times (0.757 against 0.709 when asked for the top left,
-# 0.761 against 0.712 when asked for the bottom right). The position words belong to no phrase,
-# so they move the scores only by thousandths; "small red circle" fits both circles equally, and
-# the ranking is the same whatever the sentence says. GLIP's BERT reads the whole sentence, so
-# its feature for "circle" could carry "bottom right"; a phrase encoded on its own (section 6)
-# cannot.
+# **Answer.** The top-left one, both times (0.757 against 0.709, then 0.761 against 0.712). The
+# position words belong to no phrase and move the scores only by thousandths. GLIP's BERT reads
+# the whole sentence, so its feature for "circle" could carry "bottom right"; a phrase encoded on
+# its own (section 6) cannot.
 
 # %% [markdown]
 # ### Exercise 3: `nms`
@@ -448,11 +444,11 @@ print("shape-name prompt, COCO AP:", shipped.describe("names_AP"))
 # %% [markdown]
 # ## 5. Deep fusion, measured
 #
-# Without fusion the image side computes the same region features whatever the prompt says; only
-# the final dot product sees the words. With fusion, two rounds of bidirectional cross-attention
-# (`BiMultiHeadAttention`, GLIP's X-MHA) let every location read the words and every word read
-# the image. GLIP's block normalises both sides first and adds the attention's output to the
-# *normalised* features:
+# Without fusion the region features are the same whatever the prompt says; only the final dot
+# product sees the words. With fusion, two rounds of bidirectional cross-attention
+# (`BiMultiHeadAttention`, GLIP's X-MHA) let every location read the words and every word read the
+# image. GLIP's block normalises both sides and adds the attention's output to the *normalised*
+# features:
 #
 # $$A = \frac{(W_v \hat O)(W_l \hat P)^\top}{\sqrt{d}},\quad O \leftarrow \hat O + \gamma_v\, W_{o}\,\mathrm{softmax}_{\text{tokens}}(A)\,W_{l}' \hat P,\quad P \leftarrow \hat P + \gamma_l\, W_{p}\,\mathrm{softmax}_{\text{locations}}(A^\top)\,W_{v}' \hat O$$
 #
@@ -461,10 +457,10 @@ print("shape-name prompt, COCO AP:", shipped.describe("names_AP"))
 # image (γ started at 1/6); the course runs two, with plain convolutions and no text layer, to
 # train in minutes on a CPU.
 #
-# The test that needs fusion: scenes of 3–4 objects of *one* shape in different colours, and the
-# one-phrase prompt "red circle." (the colour of one of them). Two checkpoints trained alike with
-# and without fusion, both with section 2's random token tower, and the same pair retrained at
-# two more seeds. **Predict, then run:** which wins, and by how much?
+# The test: scenes of 3–4 objects of *one* shape in different colours, and the one-phrase prompt
+# "red circle." (the colour of one of them). Two checkpoints trained alike with and without
+# fusion, both with section 2's random token tower, and the pair retrained at three seeds.
+# **Predict, then run:** which wins, and by how much?
 
 # %%
 from mmcourse.glip.fusion import BiMultiHeadAttention
@@ -538,13 +534,11 @@ for m, title in ((unfused, "fusion off"), (fused, "fusion on")):
 # do not need it (every run above 0.99); captions gain a little (+0.014 ± 0.010), held-out
 # pairs more (section 6).
 #
-# The histograms show the mechanism in the shipped pair. A late comparison could still rank a
-# blue circle below a red one by a low "red", but the unfused model learned the colour word
-# poorly (0.33 on targets, 0.22 on distractors; the shape word about 0.37 on both), so its
-# distractors score 0.47 against the targets' 0.52, a third of them above 0.5. With fusion the
-# image side reads the colour first: the colour word falls to 0.12 on distractors, their scores
-# to 0.40 (7% above 0.5), the targets' stay at 0.50. Fusion is not required for attributes
-# (OWL-ViT has none); here it usually made them easier to learn.
+# The histograms show the mechanism in the shipped pair. Unfused, the colour word is weak (0.33
+# on targets, 0.22 on distractors), so distractors score 0.47 against the targets' 0.52, a third
+# of them above 0.5. With fusion the image side reads the colour first: the colour word falls to
+# 0.12 on distractors, their scores to 0.40 (7% above 0.5). Fusion is not required for
+# attributes (OWL-ViT has none); here it usually made them easier to learn.
 
 # %% [markdown]
 # ## 6. Zero-shot: words that mean something
@@ -568,11 +562,11 @@ print("random token tower, seen pairs AP50:    ", tokens_side.describe("attribut
 # once the image side reads them, far from what meaningful words do below.
 #
 # GLIP's answer is a pre-trained language model: BERT has read about red things and squares. The
-# course has notebook 04's broad CLIP, whose text tower places "a red square" where its images of
-# red squares land, well enough to classify held-out pairs zero-shot (printed below). But CLIP's
-# loss only looked at one vector per caption, the **pooled** embedding at `<end>`, and its text
-# tower is causal: each token reads only the tokens before it. The colour word's own feature
-# across the six colours, raw and with the mean over colours removed, and "red" in two phrases:
+# course has notebook 04's broad CLIP, which classifies held-out pairs zero-shot (printed below).
+# But CLIP's loss only looked at one vector per caption, the **pooled** embedding at `<end>`, and
+# its text tower is causal: each token reads only the tokens before it. The colour word's own
+# feature across the six colours, raw and with the mean over colours removed, and "red" in two
+# phrases:
 
 # %%
 from mmcourse.clip.tasks import load_clip
@@ -633,13 +627,12 @@ display(Markdown(
 print("held-out pairs:", shipped.describe("attributes_heldout_AP50"))
 
 # %% [markdown]
-# Held-out pairs now reach AP50 0.990 ± 0.003, nearly as high as seen pairs: "red square" is
-# found although the detector never saw one. Seen pairs rise from 0.80 to 1.000, captions from
-# 0.951 to 0.980. GLIP's alignment never learned colour (seen pairs 0.481, held-out 0.363: about
-# chance), and the single-factor column finds the cause: the learned projection alone does the
-# same (0.490 and 0.399). Our reading, not tested: trained on the seen pairs from a random start,
-# the projection can fold colour away; unprojected, the regions must meet CLIP's own geometry.
-# One run per column.
+# Held-out pairs now reach AP50 0.990 ± 0.003: "red square" is found although the detector never
+# saw one. Seen pairs rise from 0.80 to 1.000, captions from 0.951 to 0.980. GLIP's alignment
+# never learned colour (seen pairs 0.481, held-out 0.363: about chance), and the single-factor
+# column finds the cause: the learned projection alone does the same (0.490 and 0.399). Our
+# reading, not tested: a projection learned from a random start can fold colour away. One run
+# per column.
 #
 # Why the shipped version transfers: CLIP's phrase embeddings compose. Fit each of the 24 seen
 # pairs' embeddings as a colour vector plus a shape vector (least squares), and predict the six
@@ -661,10 +654,9 @@ print(f"held-out pairs: cosine of the guess with the true embedding {(guess * E[
       f"nearest of the 30 pair embeddings is the right one for {int((nearest == seen.logical_not().nonzero()[:, 0]).sum())} of 6")
 
 # %% [markdown]
-# The held-out embeddings are almost exactly colour plus shape. The region features were trained
-# to land on the seen pairs' embeddings; a red square's features carry "red" as the red circles'
-# do and "square" as the blue squares' do, so they land on "a red square" too. A live check on
-# 100 fresh scenes of held-out pairs:
+# The held-out embeddings are almost exactly colour plus shape. Region features trained to land
+# on the seen pairs' embeddings carry "red" as the red circles' do and "square" as the blue
+# squares' do, so a red square's land on "a red square" too. A live check on 100 fresh scenes:
 
 # %%
 held = attribute_scenes(100, seed=3, split="heldout")
@@ -673,16 +665,15 @@ live_held_tokens = evaluate_attributes(fused, held)
 print(f"held-out pairs, AP50 on 100 scenes: {live_held['AP50']:.2f} (random token tower: {live_held_tokens['AP50']:.2f})")
 
 # %% [markdown]
-# Live, the shipped model finds held-out pairs at 0.99 and the random token tower at 0.38, as on
-# the test draws.
+# Live: 0.99 and 0.38, as on the test draws.
 
 # %% [markdown]
 # ### Detection data against grounding data
 #
 # GLIP's paper argues that grounding data (captions with their phrases) teach what detection data
-# (class names) cannot: attributes, relations, a richer vocabulary. Here the shipped recipe is
-# trained twice more, on shape-name prompts only and on shape names plus captions (neither arm
-# sees a colour–shape phrase list; one run each), and both get the attribute prompts.
+# (class names) cannot: attributes, relations, a richer vocabulary. The shipped recipe trained on
+# shape-name prompts only, and on shape names plus captions (no colour–shape phrase lists; one
+# run each), both asked the attribute prompts.
 # **Predict, then run:** does a detector trained only on shape names find "red circle"?
 
 # %%

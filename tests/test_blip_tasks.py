@@ -336,7 +336,8 @@ def test_stored_capfilt_result_follows_the_protocol():
 
     cf = load_results("blip_capfilt")
     r, f = cf["recipe"], cf["filter"]
-    assert f["kept"]["n"] == r["n_images"] and f["precision"]["n"] == round((1 - f["kept"]["value"]) * r["n_images"])
+    # precision is over the dropped captions, recall over the corrupted ones (values stored to 4 decimals)
+    assert f["kept"]["n"] == r["n_images"] and abs(f["precision"]["n"] - (1 - f["kept"]["value"]) * r["n_images"]) <= 1
     assert f["recall"]["n"] == round((1 - cf["noisy_set_right"]) * r["n_images"])
     assert cf["eval"]["part"] == "test" and cf["eval"]["seeds"] == list(protocol_seeds("blip", "test"))
     for m in cf["models"].values():
