@@ -48,15 +48,13 @@
 #     te -. "shares all but self-attention" .- gd
 # ```
 #
-# The text encoder is **one** box: the same weights read the caption alone (`[CLS]`) or with the
-# image (`[ENC]`). The decoder shares everything with it except self-attention.
+# The same encoder weights read the caption alone (`[CLS]`) or with the image (`[ENC]`).
 #
-# The targets are measured on *test draws*, fresh scenes from five seeds that no choice looked at
-# (choices used separate *validation draws*; section 2 says why), each with its standard error:
-# greedy captions of single-object scenes with every word right ≥ 95% (by two standard errors);
-# ITM telling the true caption from a one-word-changed one ≥ 95%, and better than ITC;
-# image→text recall@1 ≥ 95%; a CapFilt filter that finds corrupted captions with precision and
-# recall ≥ 0.9 (section 6).
+# Targets, measured with their standard error on *test draws* (fresh scenes from five seeds no
+# choice looked at; section 2 says why): greedy single-object captions with every word right
+# ≥ 95% (by two standard errors); ITM preferring the true caption to a one-word-changed one ≥ 95%,
+# and better than ITC; image→text recall@1 ≥ 95%; a CapFilt filter with precision and recall
+# ≥ 0.9 at finding corrupted captions (section 6).
 
 # %%
 import json
@@ -111,10 +109,10 @@ except ValueError as err:
 # %% [markdown]
 # ### Three attention masks
 #
-# Which keys may each text token read? The text keys come first (self-attention), then the 17
-# image tokens of the ViT (cross-attention). The unimodal encoder reads no image at all; the
-# image-grounded encoder reads every word and every image token; the decoder reads the image but
-# only the words *before* it, so that it can be trained to predict the next one.
+# Which keys may each text token read? The text keys come first (self-attention), then the ViT's
+# 17 image tokens (cross-attention). The unimodal encoder reads no image; the image-grounded
+# encoder reads every word and image token; the decoder reads the image but only the words
+# *before* it, so it can be trained to predict the next one.
 #
 # ### Exercise 1: `decoder_mask`
 #
@@ -142,9 +140,8 @@ def decoder_mask(tokens: torch.Tensor, num_image_tokens: int, pad_token_id: int)
 check_decoder_mask(decoder_mask)
 
 # %% [markdown]
-# Compare with the course's version, `mode_mask`, which draws all three modes. The caption is
-# padded with three `[PAD]` tokens: no query reads their key columns (white); their own rows are
-# computed but never used.
+# Compare with the course's `mode_mask`, all three modes. The three `[PAD]` tokens' key columns
+# are never read (white); their own rows are computed but never used.
 
 # %%
 from mmcourse.blip import mode_mask
@@ -199,9 +196,9 @@ print(f"ITC {losses['itc']:.2f} (ln 16 = {math.log(16):.2f}) | ITM {losses['itm'
 # %% [markdown]
 # ### Sharing
 #
-# BLIP's encoder and decoder share everything except self-attention: embeddings, cross-attention,
-# MLPs and their LayerNorms are the same tensors. Causal and bidirectional reading want different
-# attention weights; what the words and the image *mean* can be shared.
+# BLIP's encoder and decoder share everything except self-attention (embeddings, cross-attention,
+# MLPs, their LayerNorms): causal and bidirectional reading want different attention weights;
+# what the words and the image *mean* can be shared.
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -255,14 +252,15 @@ expect("LM, first 10 steps minus last 10", first["lm"] - last["lm"], "> 0.5", fm
 # in three). ITC compares two vectors each tower makes alone, and LM can guess the next word from
 # the words before it. ITM must compare the *words* with the *image*, and a fresh cross-attention
 # reads a near-uniform average of the image tokens, so the head learns only the base rate. Our
-# reading of the curves below (not tested): it leaves that plateau once cross-attention, shared
-# with LM, has learned to look words up in the image.
+# reading (not tested): ITM leaves that plateau once the cross-attention it shares with LM has
+# learned to look words up in the image.
 #
-# The shipped model trained 2,000 steps with two changes. Half of each batch is forced to one
-# object (`single_share=0.5`), so two scenes in three hold one, because the targets are on single
-# objects. And ITM's loss counts twice (BLIP weighs the three equally), for ITM's lead over ITC
+# The shipped model trained 2,000 steps with two changes: half of each batch holds one object
+# (`single_share=0.5`; two scenes in three then do), because the targets are on single objects;
+# and ITM's loss counts twice (BLIP weighs the three equally), for ITM's lead over ITC
 # (section 4). What moved the targets: the recipe's history (1,500-step runs, each measured once
-# on one draw of 500 scenes) and the shipped model on the test draws:
+# on one draw of 500 scenes), the number of steps chosen on the validation draws, and the shipped
+# model on the test draws:
 
 # %%
 from mmcourse.blip.checkpoints import load_blip
@@ -277,12 +275,19 @@ for name in ("plain 1-3 objects, equal weights", "single_share 0.5, equal weight
     rm = recipe_runs[name]["metrics"]
     rows.append([f"{name}, 1,500 steps", f"{rm['caption_single_all_right']:.3f}",
                  f"{100 * (rm['itm_one_word_multi'] - rm['itc_one_word_multi']):+.1f}", "one draw of 500 (seed 1)"])
+choices = load_results("blip_choices")["arms"]  # python -m bench.blip choices: the recipe on the validation draws
+val = {name: {k: Estimate(**v) for k, v in arm["metrics"].items()} for name, arm in choices.items()}
+for name in [k for k in ("1,500 steps", "2,000 steps (shipped)") if k in val]:
+    rows.append([f"single_share 0.5, ITM x2, {name}", str(val[name]["caption_single_all_right"]),
+                 points(val[name]["itm_minus_itc_one_word_multi"]),
+                 f"validation draws, n = {val[name]['caption_single_all_right'].n:,} scenes"])
 shipped_recipe = load_results("blip_training")["blip_shapes"]["recipe"]
 rows.append([f"single_share 0.5, ITM x2, {shipped_recipe['steps']:,} steps (shipped)", str(blip_entry.estimate("caption_single_all_right")),
              points(blip_entry.estimate("itm_minus_itc_one_word_multi")),
              f"test draws, n = {blip_entry.estimate('caption_single_all_right').n:,} scenes"])
 display(Markdown(markdown_table(["recipe", "greedy captions all right, 1 object", "ITM − ITC on one-word changes, "
                                  "2–3 objects (points)", "measured on"], rows)))
+print("validation draws:", " | ".join(f"{name}: {v['caption_single_all_right'].describe(0.95)}" for name, v in val.items()))
 print("shipped, test draws:", blip_entry.describe("caption_single_all_right"))
 eq, x2 = (recipe_runs[k]["metrics"] for k in ("single_share 0.5, equal weights", "single_share 0.5, ITM x2"))
 print(f"doubling ITM (1,500 steps): ITM {eq['itm_one_word_multi']:.4f} → {x2['itm_one_word_multi']:.4f}, "
@@ -294,9 +299,9 @@ print(f"doubling ITM (1,500 steps): ITM {eq['itm_one_word_multi']:.4f} → {x2['
 # The single-object half bought most of it. Doubling ITM has a cost: it lifted ITM's lead partly
 # by lowering ITC (0.9285 → 0.9195), and multi-object captions got worse (shape word 37.2% →
 # 29.7% per object). And the third row was measured on the draw the recipe was picked on: on
-# fresh validation draws the same recipe fell below the target, and 2,000 steps cleared it
-# (`python -m bench.blip choices` measures both). A number used to choose is optimistic, so
-# choices use validation draws and the registry reports test draws.
+# fresh validation draws the same recipe gives 0.939 ± 0.005, below the target, and 2,000 steps
+# clear it (next rows). A number used to choose is optimistic, so choices use validation draws
+# and the registry reports test draws.
 #
 # The shipped model's curves (each loss as measured, before ITM's weight of 2):
 
@@ -319,8 +324,8 @@ print(f"from step {stored['step'][half]} to {stored['step'][-1]}: " +
 # %% [markdown]
 # ### Is the LM loss done?
 #
-# **Predict, then run:** over the second half of training the LM loss barely moves while ITM's
-# keeps falling. Has the decoder learned all it can?
+# **Predict, then run:** over the second half of training the LM loss barely moves. Has the
+# decoder learned all it can?
 #
 # The LM loss cannot reach 0. Label smoothing (ε = 0.1) asks for probability 1 − ε + ε/V on the
 # right token and ε/V on each of the other 35; no prediction beats that target's entropy, about
@@ -349,8 +354,7 @@ print(f"the shape word alone: cross-entropy {parts['shape_ce']:.3f} nats, agains
 # %% [markdown]
 # ## 3. Captioning
 #
-# The decoder writes a caption one word at a time, starting from `[DEC]` and stopping at `[SEP]`.
-# Three ways to pick the next word:
+# The decoder writes one word at a time, from `[DEC]` to `[SEP]`. Three ways to pick the next:
 #
 # - **greedy**: always the most likely word;
 # - **beam search** (束搜索): keep the 3 most likely beginnings and extend each, so one early
@@ -395,9 +399,8 @@ show_source(nucleus_filter)
 show_source(nucleus_sample)
 
 # %% [markdown]
-# Each word is judged against the scene: a colour, shape or size word is right when the object at
-# the position its clause names has it. **Predict, then run:** which method will be most often
-# right, and which will make the most mistakes?
+# A colour, shape or size word is right when the object at the position its clause names has it.
+# **Predict, then run:** which method will be most often right, and which wrong?
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -461,9 +464,9 @@ from mmcourse.blip.widgets import matching_explorer
 matching_explorer(model)
 
 # %% [markdown]
-# The measurement: for 500 single-object and 300 two-to-three-object test scenes, each caption
-# against its one-word-changed copies (a colour, a shape, a size, a position word). A score wins
-# when it ranks the true caption higher.
+# The measurement: on 500 single-object and 300 two-to-three-object test scenes, each caption
+# against its one-word-changed copies (colour, shape, size, position); a score wins when it ranks
+# the true caption higher.
 #
 # **Predict, then run:** on which scenes will ITC lose most against ITM?
 
@@ -533,7 +536,7 @@ print(f"(notebook 04's CLIP, clip_shapes_named: {clip_r1:.3f} on one draw of the
 #
 # Random wrong pairs are easy ("a red circle" against a blue square). BLIP picks ITM's negatives
 # *hard*: for each caption, an image drawn from the softmax of ITC's similarities in the batch
-# (and for each image, a caption likewise). The negatives drawn for four captions of a batch of 32:
+# (for each image, a caption likewise). Four captions of a batch of 32 and their negatives:
 
 # %%
 from mmcourse.blip import hard_negative_weights, sample_hard_negatives
@@ -634,8 +637,8 @@ display(Markdown(markdown_table(["ITM's negatives", "ranks true first, 1 obj.", 
 # Trained on random negatives, ITM rarely met an *almost* right caption, so it calls a
 # one-word-changed caption a match about as often as not. Mined negatives teach it to say no, at
 # a price: it also rejects true captions (accepts 91.4% against 99.6% on one object, 75.8%
-# against 100% on 2–3) and ranks worse on 2–3 objects (80.8% against 83.5%). Equal steps, not
-# finished training (the mined run's ITM loss is still 0.35, against 0.03), one seed each.
+# against 100% on 2–3) and ranks worse on 2–3 objects (80.8% against 83.5%). Equal, unfinished
+# training (the mined run's ITM loss is still 0.35, against 0.03), one seed each.
 
 # %% [markdown]
 # ## 6. CapFilt: a model that cleans its own data
@@ -683,16 +686,13 @@ kept_right = 1 - (1 - filt["recall"].value) * corrupted_share / filt["kept"].val
 print(f"web captions right: {cf['noisy_set_right']:.1%} of all of them, {kept_right:.1%} of those the filter keeps")
 
 # %% [markdown]
-# "Clean" is an oracle: the same 20,000 images with every caption right. The filter finds
-# corrupted web captions with precision 0.914 ± 0.003 and recall 0.991 ± 0.001, above the target
-# by several standard errors; but the ± counts the judged captions of one run, not runs, and the
-# recipe's scale was raised until the filter passed, so read it as optimistic. The web captions
-# it keeps are 99.3% right, against 60.7% of all web captions; with the kept synthetic captions
-# and the clean pairs the bootstrapped set is 98.2% right. Pretrained on it, the model's
-# zero-shot is within noise of the clean model's (−2.1 ± 1.7 points), where the noisy model is
-# 11.5 ± 1.8 points below; its captions (0.946 against 0.956) and ITM (0.995 against 0.997) are
-# close to the clean model's too, where the noisy model's ITM falls to 0.857. Retrieval differs
-# least (0.956 noisy, 0.961 bootstrapped, 0.975 clean).
+# "Clean" is an oracle: the same images, every caption right. The filter's precision
+# 0.914 ± 0.003 and recall 0.991 ± 0.001 clear the target, but the ± counts the captions of one
+# run, whose scale was raised until the filter passed: read it as optimistic. The web captions it
+# keeps are 99.3% right (against 60.7% of all), the bootstrapped set 98.2%. Pretrained on it, a
+# model's zero-shot is within noise of the clean model's (−2.1 ± 1.7 points), where the noisy
+# model is 11.5 ± 1.8 points below; captions (0.946 against 0.956) and ITM (0.995 against
+# 0.997) come close too, where the noisy model's ITM falls to 0.857.
 #
 # The threshold, 0.5, was fixed before the run. Other thresholds show how much rides on it (not a
 # way to choose it: a real filter has no labels for its web captions):
@@ -703,8 +703,8 @@ rows = [[t + (" (the recipe's)" if float(t) == r["threshold"] else ""), f"{q['pr
 display(Markdown(markdown_table(["keep if p(match) ≥", "precision", "recall", "web captions kept"], rows)))
 
 # %% [markdown]
-# Almost every corrupted caption gets a match probability below 0.1 (recall 0.978 even there), so
-# a higher threshold mostly drops true captions: precision falls from 0.953 to 0.845.
+# Almost every corrupted caption scores below 0.1 (recall 0.978 even there), so a higher
+# threshold mostly drops true captions: precision falls from 0.953 to 0.845.
 
 # %% [markdown]
 # A small live version: the shipped model (trained on clean captions) plays filter and captioner
@@ -743,10 +743,9 @@ expect("filter precision at finding corrupted captions, 1 object", quality["prec
 expect("filter recall at finding corrupted captions, 1 object", quality["recall"], "≥ 0.9")
 
 # %% [markdown]
-# **Answer.** The two-to-three-object scenes. The shipped model catches corrupted single-object
-# captions with precision 0.992 and recall 1.000; with two or three objects it stays precise
-# (0.983) but misses more than half (recall 0.454): one wrong word among three objects is
-# section 4's hard case.
+# **Answer.** The two-to-three-object scenes. On single objects the shipped model's precision is
+# 0.992 and recall 1.000; with two or three it stays precise (0.983) but misses more than half
+# (recall 0.454): one wrong word among three objects is section 4's hard case.
 #
 # ## 7. Optional: real BLIP weights
 #
@@ -789,7 +788,7 @@ else:
 # %% [markdown]
 # ## 8. What we measured
 #
-# The last table gathers every target and claim. Two findings go beyond the targets.
+# The last table gathers every target and claim. Two findings go beyond them.
 #
 # **Matching composes; writing does not.** Scenes of the six held-out colour–shape pairs, which no
 # training caption names, get a right caption only 0.20 ± 0.01 of the time, yet ITM tells their
@@ -803,8 +802,8 @@ else:
 # validation draws (`python -m bench.blip choices`).
 #
 # **Left out.** BLIP's momentum distillation and its queue of 57,600 past features (ITC only):
-# the soft targets protect against web captions that fit an image but were not paired with it; our
-# captions are exact and duplicates are masked by content, so a batch suffices at this size.
+# the soft targets protect against web captions that fit an image they were not paired with; our
+# captions are exact and duplicates masked by content, so a batch suffices here.
 
 # %%
 breadth = load_results("blip_breadth")["vit_init"]

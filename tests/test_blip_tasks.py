@@ -343,3 +343,25 @@ def test_stored_capfilt_result_follows_the_protocol():
     for m in cf["models"].values():
         assert m["zero_shot"]["n"] == SEEDS_PER_PART * PROTOCOL_DRAWS["zero_shot"] and 0 < m["zero_shot"]["se"] < 0.05
         assert m["caption_all_right"]["n"] == SEEDS_PER_PART * PROTOCOL_DRAWS["caption_single"]
+
+
+def test_stored_choices_are_validation_draws_and_the_shipped_arm_agrees_with_the_registry():
+    """blip_choices.json (notebook 05's validation rows): every arm measured on the validation draws
+    at the protocol's size; the shipped checkpoint's validation numbers agree with its registry
+    (test-draw) numbers within three standard errors, and 2,000 steps beat 1,500 on captions."""
+    from bench.blip import CHOICES
+    from mmcourse.blip.evaluate import PROTOCOL_DRAWS
+    from mmcourse.protocol import SEEDS_PER_PART, Estimate
+    from mmcourse.vit.tasks import load_results
+    from mmcourse.weights import entry
+
+    choices = load_results("blip_choices")
+    assert choices["part"] == "val" and set(choices["arms"]) <= set(CHOICES)
+    arms = {name: {k: Estimate(**v) for k, v in arm["metrics"].items()} for name, arm in choices["arms"].items()}
+    for m in arms.values():
+        assert m["caption_single_all_right"].n == SEEDS_PER_PART * PROTOCOL_DRAWS["caption_single"]
+    shipped = entry("blip_shapes")
+    for metric in ("caption_single_all_right", "itm_one_word_single", "i2t_attribute_r1"):
+        assert arms["2,000 steps (shipped)"][metric].agrees_with(shipped.estimate(metric)), metric
+    longer, shorter = (arms[k]["caption_single_all_right"] for k in ("2,000 steps (shipped)", "1,500 steps"))
+    assert longer.value - shorter.value > 3 * (longer.se ** 2 + shorter.se ** 2) ** 0.5
