@@ -6,7 +6,9 @@
     captions (single and 2-3 objects).
 (b) ``capfilt``: :func:`mmcourse.blip.bootstrap.capfilt_experiment` on single-object scenes: 40% of the
     captions corrupted, a 5% clean subset, captioner and filter fine-tuned, the bootstrapped set,
-    noisy / bootstrapped / clean pretraining compared.
+    noisy / bootstrapped / clean pretraining compared on the protocol's test draws. Each number
+    with its standard error (the filter's over the 20,000 captions it judged). One run, six
+    trainings of 600 steps and three measurements, about 20 min of CPU time on one thread.
 
 (c) ``recipe``: the recipe's history, four full 1,500-step runs (about 35 minutes), each measured
     on one draw of 500 test scenes (seed 1), as the checkpoint was before the evaluation protocol
@@ -17,8 +19,15 @@
     by :func:`mmcourse.blip.evaluate.protocol_metrics` on the test draws: seen targets, held-out
     colour-shape pairs (captions, ITM). One 2,000-step run, about 8 min of CPU time, plus 2 min.
 
-Results: bench/results/blip_negatives.json, blip_capfilt.json, blip_recipe.json and
-blip_breadth.json (shown by notebook 05).
+(e) ``choices``: the choices behind the shipped recipe, measured as the protocol asks, on the
+    validation draws (:func:`mmcourse.blip.evaluate.protocol_metrics` with ``part="val"``): the
+    recipe at 1,500 steps, at 2,000 (the shipped checkpoint itself: training on one thread is
+    deterministic) and at 2,000 with the image encoder from ``clip_shapes_broad``. Two training
+    runs, about 15 min of CPU time, and three protocol measurements of a few CPU-minutes each;
+    stored after each arm.
+
+Results: bench/results/blip_negatives.json, blip_capfilt.json, blip_recipe.json,
+blip_breadth.json and blip_choices.json (shown by notebook 05).
 """
 
 from __future__ import annotations
@@ -70,7 +79,36 @@ def run_capfilt() -> dict:
     (RESULTS / "blip_capfilt.json").write_text(json.dumps(out, indent=1) + "\n")
     print("filter", out["filter"], "| synthetic", out["synthetic"], "| gap recovered", out["zero_shot_gap_recovered"])
     for name, m in out["models"].items():
-        print(f"  {name:13s}", {k: round(v, 3) for k, v in m.items()})
+        print(f"  {name:13s}", m)
+    return out
+
+
+# The validation arms of ``choices``: changes to mmcourse.blip.checkpoints.RECIPE (an empty change
+# is the recipe itself, i.e. the shipped checkpoint, loaded rather than trained again).
+CHOICES = {"1,500 steps": dict(steps=1500), "2,000 steps (shipped)": {},
+           "2,000 steps, image encoder from clip_shapes_broad": dict(vit_init="clip_shapes_broad")}
+
+
+def run_choices() -> dict:
+    from mmcourse.blip.checkpoints import RECIPE, load_blip
+    from mmcourse.blip.evaluate import protocol_metrics
+    from mmcourse.blip.train import train_blip
+
+    out = {"recipe": RECIPE, "part": "val", "arms": {}}
+    for name, change in CHOICES.items():
+        arm = {"change": change}
+        if change:
+            t0 = time.process_time()
+            model, _ = train_blip(desc=name, progress=False, **dict(RECIPE, **change))
+            arm["train_cpu_seconds"] = round(time.process_time() - t0, 1)
+        else:
+            model = load_blip()
+        metrics = protocol_metrics(model, "val")
+        arm["metrics"] = {k: v.to_dict() for k, v in metrics.items()}
+        out["arms"][name] = arm
+        print(name, {k: str(metrics[k]) for k in ("caption_single_all_right", "caption_heldout_all_right",
+                                                   "itm_minus_itc_one_word_multi")}, flush=True)
+        (RESULTS / "blip_choices.json").write_text(json.dumps(out, indent=1) + "\n")  # after each arm
     return out
 
 
@@ -142,7 +180,8 @@ def run_breadth(broad_model=None) -> dict:
     return out
 
 
-PARTS = {"negatives": run_negatives, "capfilt": run_capfilt, "recipe": run_recipe, "breadth": run_breadth}
+PARTS = {"negatives": run_negatives, "capfilt": run_capfilt, "recipe": run_recipe, "breadth": run_breadth,
+         "choices": run_choices}
 
 
 def run(parts: list[str] | None = None) -> None:

@@ -10,9 +10,12 @@
 4. ``alignment``: the phrases text side with GLIP's alignment instead of OWL-ViT's: the pooled
    phrase embeddings projected by a learned layer and updated by fusion before they meet the
    regions (the shipped model aligns the regions with the frozen embeddings as they come).
-5. ``fusion_seeds`` (not in the default set: six training runs, about 20 CPU-minutes): fusion on
-   and off at seeds 0, 1, 2 with the random token tower (notebook section 4's comparison), mean
-   and standard error over seeds.
+5. ``projection``: one factor of ``alignment`` alone: the phrase embeddings projected by the
+   learned layer but not updated by fusion (the text side as the shipped model has it).
+6. ``fusion_seeds`` (not in the default set: six training runs, about 20 CPU-minutes): fusion on
+   and off at seeds 0, 1, 2 with the random token tower (notebook section 5's comparison), mean
+   and standard error over seeds. Seed by seed, stored after each run; ``GLIP_BENCH_RESUME=1``
+   keeps the runs already stored and trains the rest.
 
 Each run trains on one thread (about 150 CPU-seconds); the CPU seconds are stored with the
 results. Choose parts with ``GLIP_BENCH=ablation,checkpoints python -m bench glip``.
@@ -29,8 +32,9 @@ from pathlib import Path
 import torch
 
 RESULTS = Path(__file__).parent / "results"
-DEFAULT = ("stride", "checkpoints", "ablation", "alignment")
+DEFAULT = ("stride", "checkpoints", "ablation", "alignment", "projection")
 ABLATION_ARMS = {"names": ("names",), "names+captions": ("names", "captions")}
+FUSION_SEEDS = (0, 1, 2)
 
 
 def _rows(metrics: dict) -> dict:
@@ -92,26 +96,40 @@ def alignment() -> None:
     _save("alignment", out)
 
 
+def projection() -> None:
+    from mmcourse.glip.checkpoints import RECIPE
+
+    out = {"recipe": {**RECIPE, "text": "phrases", "fusion": True, "seed": 0, "align_to_text": True,
+                      "project_text": True}}
+    out.update(_arm(project_text=True, desc="projected phrases"))
+    print("projected phrases", {k: v["value"] for k, v in out["metrics"].items()}, flush=True)
+    _save("projection", out)
+
+
 def fusion_seeds() -> None:
     from mmcourse.protocol import mean
 
     out = {"runs": {}}
-    for fusion in (True, False):
-        for seed in (0, 1, 2):
+    stored = RESULTS / "glip_fusion_seeds.json"
+    if os.environ.get("GLIP_BENCH_RESUME") == "1" and stored.exists():  # keep the runs a stopped run stored
+        out["runs"] = json.loads(stored.read_text())["runs"]
+    for seed in FUSION_SEEDS:  # seed by seed, so a run that stops keeps complete on/off pairs
+        for fusion in (True, False):
             key = f"fusion={'on' if fusion else 'off'} seed={seed}"
+            if key in out["runs"]:
+                continue
             out["runs"][key] = _arm(fusion=fusion, text="tokens", seed=seed, desc=key)
             print(key, {k: v["value"] for k, v in out["runs"][key]["metrics"].items()}, flush=True)
+            done = [s for s in FUSION_SEEDS if all(f"fusion={a} seed={s}" in out["runs"] for a in ("on", "off"))]
+            if len(done) >= 2:  # mean and standard error over the complete seeds
+                out["over_seeds"] = {arm: {m: mean([out["runs"][f"fusion={arm} seed={s}"]["metrics"][m]["value"]
+                                                    for s in done]).to_dict()
+                                           for m in out["runs"][key]["metrics"]} for arm in ("on", "off")}
             _save("fusion_seeds", out)
-    summary = {}
-    for arm in ("on", "off"):
-        runs = [r["metrics"] for k, r in out["runs"].items() if k.startswith(f"fusion={arm} ")]
-        summary[arm] = {m: mean([r[m]["value"] for r in runs]).to_dict() for m in runs[0]}
-    out["over_seeds"] = summary
-    _save("fusion_seeds", out)
 
 
 PARTS = {"stride": stride, "checkpoints": checkpoints, "ablation": ablation, "alignment": alignment,
-         "fusion_seeds": fusion_seeds}
+         "projection": projection, "fusion_seeds": fusion_seeds}
 
 
 def run() -> None:

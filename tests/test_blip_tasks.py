@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from mmcourse.blip import BLIP
-from mmcourse.blip.bootstrap import corrupt_captions, filter_quality
+from mmcourse.blip.bootstrap import corrupt_captions, filter_estimates, filter_quality
 from mmcourse.blip.captions import (ATTRIBUTES, CONTEXT_LENGTH, caption_scores, content_ids, content_key, one_word_change,
                                     parse_caption, sample_scenes, scene_objects, word_marks)
 from mmcourse.blip.evaluate import changed_captions
@@ -133,6 +133,11 @@ def test_corrupt_captions_and_filter_quality(scenes):
     bad = torch.tensor([False, True, False, False, True])
     q = filter_quality(keep, bad)
     assert q == pytest.approx({"precision": 2 / 3, "recall": 1.0, "kept": 0.4})
+    # with standard errors: precision over the 3 rejected captions, recall over the 2 corrupted ones
+    e = filter_estimates(keep, bad)
+    assert (e["precision"].n, e["recall"].n, e["kept"].n) == (3, 2, 5)
+    assert e["precision"].se == pytest.approx(math.sqrt(2 / 3 * 1 / 3 / 3))
+    assert filter_estimates(torch.ones(4, dtype=torch.bool), torch.zeros(4, dtype=torch.bool))["precision"].n == 0
     with pytest.raises(ValueError, match="share"):
         corrupt_captions(truth, 1.5)
 
@@ -301,12 +306,62 @@ def test_single_share_sets_the_share_of_single_object_scenes():
 
 def test_capfilt_experiment_runs_end_to_end_and_its_numbers_agree():
     from mmcourse.blip.bootstrap import capfilt_experiment
+    from mmcourse.protocol import seeds
 
-    out = capfilt_experiment(n_images=96, steps=2, finetune_steps=1, batch_size=32, eval_n=20, progress=False)
+    draws = {"zero_shot": 20, "retrieval": 20, "caption_single": 10, "matching_single": 10}
+    out = capfilt_experiment(n_images=96, steps=2, finetune_steps=1, batch_size=32, eval_seeds=1, eval_draws=draws,
+                             progress=False)
     # the official filter is the 0.5 threshold of the sweep; recall can only fall as the threshold falls
-    assert out["filter"] == out["filter_by_threshold"]["0.5"]
+    assert {k: v["value"] for k, v in out["filter"].items()} == pytest.approx(out["filter_by_threshold"]["0.5"], abs=1e-4)
     recalls = [out["filter_by_threshold"][t]["recall"] for t in ("0.1", "0.2", "0.3", "0.5", "0.7", "0.9")]
     assert recalls == sorted(recalls)
-    assert out["bootstrapped_set"]["pairs"] == round(out["filter"]["kept"] * 96) + round(out["synthetic"]["kept"] * 96) + 32
+    kept = out["filter"]["kept"]
+    assert kept["n"] == 96 and out["filter"]["precision"]["n"] == round((1 - kept["value"]) * 96)
+    assert out["bootstrapped_set"]["pairs"] == round(kept["value"] * 96) + round(out["synthetic"]["kept"] * 96) + 32
     assert set(out["models"]) == {"noisy", "bootstrapped", "clean"}
+    # the models are measured on the protocol's test draws (one seed here), each number with its n
+    assert out["eval"]["seeds"] == list(seeds("blip", "test", 1))
+    for m in out["models"].values():
+        assert m["zero_shot"]["n"] == 20 and m["caption_all_right"]["n"] == 10 and m["itm_one_word"]["n"] == 10
     assert 0.0 <= out["noisy_set_right"] <= 1.0 and len(out["examples"]) == 8
+
+
+def test_stored_capfilt_result_follows_the_protocol():
+    """blip_capfilt.json (what notebook 05 reads) holds every number with its standard error: the
+    filter's over the captions it judged, the three models' over the protocol's test draws."""
+    from mmcourse.blip.evaluate import PROTOCOL_DRAWS
+    from mmcourse.protocol import SEEDS_PER_PART
+    from mmcourse.protocol import seeds as protocol_seeds
+    from mmcourse.vit.tasks import load_results
+
+    cf = load_results("blip_capfilt")
+    r, f = cf["recipe"], cf["filter"]
+    # precision is over the dropped captions, recall over the corrupted ones (values stored to 4 decimals)
+    assert f["kept"]["n"] == r["n_images"] and abs(f["precision"]["n"] - (1 - f["kept"]["value"]) * r["n_images"]) <= 1
+    assert f["recall"]["n"] == round((1 - cf["noisy_set_right"]) * r["n_images"])
+    assert cf["eval"]["part"] == "test" and cf["eval"]["seeds"] == list(protocol_seeds("blip", "test"))
+    for m in cf["models"].values():
+        assert m["zero_shot"]["n"] == SEEDS_PER_PART * PROTOCOL_DRAWS["zero_shot"] and 0 < m["zero_shot"]["se"] < 0.05
+        assert m["caption_all_right"]["n"] == SEEDS_PER_PART * PROTOCOL_DRAWS["caption_single"]
+
+
+def test_stored_choices_are_validation_draws_and_the_shipped_arm_agrees_with_the_registry():
+    """blip_choices.json (notebook 05's validation rows): every arm measured on the validation draws
+    at the protocol's size; the shipped checkpoint's validation numbers agree with its registry
+    (test-draw) numbers within three standard errors, and 2,000 steps beat 1,500 on captions."""
+    from bench.blip import CHOICES
+    from mmcourse.blip.evaluate import PROTOCOL_DRAWS
+    from mmcourse.protocol import SEEDS_PER_PART, Estimate
+    from mmcourse.vit.tasks import load_results
+    from mmcourse.weights import entry
+
+    choices = load_results("blip_choices")
+    assert choices["part"] == "val" and set(choices["arms"]) <= set(CHOICES)
+    arms = {name: {k: Estimate(**v) for k, v in arm["metrics"].items()} for name, arm in choices["arms"].items()}
+    for m in arms.values():
+        assert m["caption_single_all_right"].n == SEEDS_PER_PART * PROTOCOL_DRAWS["caption_single"]
+    shipped = entry("blip_shapes")
+    for metric in ("caption_single_all_right", "itm_one_word_single", "i2t_attribute_r1"):
+        assert arms["2,000 steps (shipped)"][metric].agrees_with(shipped.estimate(metric)), metric
+    longer, shorter = (arms[k]["caption_single_all_right"] for k in ("2,000 steps (shipped)", "1,500 steps"))
+    assert longer.value - shorter.value > 3 * (longer.se ** 2 + shorter.se ** 2) ** 0.5

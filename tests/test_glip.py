@@ -94,6 +94,18 @@ def test_bi_attention_ignores_padding_and_loader_checks_keys():
         attention_from_hf_weights({"vision_proj.weight": torch.zeros(32, 32)}, ours)
 
 
+def test_text_projection_follows_align_to_text_unless_set():
+    def projects(**kw):
+        return GLIP(GLIPConfig(text_encoder="phrases", **kw)).align.dot_product_projection_text is not None
+
+    # GLIP projects the fused token features; the shipped model (align_to_text) aligns with the
+    # embeddings as they are; the single-factor arm projects the unfused embeddings
+    assert projects() and not projects(align_to_text=True) and projects(align_to_text=True, project_text=True)
+    assert not projects(project_text=False)
+    with pytest.raises(ValueError, match="project_text"):
+        GLIPConfig(project_text="yes")
+
+
 def test_fusion_switch_and_small_residual_scales():
     on, off = GLIP(GLIPConfig()), GLIP(GLIPConfig(fusion=False))
     assert off.fusion is None and not any("fusion" in k for k in off.state_dict())
@@ -418,9 +430,17 @@ def test_stored_results_the_notebook_reads_exist_and_name_their_metrics():
 
     arms = stored_result("ablation")["arms"]
     assert set(arms) == {"names", "names+captions"}
-    for r in [*arms.values(), stored_result("alignment")]:
+    seeds = stored_result("fusion_seeds")
+    assert set(seeds["runs"]) == {f"fusion={f} seed={i}" for f in ("on", "off") for i in (0, 1, 2)}
+    for r in [*arms.values(), stored_result("alignment"), stored_result("projection"), *seeds["runs"].values()]:
         assert {"names_AP50", "attributes_seen_AP50", "attributes_heldout_AP50", "caption_accuracy"} <= set(r["metrics"])
         assert all(m["n"] == 5 or k == "caption_accuracy" for k, m in r["metrics"].items())
+    assert stored_result("projection")["recipe"]["project_text"] is True
+    # the summary over seeds is the mean of the three runs of each arm
+    for arm in ("on", "off"):
+        values = [seeds["runs"][f"fusion={arm} seed={i}"]["metrics"]["attributes_seen_AP50"]["value"] for i in range(3)]
+        assert seeds["over_seeds"][arm]["attributes_seen_AP50"]["n"] == 3
+        assert seeds["over_seeds"][arm]["attributes_seen_AP50"]["value"] == pytest.approx(sum(values) / 3, abs=1e-4)
     with pytest.raises(FileNotFoundError, match="no stored result 'nothing'"):
         stored_result("nothing")
 

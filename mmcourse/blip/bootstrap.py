@@ -11,8 +11,10 @@ from typing import Sequence
 
 import torch
 
-from .captions import content_key, one_word_change, parse_caption, sample_scenes
-from .evaluate import caption_accuracy, generate_captions, matching_accuracy, retrieval_r1, zero_shot_accuracy
+from ..protocol import Estimate, proportion
+from ..protocol import seeds as protocol_seeds
+from .captions import caption_outcomes, content_key, one_word_change, parse_caption, sample_scenes
+from .evaluate import PROTOCOL_DRAWS, clustered_mean, generate_captions, one_word_comparisons, rerank_retrieval, zero_shot_hits
 from .model import BLIP
 from .train import PairSet, tokenizer_for, train_blip
 
@@ -32,24 +34,56 @@ def corrupt_captions(captions: Sequence[str], share: float = 0.4, seed: int = 0)
     return out, corrupted
 
 
-def filter_quality(keep: torch.Tensor, corrupted: torch.Tensor) -> dict[str, float]:
-    """How well a filter finds corrupted captions: precision and recall of "rejected" against "corrupted"."""
+def filter_estimates(keep: torch.Tensor, corrupted: torch.Tensor) -> dict[str, Estimate]:
+    """How well a filter finds corrupted captions, with binomial standard errors: ``precision``, the
+    share of the rejected captions that were corrupted; ``recall``, the share of the corrupted
+    captions that were rejected; ``kept``, the share kept. An empty denominator gives value 0, n 0."""
     rejected = ~keep
-    hit = float((rejected & corrupted).sum())
-    return {"precision": hit / max(1.0, float(rejected.sum())), "recall": hit / max(1.0, float(corrupted.sum())),
-            "kept": float(keep.float().mean())}
+    empty = Estimate(0.0, 0.0, 0)
+    return {"precision": proportion(corrupted[rejected]) if bool(rejected.any()) else empty,
+            "recall": proportion(rejected[corrupted]) if bool(corrupted.any()) else empty,
+            "kept": proportion(keep)}
 
 
-def capfilt_metrics(model: BLIP, n: int = 500) -> dict[str, float]:
-    """The measurements CapFilt compares: zero-shot, retrieval R@1, greedy caption accuracy and
-    ITM's one-word-change accuracy on single-object test scenes."""
-    return {"zero_shot": zero_shot_accuracy(model, n), "i2t_attribute_r1": retrieval_r1(model, 2 * n)["i2t_attribute_r1"],
-            "caption_all_right": caption_accuracy(model, n)["all_right"], "itm_one_word": matching_accuracy(model, n)["itm"]}
+def filter_quality(keep: torch.Tensor, corrupted: torch.Tensor) -> dict[str, float]:
+    """The values of :func:`filter_estimates`: precision and recall of "rejected" against "corrupted", share kept."""
+    return {k: e.value for k, e in filter_estimates(keep, corrupted).items()}
+
+
+# Draws per protocol seed for the CapFilt comparison (the registry's sizes, mmcourse.blip.evaluate.PROTOCOL_DRAWS).
+CAPFILT_DRAWS = {k: PROTOCOL_DRAWS[k] for k in ("zero_shot", "retrieval", "caption_single", "matching_single")}
+
+
+def capfilt_metrics(model: BLIP, part: str = "test", k_seeds: int | None = None,
+                    draws: dict[str, int] | None = None) -> dict[str, Estimate]:
+    """The measurements CapFilt compares, pooled over ``part``'s protocol seeds (the draws of the
+    registry's numbers, :func:`mmcourse.blip.evaluate.protocol_metrics`): zero-shot over the 30
+    classes, image->text recall@1 by ITC, greedy captions of single objects all right, and ITM's
+    true caption over a one-word-changed one (standard error clustered by scene)."""
+    d = dict(CAPFILT_DRAWS, **(draws or {}))
+    if set(d) != set(CAPFILT_DRAWS):
+        raise ValueError(f"draws must name some of {sorted(CAPFILT_DRAWS)}, got {sorted(draws)}")
+    model.eval()
+    acc: dict[str, list[torch.Tensor]] = {"zero_shot": [], "i2t_attribute_r1": [], "caption_all_right": [],
+                                          "itm_one_word": [], "scene": []}
+    for s in protocol_seeds("blip", part, *(() if k_seeds is None else (k_seeds,))):
+        acc["zero_shot"].append(zero_shot_hits(model, d["zero_shot"], seed=s))
+        acc["i2t_attribute_r1"].append(rerank_retrieval(model, d["retrieval"], seed=s, k=1)["i2t_itc"])
+        one = sample_scenes(d["caption_single"], seed=s, split="test", min_objects=1, max_objects=1)
+        acc["caption_all_right"].append(caption_outcomes(generate_captions(model, one.images), one)["all_right"])
+        c = one_word_comparisons(model, sample_scenes(d["matching_single"], seed=s, split="test", min_objects=1,
+                                                      max_objects=1), s)
+        acc["itm_one_word"].append(c["itm_won"])
+        acc["scene"].append(c["scene"] + 1_000_000 * s)
+    out = {k: proportion(torch.cat(acc[k])) for k in ("zero_shot", "i2t_attribute_r1", "caption_all_right")}
+    out["itm_one_word"] = clustered_mean(torch.cat(acc["itm_one_word"]), torch.cat(acc["scene"]))
+    return out
 
 
 def capfilt_experiment(n_images: int = 2000, noise: float = 0.4, clean_share: float = 0.05, steps: int = 500,
                        finetune_steps: int = 150, batch_size: int = 64, threshold: float = 0.5, seed: int = 0,
-                       min_objects: int = 1, max_objects: int = 1, eval_n: int = 500, progress: bool = True) -> dict:
+                       min_objects: int = 1, max_objects: int = 1, eval_part: str = "test", eval_seeds: int | None = None,
+                       eval_draws: dict[str, int] | None = None, progress: bool = True) -> dict:
     """BLIP's CapFilt on ShapesWorld, end to end (bench/blip.py runs the full size, the notebook a small one).
 
     1. ``n_images`` training scenes (``min_objects``..``max_objects`` objects); a share ``noise`` of their captions corrupted
@@ -58,7 +92,12 @@ def capfilt_experiment(n_images: int = 2000, noise: float = 0.4, clean_share: fl
        model as captioner (LM only) and one as filter (ITC + ITM), as BLIP does on COCO.
     3. Caption every image (nucleus sampling), filter the original and the synthetic captions
        (ITM probability >= ``threshold``), pretrain a new model on what survives plus the clean set.
-    4. Pretrain on the true captions for comparison; measure all three (:func:`capfilt_metrics`).
+    4. Pretrain on the true captions for comparison; measure all three (:func:`capfilt_metrics` on
+       ``eval_part``'s protocol draws, ``eval_seeds`` seeds of ``eval_draws`` scenes).
+
+    Every number comes with its standard error (``Estimate.to_dict``): the filter's over the
+    ``n_images`` captions it judged, the models' over the protocol draws. Both are errors of
+    measurement within one training run (``seed``), not the spread between runs.
     """
     import copy
 
@@ -93,19 +132,23 @@ def capfilt_experiment(n_images: int = 2000, noise: float = 0.4, clean_share: fl
     boot_right = torch.cat([~corrupted[keep_web], synthetic_right[keep_syn], torch.ones(n_clean, dtype=torch.bool)])
     m_boot, _ = train_blip(source=PairSet(boot_images, boot_caps), desc="pretrain on bootstrapped captions", **kw)
     m_clean, curves_clean = train_blip(source=PairSet(images, truth), desc="pretrain on clean captions", **kw)
-    results = {name: capfilt_metrics(m, eval_n) for name, m in (("noisy", m_noisy), ("bootstrapped", m_boot), ("clean", m_clean))}
-    gap = results["clean"]["zero_shot"] - results["noisy"]["zero_shot"]
+    results = {name: capfilt_metrics(m, eval_part, eval_seeds, eval_draws)
+               for name, m in (("noisy", m_noisy), ("bootstrapped", m_boot), ("clean", m_clean))}
+    gap = results["clean"]["zero_shot"].value - results["noisy"]["zero_shot"].value
     return {
         "recipe": dict(n_images=n_images, noise=noise, clean_share=clean_share, steps=steps, finetune_steps=finetune_steps,
                        batch_size=batch_size, threshold=threshold, seed=seed, objects=[min_objects, max_objects]),
-        "filter": filter_quality(keep_web, corrupted),
+        "filter": {k: e.to_dict() for k, e in filter_estimates(keep_web, corrupted).items()},
         "filter_by_threshold": {f"{t:.1f}": filter_quality(p_web >= t, corrupted) for t in (0.1, 0.2, 0.3, 0.5, 0.7, 0.9)},
         "synthetic": {"right": float(synthetic_right.float().mean()), "kept": float(keep_syn.float().mean()),
                       "right_among_kept": float(synthetic_right[keep_syn].float().mean()) if keep_syn.any() else 0.0},
         "bootstrapped_set": {"pairs": len(boot_caps), "right": float(boot_right.float().mean())},
         "noisy_set_right": float((~corrupted).float().mean()),
-        "models": results,
-        "zero_shot_gap_recovered": (results["bootstrapped"]["zero_shot"] - results["noisy"]["zero_shot"]) / gap if gap > 0 else None,
+        "eval": {"part": eval_part, "seeds": list(protocol_seeds("blip", eval_part, *(() if eval_seeds is None else (eval_seeds,)))),
+                 "draws_per_seed": dict(CAPFILT_DRAWS, **(eval_draws or {}))},
+        "models": {name: {k: e.to_dict() for k, e in m.items()} for name, m in results.items()},
+        "zero_shot_gap_recovered": (results["bootstrapped"]["zero_shot"].value - results["noisy"]["zero_shot"].value) / gap
+                                   if gap > 0 else None,
         "examples": [{"web": noisy[i], "corrupted": bool(corrupted[i]), "p_web": round(float(p_web[i]), 3),
                       "synthetic": synthetic[i], "kept_web": bool(keep_web[i]), "kept_synthetic": bool(keep_syn[i])}
                      for i in range(8)],

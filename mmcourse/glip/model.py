@@ -46,7 +46,8 @@ class GLIPConfig:
     fusion_heads: int = 2
     fusion_init: float = 0.1      # starting value of the residual scales gamma
     text_encoder: str = "tokens"  # or "phrases": CLIP's pooled embedding of each phrase (.text)
-    align_to_text: bool = False   # align regions with the text side's own (unfused, unprojected) features
+    align_to_text: bool = False   # align regions with the text side's own (unfused) features
+    project_text: bool | None = None  # the head's learned text projection; None: only when not align_to_text
     head: str = "alignment"       # or "classes": a fixed C-way classifier (notebook section 1)
     num_classes: int = 5
 
@@ -58,6 +59,8 @@ class GLIPConfig:
                 raise ValueError(f"{name} must be a positive int, got {v!r}")
         if self.text_encoder not in TEXT_ENCODERS:
             raise ValueError(f"text_encoder must be one of {TEXT_ENCODERS}, got {self.text_encoder!r}")
+        if self.project_text is not None and not isinstance(self.project_text, bool):
+            raise ValueError(f"project_text must be None or a bool, got {self.project_text!r}")
         if self.head not in HEADS:
             raise ValueError(f"head must be one of {HEADS}, got {self.head!r}")
         if self.dim % 8 or self.dim % self.fusion_heads or self.dim % self.text_heads:
@@ -92,7 +95,8 @@ class GLIP(nn.Module):
         ) if cfg.fusion else None
         self.towers = nn.ModuleList(conv_block(cfg.dim, cfg.dim) for _ in range(cfg.fusion_layers))
         self.head = DenseHead(cfg.dim, Backbone.stride)
-        self.align = (AlignmentHead(cfg.dim, project_text=not cfg.align_to_text) if cfg.head == "alignment"
+        project = not cfg.align_to_text if cfg.project_text is None else cfg.project_text
+        self.align = (AlignmentHead(cfg.dim, project_text=project) if cfg.head == "alignment"
                       else ClassHead(cfg.dim, cfg.num_classes))
         self.register_buffer("points", grid_points(cfg.img_size, Backbone.stride), persistent=False)
 
