@@ -82,6 +82,36 @@ def test_losses_and_iou():
     assert low.grad[:, 0].abs().sum() == 0 and low.grad[:, 1].abs().sum() > 0
 
 
+def test_level_loss_trains_each_output_on_its_own_reading():
+    """Output k against reading k: zero gradient nowhere, lowest when each output matches its own."""
+    from mmcourse.sam.losses import level_loss
+
+    targets = torch.zeros(2, 3, 64, 64, dtype=torch.bool)
+    targets[:, 0, 20:30, 20:30] = True
+    targets[:, 1, 15:35, 15:35] = True
+    targets[:, 2, 10:50, 10:50] = True
+    right = (targets.float() * 20 - 10)                    # already at 64 x 64: upsampling keeps it
+    swapped = right[:, [2, 1, 0]]
+    assert level_loss(right, targets).max() < 0.01 < level_loss(swapped, targets).min()
+    low = torch.zeros(2, 3, 64, 64, requires_grad=True)
+    level_loss(low, targets).sum().backward()
+    assert bool((low.grad.flatten(2).abs().sum(-1) > 0).all())    # every output gets a gradient
+
+
+def test_overlap_scenes_hide_part_of_the_target():
+    from mmcourse.sam.prompts import overlap_scenes
+
+    images, part, whole = overlap_scenes(24, seed=3)
+    assert images.shape == (24, 3, 64, 64) and part.shape == whole.shape == (24, 64, 64)
+    assert bool((part <= whole).all())                        # visible pixels are the object's own
+    seen = part.flatten(1).sum(1).float() / whole.flatten(1).sum(1).float()
+    assert bool((seen >= 0.2).all()) and bool((seen < 0.95).any()) and bool((seen > 0.99).any())
+    again = overlap_scenes(24, seed=3)
+    assert torch.equal(again[0], images)
+    with pytest.raises(ValueError, match="n must be"):
+        overlap_scenes(0, seed=1)
+
+
 def test_noisy_boxes_stay_valid_and_close():
     g = torch.Generator().manual_seed(0)
     boxes = torch.tensor([[10.0, 12.0, 30.0, 40.0]]).repeat(100, 1)

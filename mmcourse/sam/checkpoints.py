@@ -32,9 +32,29 @@ def evaluate_sam_shapes(part: str, sam=None) -> dict:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        return evaluate(load_sam() if sam is None else sam, part)
+        sam = load_sam() if sam is None else sam
+        return {**evaluate(sam, part), **evaluate_tracking(sam, part)}
     finally:
         torch.set_num_threads(threads)
+
+
+# The tracker's rule (notebook 06, bench ``tracking``): the box where the object should be, with the
+# previous mask as the dense prompt; its margin and tolerance chosen on validation clips.
+TRACK_RULE = dict(rule="box", margin=1.0, tolerance=0.5, dense=False)
+
+
+@torch.no_grad()
+def evaluate_tracking(sam, part: str, per_seed: int = 4) -> dict:
+    """mIoU per clip over ``per_seed`` clips at each of ``part``'s seeds (:func:`mmcourse.sam.track.clip_set`:
+    half passing behind a large object, half in front) for three rules: today's
+    (:data:`TRACK_RULE`), click + mask (the first rule) and the per-frame oracle box (its ceiling)."""
+    from ..protocol import mean, seeds
+    from .track import clip_set, track
+
+    clips = clip_set(seeds("sam", part), per_seed)
+    rules = {"tracking_miou": TRACK_RULE, "tracking_click_mask_miou": dict(rule="click+mask"),
+             "tracking_oracle_box_miou": dict(rule="oracle box")}
+    return {name: mean([track(sam, c, k, **kw)["miou"] for c, k, _ in clips]) for name, kw in rules.items()}
 
 
 EVALUATORS = {"sam_shapes": evaluate_sam_shapes}
