@@ -312,6 +312,22 @@ def test_route_on_the_shipped_model(shipped):
     assert r["recognition_true_crops_shape_accuracy"] > 0.9 and r["recognition_chance"] == 0.2, r
 
 
+def test_every_output_of_the_shipped_model_is_alive(shipped):
+    """Trained with each output also on its own reading (Recipe.level_weight), no output is dead:
+    on ambiguous clicks output 1 follows the part and output 3 the group best, and every output's
+    predicted IoU is far from zero (the earlier build's output 1 predicted 0.05)."""
+    from mmcourse.sam.evaluate import predict_batch
+    from mmcourse.sam.losses import mask_iou
+
+    amb = eval_set(60, seed=12, target="ambiguous")
+    with torch.no_grad():
+        masks, iou, _ = predict_batch(shipped, shipped.embed(amb.images), amb.clicks[:, None],
+                                      torch.ones(60, 1, dtype=torch.long))
+    per = mask_iou(masks[:, None], amb.levels[:, :, None]).mean(0)   # (reading, output)
+    assert per[0].argmax() != 2 and per[2].argmax() == 2 and per[0, 0] > 0.6, per
+    assert bool((iou.mean(0) > 0.5).all()), iou.mean(0)
+
+
 def test_tracking_rules_on_the_shipped_model(shipped):
     """Every rule starts from the same frame 0; the oracle box bounds the box rule, which follows the
     object better than the click + mask rule on the same clips."""
