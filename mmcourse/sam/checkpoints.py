@@ -13,10 +13,11 @@ import torch
 ROOT = Path(__file__).resolve().parents[2]
 CURVES = ROOT / "bench" / "results" / "sam_training.json"
 LAST = ROOT / "build" / "sam_shapes_last.safetensors"
-# Issue 11's targets (seen shapes; held-out shape type). Issue 26's text target (seen phrases,
-# mIoU >= 0.75 with the CLIP text embedding in place of the crops' image embeddings the text slot
-# trained on) is not met yet: the shipped model reaches 0.15 (its training crops alone: as low), so
-# it is reported, not enforced.
+# Issue 11's targets (seen shapes; held-out shape type). Issue 26's targets are not met and so are
+# reported, not enforced: text on seen phrases >= 0.75 (the shipped model: 0.09, below the 0.40 of
+# a mask of every object; a build giving text 14 of 32 prompts at twice the weight reached 0.59 but
+# cost the click and box targets, README maintainer notes) and tracking >= 0.80 over 20 clips (the
+# box rule: 0.74 ± 0.03, the per-frame oracle box 0.83 ± 0.01).
 TARGETS: dict[str, dict[str, dict[str, float]]] = {
     "sam_shapes": {"seen_1click_miou": {"min": 0.92}, "seen_box_miou": {"min": 0.92},
                    "heldout_1click_miou": {"min": 0.78}},
@@ -25,7 +26,8 @@ TARGETS: dict[str, dict[str, dict[str, float]]] = {
 
 def evaluate_sam_shapes(part: str, sam=None) -> dict:
     """The protocol metrics of the shipped ``sam_shapes`` (or of ``sam``) on ``part``'s seeds:
-    200 scenes at each of 5 seeds, pooled (:func:`mmcourse.sam.evaluate.evaluate`)."""
+    200 scenes at each of 5 seeds, pooled (:func:`mmcourse.sam.evaluate.evaluate`), and the tracking
+    rules over 4 clips at each seed (:func:`evaluate_tracking`)."""
     from .evaluate import evaluate
     from .train import load_sam
 
