@@ -462,7 +462,7 @@ print(f"clicks where output 1 matches no reading (IoU < 0.2 with all three): {(a
 # the answer most often right. Output 3's group answer is there for the user to choose, or to
 # ask for with a second click (section 7).
 #
-# Is the three-output model still worth it? Measured on 400 ambiguous test clicks (stored),
+# Is the three-output model worth it? Measured on 400 ambiguous test clicks (stored),
 # against a **single-output** model trained with the same recipe and steps but one mask for every
 # prompt. The fair comparison is SAM's own pick (the highest predicted IoU), paired on the same
 # clicks; the best of 3 is an oracle that knows the answer.
@@ -478,12 +478,11 @@ print(f"{res['n']} clicks; share where output 1 / 2 / 3 is SAM's pick:",
       " / ".join(f"{v:.2f}" for v in res["chosen_output_share"]))
 
 # %% [markdown]
-# By SAM's own pick the three-output model is slightly better than the single-output one on the
-# visible part and the whole shape and slightly worse on the group (the paired differences, about
-# a hundredth each, lie two or more standard errors from zero). The oracle column shows what
-# the live output 3 adds: a better group answer than either model's first choice, which the IoU
-# head almost never picks but a user can choose, or ask for with a second click (section 7). So
-# even with one token dead, the second live token offers a reading a single output cannot.
+# By SAM's own pick the three-output model is slightly better than the single-output one on all
+# three readings (the paired differences, one to two hundredths, lie three or more standard errors
+# from zero). The oracle column shows what the outputs SAM does not pick add: output 3's group
+# answer beats either model's first choice; the IoU head rarely picks it, but a user can, or can
+# ask for it with a second click (section 7).
 
 # %% [markdown]
 # ## 6. Text as a prompt, the paper's way
