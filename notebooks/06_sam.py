@@ -646,11 +646,10 @@ print(f"plain targets: {ref['plain_wrong_pixels_near_boundary']:.0%} of the wron
 # The group curve climbs; the others stay flat or slip a little:
 #
 # - **Group**: the first click usually returns one object; a click on a missed neighbour says
-#   "that one too", and mIoU climbs steeply up to 3 clicks, then slips a little (stored table):
+#   "that one too", and mIoU climbs steeply over the next two clicks, then slowly (stored table):
 #   once the neighbours are in, the errors left are on boundaries, as for plain objects. Without
-#   the mask fed back the group curve falls from the first click; a likely reason is that the
-#   model never trained on several points without the previous logits (every second-round click
-#   came with them), so it has no way to tell "add" from "start again".
+#   the mask fed back it climbs less: every second-round click in training came with the previous
+#   logits, so points alone tell "add" from "start again" less well.
 # - **Plain** objects: most wrong pixels sit on the boundary (the share printed above), so a
 #   corrective click lands on a boundary pixel and says almost nothing new; without the previous
 #   mask fed back, each such click even costs a little (right column).
@@ -859,9 +858,8 @@ for rule in ("box", "oracle box"):
 # loses: at frame 1, where no velocity is known yet and the box sits at the old place; in the
 # overlap frames, where the oracle box dips too (there the limit is segmenting a partly hidden
 # object, not propagation); and after a pass *behind*, where the coasting box has drifted and the
-# rule stays below the oracle to the end. It misses the issue's target of 0.80 (table: a few
-# hundredths short, within two standard errors of the oracle box's ceiling minus the frame-1 and
-# drift losses). Adding the previous mask as the dense prompt makes it worse, although it was
+# rule stays below the oracle to the end. It misses the issue's target of 0.80 (table). Adding
+# the previous mask as the dense prompt makes it worse, although it was
 # trained: a wrong mask in one frame is fed forward and confirmed in the next. One click is a
 # worse prompt than a box even at the true object's centre: where two objects overlap, a click
 # is ambiguous (part or group), a box is not. Frame-to-frame prompting has no memory of what the
