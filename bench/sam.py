@@ -233,28 +233,36 @@ def route_stages(sam, n: int = 20) -> dict:
     return out
 
 
-CHOICES = [(m, t) for m in (1.0, 2.0, 3.0) for t in (0.3, 0.5)]   # the box rule's margin and tolerance
+CHOICES = [(m, t, d) for m in (1.0, 2.0, 3.0) for t in (0.3, 0.5) for d in (False, True)]   # the box rule's options
 
 
 @torch.no_grad()
 def tracking(sam, per_seed: int = 4) -> dict:
-    """The box rule's (margin, tolerance) chosen on val clips; then every rule on the same test clips
-    (``per_seed`` at each of the 5 test seeds, alternately behind and in front)."""
+    """The box rule's margin, tolerance and dense prompt (the previous mask, or none) chosen on val
+    clips; then every rule on the same test clips (``per_seed`` at each of the 5 test seeds,
+    alternately behind and in front). The shipped rule (``TRACK_RULE`` in mmcourse/sam/checkpoints.py)
+    must be the choice made here."""
+    from mmcourse.sam.checkpoints import TRACK_RULE
     from mmcourse.sam.track import clip_set, track
 
     torch.set_num_threads(1)
     val = clip_set(seeds("sam", "val"), per_seed)
-    grid = {f"margin {m:g}, tolerance {t:g}": mean([track(sam, c, k, "box", m, t)["miou"] for c, k, _ in val])
-            for m, t in CHOICES}
+    grid = {f"margin {m:g}, tolerance {t:g}, {'previous mask' if d else 'no mask'}":
+            mean([track(sam, c, k, "box", m, t, dense=d)["miou"] for c, k, _ in val]) for m, t, d in CHOICES}
     best = max(range(len(CHOICES)), key=lambda j: list(grid.values())[j].value)
-    margin, tolerance = CHOICES[best]
+    margin, tolerance, dense = CHOICES[best]
+    if (margin, tolerance, dense) != (TRACK_RULE["margin"], TRACK_RULE["tolerance"], TRACK_RULE["dense"]):
+        print(f"NOTE: validation chose margin {margin}, tolerance {tolerance}, dense {dense}; "
+              f"update TRACK_RULE (now {TRACK_RULE})")
     clips = clip_set(seeds("sam", "test"), per_seed)
-    rules = {"click+mask": dict(rule="click+mask"), "box": dict(rule="box", margin=margin, tolerance=tolerance),
+    rules = {"click+mask": dict(rule="click+mask"),
+             "box": dict(rule="box", margin=margin, tolerance=tolerance, dense=False),
              "box + previous mask": dict(rule="box", margin=margin, tolerance=tolerance, dense=True),
              "oracle click": dict(rule="oracle click"), "oracle box": dict(rule="oracle box")}
     behind = torch.tensor([b for _, _, b in clips])
     out = {"clips": len(clips), "frames": len(clips[0][0].images), "behind": int(behind.sum()),
-           "val_choice": {"grid": {k: v.to_dict() for k, v in grid.items()}, "margin": margin, "tolerance": tolerance},
+           "val_choice": {"grid": {k: v.to_dict() for k, v in grid.items()}, "margin": margin, "tolerance": tolerance,
+                          "dense": dense},
            "rules": {}}
     for name, kw in rules.items():
         res = [track(sam, c, k, **kw) for c, k, _ in clips]
@@ -264,7 +272,8 @@ def tracking(sam, per_seed: int = 4) -> dict:
                               "in_front": mean(per_clip[~behind]).to_dict(),
                               "per_frame": [round(v, 4) for v in frames.mean(0).tolist()],
                               "per_clip": [round(v, 4) for v in per_clip.tolist()]}
-    print("tracking:", json.dumps({k: v["miou"] for k, v in out["rules"].items()}, indent=1), out["val_choice"])
+    print("tracking:", json.dumps({k: v["miou"] for k, v in out["rules"].items()}, indent=1),
+          {k: v for k, v in out["val_choice"].items() if k != "grid"})
     return out
 
 

@@ -82,6 +82,36 @@ def test_losses_and_iou():
     assert low.grad[:, 0].abs().sum() == 0 and low.grad[:, 1].abs().sum() > 0
 
 
+def test_level_loss_trains_each_output_on_its_own_reading():
+    """Output k against reading k: zero gradient nowhere, lowest when each output matches its own."""
+    from mmcourse.sam.losses import level_loss
+
+    targets = torch.zeros(2, 3, 64, 64, dtype=torch.bool)
+    targets[:, 0, 20:30, 20:30] = True
+    targets[:, 1, 15:35, 15:35] = True
+    targets[:, 2, 10:50, 10:50] = True
+    right = (targets.float() * 20 - 10)                    # already at 64 x 64: upsampling keeps it
+    swapped = right[:, [2, 1, 0]]
+    assert level_loss(right, targets).max() < 0.01 < level_loss(swapped, targets).min()
+    low = torch.zeros(2, 3, 64, 64, requires_grad=True)
+    level_loss(low, targets).sum().backward()
+    assert bool((low.grad.flatten(2).abs().sum(-1) > 0).all())    # every output gets a gradient
+
+
+def test_overlap_scenes_hide_part_of_the_target():
+    from mmcourse.sam.prompts import overlap_scenes
+
+    images, part, whole = overlap_scenes(24, seed=3)
+    assert images.shape == (24, 3, 64, 64) and part.shape == whole.shape == (24, 64, 64)
+    assert bool((part <= whole).all())                        # visible pixels are the object's own
+    seen = part.flatten(1).sum(1).float() / whole.flatten(1).sum(1).float()
+    assert bool((seen >= 0.2).all()) and bool((seen < 0.95).any()) and bool((seen > 0.99).any())
+    again = overlap_scenes(24, seed=3)
+    assert torch.equal(again[0], images)
+    with pytest.raises(ValueError, match="n must be"):
+        overlap_scenes(0, seed=1)
+
+
 def test_noisy_boxes_stay_valid_and_close():
     g = torch.Generator().manual_seed(0)
     boxes = torch.tensor([[10.0, 12.0, 30.0, 40.0]]).repeat(100, 1)
@@ -280,6 +310,22 @@ def test_route_on_the_shipped_model(shipped):
     r = route(shipped, n=8, seed=21)
     assert r["AP50_class_agnostic"] > 0.5 and r["recognition_shape_accuracy"] > 0.5, r
     assert r["recognition_true_crops_shape_accuracy"] > 0.9 and r["recognition_chance"] == 0.2, r
+
+
+def test_every_output_of_the_shipped_model_is_alive(shipped):
+    """Trained with each output also on its own reading (Recipe.level_weight), no output is dead:
+    on ambiguous clicks output 1 follows the part and output 3 the group best, and every output's
+    predicted IoU is far from zero (the earlier build's output 1 predicted 0.05)."""
+    from mmcourse.sam.evaluate import predict_batch
+    from mmcourse.sam.losses import mask_iou
+
+    amb = eval_set(60, seed=12, target="ambiguous")
+    with torch.no_grad():
+        masks, iou, _ = predict_batch(shipped, shipped.embed(amb.images), amb.clicks[:, None],
+                                      torch.ones(60, 1, dtype=torch.long))
+    per = mask_iou(masks[:, None], amb.levels[:, :, None]).mean(0)   # (reading, output)
+    assert per[0].argmax() != 2 and per[2].argmax() == 2 and per[0, 0] > 0.6, per
+    assert bool((iou.mean(0) > 0.5).all()), iou.mean(0)
 
 
 def test_tracking_rules_on_the_shipped_model(shipped):

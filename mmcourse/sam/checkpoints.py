@@ -13,10 +13,11 @@ import torch
 ROOT = Path(__file__).resolve().parents[2]
 CURVES = ROOT / "bench" / "results" / "sam_training.json"
 LAST = ROOT / "build" / "sam_shapes_last.safetensors"
-# Issue 11's targets (seen shapes; held-out shape type). Issue 26's text target (seen phrases,
-# mIoU >= 0.75 with the CLIP text embedding in place of the crops' image embeddings the text slot
-# trained on) is not met yet: the shipped model reaches 0.15 (its training crops alone: as low), so
-# it is reported, not enforced.
+# Issue 11's targets (seen shapes; held-out shape type). Issue 26's targets are not met and so are
+# reported, not enforced: text on seen phrases >= 0.75 (the shipped model: 0.09, below the 0.40 of
+# a mask of every object; a build giving text 14 of 32 prompts at twice the weight reached 0.59 but
+# cost the click and box targets, README maintainer notes) and tracking >= 0.80 over 20 clips (the
+# box rule: 0.74 ± 0.03, the per-frame oracle box 0.83 ± 0.01).
 TARGETS: dict[str, dict[str, dict[str, float]]] = {
     "sam_shapes": {"seen_1click_miou": {"min": 0.92}, "seen_box_miou": {"min": 0.92},
                    "heldout_1click_miou": {"min": 0.78}},
@@ -25,16 +26,37 @@ TARGETS: dict[str, dict[str, dict[str, float]]] = {
 
 def evaluate_sam_shapes(part: str, sam=None) -> dict:
     """The protocol metrics of the shipped ``sam_shapes`` (or of ``sam``) on ``part``'s seeds:
-    200 scenes at each of 5 seeds, pooled (:func:`mmcourse.sam.evaluate.evaluate`)."""
+    200 scenes at each of 5 seeds, pooled (:func:`mmcourse.sam.evaluate.evaluate`), and the tracking
+    rules over 4 clips at each seed (:func:`evaluate_tracking`)."""
     from .evaluate import evaluate
     from .train import load_sam
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        return evaluate(load_sam() if sam is None else sam, part)
+        sam = load_sam() if sam is None else sam
+        return {**evaluate(sam, part), **evaluate_tracking(sam, part)}
     finally:
         torch.set_num_threads(threads)
+
+
+# The tracker's rule (notebook 06, bench ``tracking``): the box where the object should be, with the
+# previous mask as the dense prompt; its margin and tolerance chosen on validation clips.
+TRACK_RULE = dict(rule="box", margin=1.0, tolerance=0.5, dense=False)
+
+
+@torch.no_grad()
+def evaluate_tracking(sam, part: str, per_seed: int = 4) -> dict:
+    """mIoU per clip over ``per_seed`` clips at each of ``part``'s seeds (:func:`mmcourse.sam.track.clip_set`:
+    half passing behind a large object, half in front) for three rules: today's
+    (:data:`TRACK_RULE`), click + mask (the first rule) and the per-frame oracle box (its ceiling)."""
+    from ..protocol import mean, seeds
+    from .track import clip_set, track
+
+    clips = clip_set(seeds("sam", part), per_seed)
+    rules = {"tracking_miou": TRACK_RULE, "tracking_click_mask_miou": dict(rule="click+mask"),
+             "tracking_oracle_box_miou": dict(rule="oracle box")}
+    return {name: mean([track(sam, c, k, **kw)["miou"] for c, k, _ in clips]) for name, kw in rules.items()}
 
 
 EVALUATORS = {"sam_shapes": evaluate_sam_shapes}

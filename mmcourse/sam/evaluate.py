@@ -93,24 +93,25 @@ def best_of(masks: torch.Tensor, iou: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def click_curve(sam: Sam, es: EvalSet, target: torch.Tensor, clicks: int = 5, feed_mask: bool = True,
-                seed: int = 0) -> list[float]:
+                seed: int = 0, per_scene: bool = False) -> list[float] | list[torch.Tensor]:
     """mIoU after 1..clicks clicks: the first at ``es.clicks``, each next from the error region of the
     current best mask (:func:`sample_click`), with (``feed_mask``) or without its low-res logits
-    fed back as the mask prompt. Round 1 is multimask (best predicted IoU), later rounds single."""
+    fed back as the mask prompt. Round 1 is multimask (best predicted IoU), later rounds single.
+    ``per_scene``: each round's per-scene IoUs (n,) instead of their means (for standard errors)."""
     g = torch.Generator().manual_seed(seed)
     emb = sam.embed(es.images)
     pts, lab = es.clicks[:, None], torch.ones(len(es.clicks), 1, dtype=torch.long)
     masks, iou, low = predict_batch(sam, emb, pts, lab)
     best = iou.argmax(1)
     pred, prev = best_of(masks, iou), low[torch.arange(len(low)), best][:, None]
-    out = [mask_iou(pred, target).mean().item()]
+    out = [mask_iou(pred, target)]
     for _ in range(clicks - 1):
         p, l = sample_click(pred, target, g)
         pts, lab = torch.cat([pts, p[:, None]], 1), torch.cat([lab, l[:, None]], 1)
         masks, iou, low = predict_batch(sam, emb, pts, lab, mask_input=prev if feed_mask else None, multimask=False)
         pred, prev = masks[:, 0], low
-        out.append(mask_iou(pred, target).mean().item())
-    return out
+        out.append(mask_iou(pred, target))
+    return out if per_scene else [v.mean().item() for v in out]
 
 
 @torch.no_grad()
@@ -119,8 +120,9 @@ def per_scene_ious(sam: Sam, es: EvalSet, text: bool = True) -> dict[str, torch.
     part), ``oracle3`` (best of 3), ``box`` (the part's tight box, single output) and, with a CLIP
     attached, ``text`` ("the red circle": every object it names), ``text_size`` ("the small red
     circle"), ``crop`` (the training prompt itself: the CLIP image embedding of the target's crop,
-    against every object that looks the same) and ``every_object`` (the trivial baseline: one mask
-    of all objects, against the same targets as ``text``)."""
+    against every object that looks the same), ``every_object`` (the trivial baseline: one mask
+    of all objects, against the same targets as ``text``) and ``colour_only`` (the mask of every
+    object of the named colour: what following the colour word alone would score)."""
     n = len(es.images)
     emb = sam.embed(es.images)
     part = es.levels[:, 0]
@@ -141,7 +143,10 @@ def per_scene_ious(sam: Sam, es: EvalSet, text: bool = True) -> dict[str, torch.
         crop = sam.encode_image_prompt(object_crops(es.images, b.masks[i, es.k]))
         masks, _, _ = predict_batch(sam, emb, text=crop, multimask=False)
         out["crop"] = mask_iou(masks[:, 0], text_targets(b, es.k, torch.ones(n, dtype=torch.bool)))
-        out["every_object"] = mask_iou(b.masks.any(1), text_targets(b, es.k, torch.zeros(n, dtype=torch.bool)))
+        named = text_targets(b, es.k, torch.zeros(n, dtype=torch.bool))
+        out["every_object"] = mask_iou(b.masks.any(1), named)
+        same_colour = (b.colour == b.colour[i, es.k][:, None]) & b.valid
+        out["colour_only"] = mask_iou((b.masks & same_colour[..., None, None]).any(1), named)
     return out
 
 
@@ -153,7 +158,7 @@ def evaluate(sam: Sam, part: str = "test", n: int = 200) -> dict:
     ``seen_*`` on scenes of the training shapes, ``heldout_*`` on scenes whose target is a cross
     (a shape SAM never saw; CLIP knows its name). Keys: ``{seen,heldout}_{1click,oracle3,box}_miou``
     and, with CLIP, ``{seen,heldout}_text_miou``, ``seen_text_size_miou``, ``{seen,heldout}_crop_miou``
-    and the baseline ``{seen,heldout}_every_object_miou``."""
+    and the baselines ``{seen,heldout}_every_object_miou`` and ``{seen,heldout}_colour_only_miou``."""
     from ..protocol import mean, seeds
 
     out = {}

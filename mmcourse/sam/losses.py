@@ -36,6 +36,14 @@ def mask_iou(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return torch.where(union > 0, inter / union.clamp(min=1), torch.ones_like(union))
 
 
+def level_loss(low_res: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Each output against its own reading: low_res (B, K, h4, w4), targets (B, K, H, W) bool -> (B,)
+    the mean over k of 20 focal + 1 dice of mask k against target k (no IoU term)."""
+    logits = upsample(low_res)
+    t = targets.float()
+    return (FOCAL_WEIGHT * focal_loss(logits, t) + dice_loss(logits, t)).mean(1)
+
+
 def mask_loss(low_res: torch.Tensor, iou_pred: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """low_res (B, K, h4, w4), iou_pred (B, K), target (B, H, W) bool -> (loss (B,), index of the best mask (B,)).
 

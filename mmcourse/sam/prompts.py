@@ -15,7 +15,8 @@ a click as one of these instead.
 Prompts: a uniformly random click inside the visible part (:func:`random_points`), the corrective
 click from the error region (:func:`click_from_error`), SAM's noisy box (:func:`noisy_boxes`), and
 for the text slot the CLIP crop of the target (:func:`object_crops`) at training time and a phrase
-(:func:`phrase`) at inference.
+(:func:`phrase`) at inference. :func:`overlap_scenes` draws the scenes a tracked object meets (a
+small object partly behind or in front of a large one), on which the tracker's prompt is trained.
 """
 
 from __future__ import annotations
@@ -147,3 +148,42 @@ def object_crops(images: torch.Tensor, masks: torch.Tensor, scale: torch.Tensor 
     theta[:, 0, 2], theta[:, 1, 2] = centre[:, 0] / W * 2 - 1, centre[:, 1] / H * 2 - 1
     grid = F.affine_grid(theta, (B, 3, CROP_SIZE, CROP_SIZE), align_corners=False)
     return F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+def overlap_scenes(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Still scenes of the kind a tracked object meets (:func:`mmcourse.sam.track.moving_clip`'s
+    frames): a small object (the target) at a random offset of 4-15 px from a large one's centre,
+    painted behind or in front of it (half each), and a third object elsewhere. Grid scenes rarely
+    overlap this much (objects sit in a 3 x 3 grid of cells), so the tracker's partly hidden targets
+    are trained on these. At least a fifth of the target is in view. Returns images (n, 3, 64, 64), the target's visible mask and its whole
+    (amodal) mask, (n, 64, 64) bool each."""
+    import math
+
+    if not isinstance(n, int) or n < 1:
+        raise ValueError(f"n must be a positive int, got {n!r}")
+    g = torch.Generator().manual_seed(seed)
+    w = world(train=True)
+    images, vis, full = [], [], []
+    j = 0
+    while len(images) < n:
+        shape = torch.randint(0, len(TRAIN_SHAPES), (3,), generator=g)
+        colour = torch.randperm(len(COLOUR_NAMES), generator=g)[:3]
+        r = torch.rand(6, generator=g)
+        big = 22 + 20 * r[:2]
+        angle, dist = 2 * math.pi * float(r[2]), 4 + 11 * float(r[3])
+        small = big + dist * torch.tensor([math.cos(angle), math.sin(angle)])
+        corners = torch.tensor([[9.0, 9.0], [9.0, 55.0], [55.0, 9.0], [55.0, 55.0]])
+        third = corners[torch.cdist(corners, torch.stack([big, small])).amin(1).argmax()]
+        behind = bool(r[4] < 0.5)
+        order = [0, 1, 2] if behind else [1, 0, 2]               # slot 0 is painted first
+        cen = torch.stack([small, big, third])[order]
+        size = torch.tensor([0, 1, 0])[order]
+        b = w.draw_objects(shape[order], colour[order], size, cen[None], seed=seed * 1000 + j)
+        k, j = order.index(0), j + 1
+        whole = w.full_masks(b)[0, k]
+        if b.masks[0, k].sum() < 0.2 * whole.sum():              # at least a fifth of it in view
+            continue
+        images.append(b.images[0])
+        vis.append(b.masks[0, k])
+        full.append(whole)
+    return torch.stack(images), torch.stack(vis), torch.stack(full)

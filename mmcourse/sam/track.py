@@ -11,7 +11,10 @@ prompt is one the model was trained on. Three rules, compared on the same clips
 - ``"box"``: frame 0's box size, centred where the object is expected (the last centre plus its
   smoothed velocity) and enlarged by ``margin`` pixels, single output: a noisy box, SAM's trained
   box prompt; pixels outside the box are dropped. While the mask's area strays from frame 0's (the
-  object partly hidden, or merged with a neighbour) the box coasts on at the last velocity;
+  object partly hidden, or merged with a neighbour) the box coasts on at the last velocity. The
+  training recipe includes this prompt on overlapping still scenes (``PromptTask.track_loss``: the
+  whole object's box moved by up to 3 px, with or without the previous mask as the dense prompt,
+  ``dense`` here); validation clips chose it without the mask (bench ``tracking``);
 - ``"oracle click"`` and ``"oracle box"``: a click at the interior of the true object, or its true
   box, in every frame (no propagation at all): ceilings that separate segmentation errors from
   propagation errors.

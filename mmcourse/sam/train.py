@@ -4,7 +4,10 @@ Per scene one target; the first prompt is a random positive point inside it (tar
 at random), a noisy box around the reading's mask, or for the text slot the frozen CLIP's *image*
 embedding of the target's crop (the paper's recipe: SAM never trains on text; at inference the CLIP
 *text* embedding of a phrase takes the image embedding's place). Then a second round adds a click
-from the error region with the previous best low-res logits fed back as the mask prompt. Loss:
+from the error region with the previous best low-res logits fed back as the mask prompt. Extra
+overlapping scenes (``track_prompts``) train the prompt the tracker gives each next frame (a box where
+the object should be, with the previous mask as the dense prompt) and the tight box of a partly
+hidden object (:meth:`PromptTask.track_loss`). Loss:
 20 focal + 1 dice on the best of the 3 masks (on the single mask for boxes, text and later rounds),
 plus MSE between predicted and actual IoU.
 """
@@ -18,8 +21,8 @@ import torch
 
 from ..data.shapes import SceneBatch
 from .image_encoder import ImageEncoderConfig
-from .losses import mask_loss, upsample
-from .prompts import (IMAGE_SIZE, mask_box, noisy_boxes, object_crops, random_points, sample_click,
+from .losses import level_loss, mask_loss, upsample
+from .prompts import (IMAGE_SIZE, mask_box, overlap_scenes, noisy_boxes, object_crops, random_points, sample_click,
                       level_masks, text_targets, world)
 from .sam import Sam, SamConfig
 
@@ -60,8 +63,12 @@ class Recipe:
     lr: float = 2e-3
     point_share: float = 0.5625   # first prompt: point / box / text shares (18 / 6 / 8 of 32)
     box_share: float = 0.1875
+    text_weight: float = 1.0      # the text group's loss weight
     crop_jitter: float = 0.125    # the text crop's window: the scene's side times U(1 - j, 1 + j)
     refine_share: float = 0.5     # scenes of the point group that get a second, corrective round
+    track_prompts: int = 4        # extra overlapping scenes per batch for a partly hidden target (PromptTask.track_loss)
+    motion_px: float = 3.0        # the tracker's box and previous mask moved by up to this many pixels
+    level_weight: float = 0.1     # each of the 3 outputs also learns one reading (part, whole, group), this weight
     multimask: bool = True        # False: the single-output ablation (one mask for every prompt)
     seed: int = 0
 
@@ -86,18 +93,22 @@ class PromptTask:
         i = torch.arange(B)
         obj_levels = levels[i, k]                                        # (B, 3, H, W)
         level = torch.randint(0, 3, (B,), generator=g)
+        losses = []
         target = obj_levels[i, level]                                    # (B, H, W)
         emb = sam.embed(batch.images)                                    # (B, C, h, w)
 
         n_pt = int(B * r.point_share)
         n_box = int(B * r.box_share) if self.text else B - n_pt
-        losses = []
+        if r.track_prompts:   # propagation prompts on overlapping scenes (see track_loss)
+            losses.append(self.track_loss(sam, g))
         # points: a positive click on the visible part; the target is the drawn level
         P = slice(0, n_pt)
         pts = random_points(obj_levels[P, 0], g)[:, None]                # (n, 1, 2)
         lab = torch.ones(n_pt, 1, dtype=torch.long)
         low, iou = sam.decode(emb[P], pts, lab, multimask_output=r.multimask)
         loss, best = mask_loss(low, iou, target[P])
+        if r.level_weight and r.multimask:   # no output left untrained (the min alone starves one)
+            loss = loss + r.level_weight * level_loss(low, obj_levels[P])
         losses.append(loss)
         # a corrective round for part of them: a click from the error region + the previous logits
         n_ref = int(n_pt * r.refine_share)
@@ -125,8 +136,33 @@ class PromptTask:
             low, iou = sam.decode(emb[T], text_features=feats, multimask_output=False)
             sub = SceneBatch(**{f: getattr(batch, f)[T] if isinstance(getattr(batch, f), torch.Tensor)
                                 else getattr(batch, f)[T] for f in batch.__dataclass_fields__})
-            losses.append(mask_loss(low, iou, text_targets(sub, kt, torch.ones_like(kt, dtype=torch.bool)))[0])
+            losses.append(r.text_weight * mask_loss(low, iou, text_targets(sub, kt, torch.ones_like(kt, dtype=torch.bool)))[0])
         return torch.cat(losses).mean()
+
+    def track_loss(self, sam: Sam, g: torch.Generator) -> torch.Tensor:
+        """Prompts for segmenting a partly hidden object, on ``track_prompts`` scenes of
+        :func:`overlap_scenes` (a small object behind or in front of a large one). Half get the
+        prompt :func:`mmcourse.sam.track.track` gives each next frame: the box of the whole object
+        (where the tracker expects it, hidden pixels included) moved by up to ``motion_px`` and
+        enlarged by 1 px, with the previous frame's mask as the dense prompt (the model's own
+        low-res logits for the object, shifted by up to ``motion_px``); the other half its tight
+        visible box alone. The target is what is visible."""
+        r = self.recipe
+        B = r.track_prompts
+        images, part, whole = overlap_scenes(B, seed=r.seed * 1_000_003 + self.calls + 10**8)
+        emb = sam.embed(images)
+        m = int(round(r.motion_px))
+        shift = torch.randint(-m, m + 1, (B, 2), generator=g).float()
+        box = (mask_box(whole) + shift.repeat(1, 2) + torch.tensor([-1.0, -1.0, 1.0, 1.0])).clamp(0, IMAGE_SIZE)
+        h = B // 2
+        box[h:] = mask_box(part[h:])
+        with torch.no_grad():                                            # the previous frame's output
+            prev, _ = sam.decode(emb[:h].detach(), boxes=mask_box(part[:h]), multimask_output=False)
+            d = torch.randint(-m, m + 1, (h, 2), generator=g)
+            prev = torch.stack([torch.roll(prev[j], (int(d[j, 1]), int(d[j, 0])), (-2, -1)) for j in range(h)])
+        low1, iou1 = sam.decode(emb[:h], boxes=box[:h], mask_input=prev, multimask_output=False)
+        low2, iou2 = sam.decode(emb[h:], boxes=box[h:], multimask_output=False)
+        return torch.cat([mask_loss(low1, iou1, part[:h])[0], mask_loss(low2, iou2, part[h:])[0]])
 
 
 def train_sam(recipe: Recipe | None = None, cfg: SamConfig | None = None, progress: bool = True,
