@@ -20,6 +20,7 @@ from _browser import (  # noqa: F401  (fixtures come from tests/conftest.py)
     run_notebook_in_lab,
     save_screenshot,
     screenshot_on_failure,
+    translation,
 )
 
 pytestmark = pytest.mark.browser
@@ -27,12 +28,14 @@ pytestmark = pytest.mark.browser
 GLIP_NOTEBOOK = "07_glip.ipynb"
 
 
-def test_glip_notebook_runs_and_its_prompt_widget_reacts(page, lab):
+# The Chinese edition runs too (its group's translated notebook), with the same widget checks.
+@pytest.mark.parametrize("name", [GLIP_NOTEBOOK, translation(GLIP_NOTEBOOK)])
+def test_glip_notebook_runs_and_its_prompt_widget_reacts(page, lab, name):
     from playwright.sync_api import expect
 
     with screenshot_on_failure(page, lab):
-        state = run_notebook_in_lab(page, lab, GLIP_NOTEBOOK)
-        print(f"{GLIP_NOTEBOOK}: {state}")
+        state = run_notebook_in_lab(page, lab, name)
+        print(f"{name}: {state}")
         image = page.locator("img.mmcourse-glip-image, .mmcourse-glip-image img").first
         info = page.locator(".mmcourse-glip-info").first
         box = page.locator(".mmcourse-glip-prompt input").first
@@ -55,5 +58,5 @@ def test_glip_notebook_runs_and_its_prompt_widget_reacts(page, lab):
         expect(info).to_contain_text("boxes with score ≥ 0.05", timeout=WIDGET_TIMEOUT_MS)
         assert_no_widget_errors(page)
         assert not _error_outputs(page), _error_outputs(page)
-        _wait_kernel_idle(page, lab, GLIP_NOTEBOOK, 30)
-        print(f"screenshot: {save_screenshot(page, GLIP_NOTEBOOK)}")
+        _wait_kernel_idle(page, lab, name, 30)
+        print(f"screenshot: {save_screenshot(page, name)}")

@@ -20,6 +20,7 @@ from _browser import (  # noqa: F401  (fixtures come from tests/conftest.py)
     run_notebook_in_lab,
     save_screenshot,
     screenshot_on_failure,
+    translation,
 )
 
 pytestmark = pytest.mark.browser
@@ -27,12 +28,14 @@ pytestmark = pytest.mark.browser
 NOTEBOOK = "08_text_to_image.ipynb"
 
 
-def test_text2image_notebook_runs_and_its_prompt_widget_draws(page, lab):
+# The Chinese edition runs too (its group's translated notebook), with the same widget checks.
+@pytest.mark.parametrize("name", [NOTEBOOK, translation(NOTEBOOK)])
+def test_text2image_notebook_runs_and_its_prompt_widget_draws(page, lab, name):
     from playwright.sync_api import expect
 
     with screenshot_on_failure(page, lab):
-        state = run_notebook_in_lab(page, lab, NOTEBOOK)
-        print(f"{NOTEBOOK}: {state}")
+        state = run_notebook_in_lab(page, lab, name)
+        print(f"{name}: {state}")
         verdict = page.locator(".mmcourse-verdict").first
         expect(verdict).to_contain_text("shape: judged", timeout=WIDGET_TIMEOUT_MS)
         box = page.locator(".mmcourse-prompt input").first
@@ -58,5 +61,5 @@ def test_text2image_notebook_runs_and_its_prompt_widget_draws(page, lab):
                                                                                       timeout=WIDGET_TIMEOUT_MS)
         assert_no_widget_errors(page)
         assert not _error_outputs(page), _error_outputs(page)
-        _wait_kernel_idle(page, lab, NOTEBOOK, 30)
-        print(f"screenshot: {save_screenshot(page, NOTEBOOK)}")
+        _wait_kernel_idle(page, lab, name, 30)
+        print(f"screenshot: {save_screenshot(page, name)}")
