@@ -131,10 +131,10 @@ print(f"stored medians (60 prompts): encoder {stored['encoder_ms_median']:.2f} m
       f"{stored['decoder_ms_median']:.2f} ms: the encoder costs {stored['encoder_ms_median'] / stored['decoder_ms_median']:.1f} prompts")
 
 # %% [markdown]
-# The answer is the stored ratio (the live one moves with the machine's load): at 64 × 64 pixels
-# the encoder is small too, and the parameter counts printed above are of the same order, so the
-# split is barely lopsided here. Real SAM's ViT-H encoder has 632 million parameters against
-# about 4 million in prompt encoder and decoder, and reads a 1024 × 1024 image as 64 × 64 tokens; its model card gives
+# The stored ratio is the answer (the live one moves with the machine's load): at 64 × 64 pixels
+# the encoder is small too, so the split is barely lopsided here. Real SAM's ViT-H encoder has 632
+# million parameters against about 4 million in prompt encoder and decoder, and reads a
+# 1024 × 1024 image as 64 × 64 tokens; its model card gives
 # about 0.15 s per image on an A100 GPU, and the paper runs prompt encoder and decoder on a CPU in
 # a web browser in about 50 ms: the split that makes clicking interactive.
 
@@ -495,8 +495,8 @@ print(f"{res['n']} clicks; share where output 1 / 2 / 3 is SAM's pick:",
 # By SAM's own pick the three-output model is slightly better than the single-output one on all
 # three readings (the paired differences, one to two hundredths, lie three or more standard errors
 # from zero). The oracle column shows what the outputs SAM does not pick add: output 3's group
-# answer beats either model's first choice; the IoU head rarely picks it, but a user can, or can
-# ask for it with a second click (section 7).
+# answer beats either model's first choice; a user can pick it, or ask for it with a second click
+# (section 7).
 
 # %% [markdown]
 # ## 6. Text as a prompt, the paper's way
@@ -543,7 +543,7 @@ fig, axes = plt.subplots(1, 4, figsize=(8, 2.4))
 for ax, t in zip(axes, texts):
     pred = sam.predict(text=t, multimask_output=False)
     empty = "" if pred.masks[0].any() else " (empty mask)"
-    show_image(ax, scene.image, f'"{t}"\nIoU pred {pred.iou_predictions[0]:.2f}{empty}', pred.masks[:1], fontsize=8)
+    show_image(ax, scene.image, f'"{t}"\nIoU pred {round(float(pred.iou_predictions[0]), 2) + 0.0:.2f}{empty}', pred.masks[:1], fontsize=8)
 plt.show()
 
 # %%
@@ -725,8 +725,7 @@ print(f"8-pixel patches, 1,500 steps: 1-click {old['seen_1click_miou']:.3f}, box
 # (192 candidates), kept when the predicted IoU is above 0.8 and the mask is **stable** (the
 # masks thresholded at logit −1 and +1 agree, IoU > 0.85), then non-maximum suppression on their
 # boxes. **Detection:** each kept mask's box, scored by its predicted IoU. **Recognition:**
-# notebook 04's CLIP names each segment's crop (the text slot's crop) zero-shot among the 30
-# colour–shape descriptions.
+# notebook 04's CLIP names each segment's crop zero-shot among the 30 colour–shape descriptions.
 #
 # This is the last, fully automatic stage of the paper's data engine (after assisted-manual and
 # semi-automatic stages), which made almost all of SA-1B's masks; here the renderer is the
@@ -798,7 +797,9 @@ print(f"recognition, shape vs colour and shape: {stored_route['seen']['recogniti
 # everything mode misses no object (stored recall at box IoU 0.5: 1.0) but pays for extra
 # proposals, parts, groups and duplicates (about 4 per scene for 3 objects). Recognition of the found segments is far above chance (1 in 5 shapes) and close to CLIP
 # reading the true objects' crops, so segmentation costs recognition little. "Shape" and "colour
-# and shape" are the same number: CLIP never got a colour wrong on these crops.
+# and shape" are the same number: CLIP never got a colour wrong on these crops. With labels, AP is
+# averaged over shapes and a wrong proposal counts only against the shape CLIP gave it, which is
+# how labels can raise AP50 slightly.
 #
 # **Tracking.** A short clip (`ShapesWorld.draw_objects` draws the same objects at given pixel
 # positions per frame): a small object crosses a large one, behind it or in front. Every rule
@@ -840,6 +841,10 @@ for row, behind in enumerate((True, False)):
     axes[row, 0].set_ylabel("passes behind" if behind else "passes in front", fontsize=9)
     print(("behind: " if behind else "in front: ") +
           ", ".join(f"{rule} mIoU {r['miou']:.3f}" for rule, r in results.items()))
+    obj, big = frames.masks[:, k], frames.masks[:, 1 - k]
+    for name, ref in (("the object", obj), ("object + large neighbour", obj | big), ("the large neighbour", big)):
+        print(f"  click + mask's IoU with {name:24s} at t = 3 / 6 / 11:",
+              " / ".join(f"{v:.2f}" for v in mask_iou(results["click+mask"]["masks"], ref)[[3, 6, 11]].tolist()))
 fig.suptitle("outline: click + mask (blue), box rule (green); dotted white: the object's true visible box",
              fontsize=9)
 plt.tight_layout()
@@ -869,14 +874,14 @@ for rule in ("box", "oracle box"):
 # %% [markdown]
 # Click + mask loses the object within a few frames (the figure, from t = 3): the mask spreads onto
 # the large neighbour it touches, the next click, at that mask's deepest pixel, lands on the
-# neighbour, and the mask becomes the pair, then the neighbour alone. The box rule keeps it, and
-# loses ground at frame 1 (no velocity known yet), in the overlap frames (where the oracle box dips
+# neighbour, and the mask becomes the pair, then the neighbour alone (printed under the figure).
+# The box rule keeps it, and loses ground at frame 1 (no velocity known yet), in the overlap frames (where the oracle box dips
 # too: segmenting a partly hidden object is the limit) and after a pass *behind* (the coasting box
 # drifts). It misses the course's target of 0.80. Feeding the previous mask with the box makes it
 # worse: a wrong mask in one frame is confirmed in the next. One click is a worse prompt than a
 # box even at the true object's centre: the IoU head picks the amodal whole, hidden pixels
-# included, while the target is the visible part. Frame-to-frame prompting has no memory of what
-# the object looked like; SAM 2 adds exactly that, a memory of past frames read by attention.
+# included, while the target is the visible part. SAM 2 adds what frame-to-frame prompting lacks:
+# a memory of past frames, read by attention.
 #
 # ## 10. Optional: real SAM weights
 #
