@@ -19,7 +19,7 @@
 #
 # The syllabus lays out a route: **segmentation** (分割: which pixels belong together) →
 # **detection** (检测: where is each object, as a box) → **recognition** (识别: what is it) →
-# **tracking** (跟踪: where did it go in the next frame). That order is the syllabus's framing.
+# **tracking** (跟踪: where did it go in the next frame).
 # SAM, the *Segment Anything Model* (Kirillov et al., 2023), is a promptable segmenter trained on
 # 1.1 billion masks, which segments objects it never saw, **zero-shot**, from a **prompt** (提示):
 # a click, a box, a rough mask, or (a proof of concept in the paper) a phrase. It fits the route
@@ -37,9 +37,11 @@
 #
 # This notebook builds each part (the kernels in `mmcourse.sam` load segment-anything's weights
 # unchanged and match its outputs to 1e-5), uses a small SAM trained on ShapesWorld with SAM's
-# interactive recipe, and measures the claims: one click is ambiguous, text can prompt through
-# CLIP, extra clicks refine, the model segments shapes it never saw, and the route can be walked
-# on its masks, each stage beside a baseline.
+# interactive recipe, and measures the claims: one click is ambiguous, extra clicks refine, the
+# model segments shapes it never saw, and the route can be walked on its masks, each stage beside
+# a baseline. Text prompting, the paper's proof of concept, fails at this scale (section 6). The
+# course's encoder has no MAE pre-training and uses global attention in every block (SAM's mixes
+# windowed and global attention): at 64 pixels windows only made a step slower.
 #
 # ```mermaid
 # flowchart LR
@@ -129,10 +131,10 @@ print(f"stored medians (60 prompts): encoder {stored['encoder_ms_median']:.2f} m
       f"{stored['decoder_ms_median']:.2f} ms: the encoder costs {stored['encoder_ms_median'] / stored['decoder_ms_median']:.1f} prompts")
 
 # %% [markdown]
-# The answer is the stored ratio (the live one moves with the machine's load): at 64 × 64 pixels
-# the encoder is small too, and the parameter counts printed above are of the same order, so the
-# split is barely lopsided here. Real SAM's ViT-H encoder has 632 million parameters against
-# about 4 million in prompt encoder and decoder. Real SAM's ViT-H reads a 1024 × 1024 image as 64 × 64 tokens; its model card gives
+# The stored ratio is the answer (the live one moves with the machine's load): at 64 × 64 pixels
+# the encoder is small too, so the split is barely lopsided here. Real SAM's ViT-H encoder has 632
+# million parameters against about 4 million in prompt encoder and decoder, and reads a
+# 1024 × 1024 image as 64 × 64 tokens; its model card gives
 # about 0.15 s per image on an A100 GPU, and the paper runs prompt encoder and decoder on a CPU in
 # a web browser in about 50 ms: the split that makes clicking interactive.
 
@@ -274,8 +276,18 @@ show_source(Sam.postprocess_masks)
 # toggle): a negative point; drag: a box. With one point the decoder returns three masks and
 # their predicted IoUs (the best is outlined on the image); with more prompts it returns one.
 # The picture below is what a first click on the first scene gives (saved with the notebook);
-# the widget under it answers your clicks once the kernel runs. Mask 1 is noise with a predicted
-# IoU near zero on every click: section 5 explains why.
+# the widget under it answers your clicks once the kernel runs.
+#
+# **Measures used in this notebook.**
+#
+# - **IoU** (intersection over union) of masks A and B: |A∩B| / |A∪B|; 1 for the same mask, 0 for
+#   disjoint ones, 0.5 for a mask that covers exactly half the object and nothing else. SAM's
+#   **predicted IoU** is its own estimate of this against the mask the user meant.
+# - **mIoU**: the mean IoU over the targets of a test set.
+# - **NMS** (non-maximum suppression): keep the highest-scoring proposal, drop every other whose
+#   box overlaps it above a threshold IoU, repeat with the rest.
+# - **AP50**: average precision of detections, a detection counting as correct at box IoU ≥ 0.5
+#   (the precision–recall curve behind it is explained in notebook 07).
 
 # %%
 from mmcourse.sam.widgets import ClickSession, click_widget, draw_session
@@ -372,9 +384,10 @@ show_source(MaskDecoder.predict_masks)
 # lowest-loss mask), so each output token is free to specialise; the IoU head learns to score
 # each, and the highest predicted IoU is SAM's pick. The paper motivates three by nested masks
 # (whole, part, subpart: a person, their shirt, a pocket), which are rarely more than three deep;
-# which token answers which level is learned, never assigned. A fourth token serves prompts with
-# more than one point or a box; treating a single box as unambiguous (one mask) is the course's
-# choice, as in segment-anything's `multimask_output=False`. SAM never predicts hidden pixels.
+# which token answers which level is learned, never assigned. A fourth token serves multiple
+# prompts; the course also gives a lone box one mask, as segment-anything's
+# `multimask_output=False` does. SAM never predicts hidden pixels; the course's model does by
+# default (its IoU head picks the amodal whole, below), a departure of this small world.
 #
 # ShapesWorld's objects have no parts, so the course uses **readings of its own**: the object's
 # **visible part**, the **whole shape** with its hidden pixels (an *amodal* mask, which SAM does
@@ -394,15 +407,16 @@ show_source(MaskDecoder.predict_masks)
 #     p2 --> r2["1 mask, same loss"]
 # ```
 #
-# The paper trains with 11 interaction rounds (one with no new point) and draws the first prompt
-# as a point or a box with equal odds; the course uses 2 rounds and a mix of points, boxes, text
-# and tracking prompts (section 9) in one model, because a 10-minute CPU budget affords a short
-# recipe only. It also adds one term SAM does not have: each of the three outputs learns one
+# The paper trains 11 rounds per mask: the first prompt (a point or a box, equal odds), 8
+# corrective points, and 2 rounds with no new point (only the previous mask fed back), so the
+# model learns to refine its own mask. The course trains 2 rounds (a 10-minute CPU budget) and a
+# mix of points, boxes, text and tracking prompts in one model; anything past 2 clicks (section 7)
+# lies outside its training. It also adds one term SAM does not have: each output learns one
 # reading of its own (output 1 the part, 2 the whole, 3 the group) at a tenth of the weight.
 # Without it, an earlier build left output 1 **dead**: a token that loses every example early gets
-# no gradient from the best-of-three (*winner-takes-all*) loss and never recovers. SA-1B's many
-# nested readings per image keep each of SAM's tokens winning often enough; five possible prompts
-# at most per scene here do not.
+# no gradient from the best-of-three (*winner-takes-all*) loss and never recovers. Here most
+# targets' three readings are one and the same mask (only about 15% of 2–4-object scenes hold a
+# target whose readings differ), so the first token to fit wins them all.
 
 # %%
 train_curve = load_results("sam_training")["sam_shapes"]
@@ -456,11 +470,11 @@ print("share of clicks where output 1 / 2 / 3 is SAM's pick:",
 print(f"clicks where output 1 matches no reading (IoU < 0.2 with all three): {(amb_iou[:, :, 0].amax(1) < 0.2).float().mean():.2f}")
 
 # %% [markdown]
-# Mostly yes: output 1 follows the visible part, output 2 the whole shape and output 3 comes
-# closest to the group (the rows above), the assignment the extra term asked for. The IoU head
-# picks output 2 on nearly every click: for a click that says nothing more, the whole shape is
-# the answer most often right. Output 3's group answer is there for the user to choose, or to
-# ask for with a second click (section 7).
+# Only partly. Outputs 1 and 2 are near copies: they score about the same on the part and the
+# whole readings and cover about the same share of the image. Output 3 leans only slightly toward
+# the group: even on the click shown, picked as the best covered, it is the square plus a few
+# specks.
+# The IoU head picks output 2, the amodal whole, on nearly every click.
 #
 # Is the three-output model worth it? Measured on 400 ambiguous test clicks (stored),
 # against a **single-output** model trained with the same recipe and steps but one mask for every
@@ -481,14 +495,14 @@ print(f"{res['n']} clicks; share where output 1 / 2 / 3 is SAM's pick:",
 # By SAM's own pick the three-output model is slightly better than the single-output one on all
 # three readings (the paired differences, one to two hundredths, lie three or more standard errors
 # from zero). The oracle column shows what the outputs SAM does not pick add: output 3's group
-# answer beats either model's first choice; the IoU head rarely picks it, but a user can, or can
-# ask for it with a second click (section 7).
+# answer beats either model's first choice; a user can pick it, or ask for it with a second click
+# (section 7).
 
 # %% [markdown]
 # ## 6. Text as a prompt, the paper's way
 #
 # The released SAM has no text prompt (the `text_proj` slot here is the course's). In the paper's
-# proof of concept, each training mask larger than 100² pixels is prompted with the CLIP **image**
+# proof of concept, each manually collected mask larger than 100² pixels is prompted with the CLIP **image**
 # embedding of a crop around it (its box enlarged 1–2×, the outside blanked half the time); at
 # inference the CLIP **text** embedding of a phrase takes its place. Both are unit vectors in
 # CLIP's shared space, so the phrase lands where crops of matching objects landed in training:
@@ -511,12 +525,9 @@ display(Markdown(markdown_table(["CLIP", "crop", "right phrase nearest of 30 (se
 print(f"{agree['objects']} objects of validation scenes, {agree['crosses']} of them crosses")
 
 # %% [markdown]
-# Both CLIPs name almost every object from the scene-sized crop; `clip_shapes_named`'s text
-# embedding lies closer to the crop's image embedding (higher cosine), and the text slot only
-# ever saw image embeddings, so SAM uses it. A crop zoomed to the object's box, as the paper's
-# CLIP would take it, names only about a third of the seen shapes right: this CLIP never saw
-# objects that big (and the crosses' perfect score there says only that zoomed shapes look like
-# crosses to it). Kept neighbours confuse it about as often. *Predict:* better or worse than a click?
+# Both CLIPs name almost every object from the scene-sized crop, and `clip_shapes_named`'s text
+# embedding lies closer to the crop's, so SAM uses it; zoomed crops (which this CLIP never saw)
+# and kept neighbours confuse it. *Predict:* better or worse than a click?
 
 # %%
 from mmcourse.data.shapes import ShapesWorld
@@ -532,7 +543,7 @@ fig, axes = plt.subplots(1, 4, figsize=(8, 2.4))
 for ax, t in zip(axes, texts):
     pred = sam.predict(text=t, multimask_output=False)
     empty = "" if pred.masks[0].any() else " (empty mask)"
-    show_image(ax, scene.image, f'"{t}"\nIoU pred {pred.iou_predictions[0]:.2f}{empty}', pred.masks[:1], fontsize=8)
+    show_image(ax, scene.image, f'"{t}"\nIoU pred {round(float(pred.iou_predictions[0]), 2) + 0.0:.2f}{empty}', pred.masks[:1], fontsize=8)
 plt.show()
 
 # %%
@@ -543,6 +554,14 @@ live = per_scene_ious(sam, es)
 print(f"this run, {len(es.images)} scenes: text mIoU {live['text'].mean():.3f}, the trivial 'every object' mask "
       f"{live['every_object'].mean():.3f}, every object of the named colour {live['colour_only'].mean():.3f}, "
       f"one click {live['1click'].mean():.3f}")
+from mmcourse.sam.evaluate import TextTable
+
+idx = torch.arange(len(es.images))
+feats = TextTable(sam)(es.batch.shape[idx, es.k], es.batch.colour[idx, es.k], torch.full((len(idx),), -1))
+text_masks, text_pred, _ = predict_batch(sam, sam.embed(es.images), text=feats, multimask=False)
+area = text_masks[:, 0].flatten(1).sum(1).float()
+print(f"the text masks: {(area == 0).float().mean():.0%} empty, median area {area.median():.0f} of 4,096 pixels; "
+      f"mean predicted IoU {text_pred[:, 0].mean():.3f} against the actual {live['text'].mean():.3f}")
 for m, what in (("seen_text_miou", "text, 'the red circle' (seen shapes; target ≥ 0.75, not met)"),
                 ("seen_every_object_miou", "  baseline: one mask of every object"),
                 ("seen_colour_only_miou", "  baseline: every object of the named colour"),
@@ -555,18 +574,12 @@ for m, what in (("seen_text_miou", "text, 'the red circle' (seen shapes; target 
 
 # %% [markdown]
 # Far worse than a click, and worse than the trivial mask of every object, for the phrases and
-# for the very crops the slot trained on alike: the swap from image to text embedding is not what
-# fails; the decoder never learned to follow an embedding. CLIP is not the problem (the table
-# above: the crops name their phrase), and the task is mostly one of colour: a mask of every
-# object of the named colour scores far higher (printed). Probes made while building this model
-# (README, maintainer notes) point to the amount of practice. With the image encoder frozen, the
-# decoder did not learn to pick objects by an embedding in a few hundred steps, not even from a
-# perfect code of colour, shape and size; with the encoder trained as well it began to, and a
-# build that gave text 14 of every 32 prompts at twice the weight followed phrases far better
-# than the every-object mask, but cost the click and box prompts their targets. SAM's encoder
-# and text model learned from over a billion masks; 800 small steps shared with clicks and boxes
-# leave this slot untrained. This is what the paper calls a proof of concept: it rests on CLIP's
-# two towers agreeing (they do, for the right crop) and on enough training for the decoder to use them.
+# for the very crops the slot trained on alike: the decoder never learned to follow an embedding,
+# and CLIP is not the problem (the table above). A mask of every object of the named colour
+# scores far higher. The decoder has collapsed to a near-empty answer for the text slot (printed),
+# and its IoU head knows it: it cannot tell which object the embedding means, and an almost empty
+# mask is where the loss settles. SAM's CLIP learned from image–text pairs and its decoder from
+# SA-1B's masks; 800 small steps shared with clicks and boxes leave this slot untrained.
 #
 # ## 7. Refinement: more clicks
 #
@@ -649,9 +662,10 @@ print(f"plain targets: {ref['plain_wrong_pixels_near_boundary']:.0%} of the wron
 #   "that one too", and mIoU climbs steeply over the next two clicks, then slowly (stored table):
 #   once the neighbours are in, the errors left are on boundaries, as for plain objects. Without
 #   the mask fed back it climbs less: every second-round click in training came with the previous
-#   logits, so points alone tell "add" from "start again" less well.
+#   logits, so a points-only prompt of several clicks lies outside training.
 # - **Plain** objects: most wrong pixels sit on the boundary (the share printed above), so a
-#   corrective click lands on a boundary pixel and says almost nothing new; without the previous
+#   corrective click (drawn at random from the error region; the paper's evaluation clicks at its
+#   interior) lands on a boundary pixel and says almost nothing new; without the previous
 #   mask fed back, each such click even costs a little (right column).
 # - **Whole shape**: a missed pixel of the hidden part lies under *another* object, so a positive
 #   click there reads as "include that object" (the group), not "the hidden part of this one". A
@@ -687,11 +701,10 @@ plt.show()
 # seen shapes, a gap in shape *prior* the table sizes.
 #
 # **Ablation: patch size against object size.** SAM cuts its input into 16 × 16-pixel patches,
-# and its objects span many tokens. A version of this model with 8 × 8-pixel patches (8 × 8
-# tokens, 32 × 32 masks) stays clearly below the shipped 4 × 4-pixel one, even with twice the
-# steps, though its coarser masks were not the limit (the true masks through 32 × 32 and back
-# score far higher). Both rows printed below: an object here spans under two 8-pixel patches, too
-# few tokens for the decoder to place an edge.
+# and its objects span many tokens. An earlier model with 8 × 8-pixel patches and an older recipe
+# (not a controlled comparison) stayed clearly below the shipped 4 × 4-pixel one, though its
+# coarser masks were not the limit (the true masks through 32 × 32 and back score far higher;
+# both printed): an object here spans under two 8-pixel patches, too few tokens to place an edge.
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -712,14 +725,16 @@ print(f"8-pixel patches, 1,500 steps: 1-click {old['seen_1click_miou']:.3f}, box
 # (192 candidates), kept when the predicted IoU is above 0.8 and the mask is **stable** (the
 # masks thresholded at logit −1 and +1 agree, IoU > 0.85), then non-maximum suppression on their
 # boxes. **Detection:** each kept mask's box, scored by its predicted IoU. **Recognition:**
-# notebook 04's CLIP names each segment's crop (the text slot's crop) zero-shot among the 30
-# colour–shape descriptions.
+# notebook 04's CLIP names each segment's crop zero-shot among the 30 colour–shape descriptions.
 #
-# segment-anything's automatic mask generator defaults to a 32 × 32 grid, thresholds 0.88 and
-# 0.95 and NMS at box IoU 0.7 (the paper's data engine adds zoomed crops and the removal of small
-# regions); the course uses a coarser grid and looser thresholds because its images are 64
-# pixels wide and its small model's IoU predictions are less confident. Recognition with CLIP
-# and the tracking below are the course's additions, not part of SAM.
+# This is the last, fully automatic stage of the paper's data engine (after assisted-manual and
+# semi-automatic stages), which made almost all of SA-1B's masks; here the renderer is the
+# annotator. segment-anything's automatic mask generator defaults to a 32 × 32 grid, thresholds
+# 0.88 and 0.95 and NMS at box IoU 0.7 (the paper adds zoomed crops and removes small regions);
+# the course uses a coarser grid, lower thresholds (its 64-pixel images and small model give less
+# confident IoU predictions), NMS at 0.5, stricter than SAM's, and drops masks under 12 pixels.
+# Recognition with CLIP and the tracking below are the course's additions, not part of SAM. The
+# figure's test scenes may hold crosses.
 
 # %%
 from mmcourse.clip import zero_shot_classifier, zero_shot_predict
@@ -776,29 +791,29 @@ print(f"recognition, shape vs colour and shape: {stored_route['seen']['recogniti
       f"{stored_route['seen']['recognition_colour_shape_accuracy']['value']:.3f}")
 
 # %% [markdown]
-# Each stage beside its baseline. Detection from SAM's masks finds most objects with no box
-# training at all. GLIP, a detector trained on these scenes' boxes, scores higher (printed; measured
+# Each stage beside its baseline. Detection from SAM's masks finds the objects with no detection
+# training. GLIP, a detector trained on these scenes' boxes, scores higher (printed; measured
 # by notebook 07's own evaluation, so it is a reference point, not a paired comparison):
-# everything mode pays for proposals that are parts or groups, and for the boxes of objects it
-# misses. Recognition of the found segments is far above chance (1 in 5 shapes) and close to CLIP
+# everything mode misses no object (stored recall at box IoU 0.5: 1.0) but pays for extra
+# proposals, parts, groups and duplicates (about 4 per scene for 3 objects). Recognition of the found segments is far above chance (1 in 5 shapes) and close to CLIP
 # reading the true objects' crops, so segmentation costs recognition little. "Shape" and "colour
-# and shape" are the same number: CLIP never got a colour wrong on these crops.
+# and shape" are the same number: CLIP never got a colour wrong on these crops. With labels, AP is
+# averaged over shapes and a wrong proposal counts only against the shape CLIP gave it, which is
+# how labels can raise AP50 slightly.
 #
 # **Tracking.** A short clip (`ShapesWorld.draw_objects` draws the same objects at given pixel
 # positions per frame): a small object crosses a large one, behind it or in front. Every rule
 # starts from the object's true box in frame 0. Three ways to prompt the next frame:
 #
 # - **click + mask**: a click at the previous mask's deepest pixel plus its logits as the mask
-#   prompt. In training that pair is the *refinement* round, which assumes the mask is right where
-#   it is; a moved object is not;
+#   prompt. In training that pair is the *refinement* round, which assumes the mask is nearly
+#   right; a moved object is not;
 # - **box**: a box of the object's first-frame size where it should be now (last centre plus
-#   velocity), enlarged by a **margin**: the prompt the model trained on for this
-#   (`PromptTask.track_loss`: scenes where a small object sits partly behind or in front of a
-#   large one, prompted with the whole object's box moved by up to 3 pixels, or its tight box;
-#   the target is what is visible). While the mask's area strays beyond a **tolerance** of the
-#   first frame's (partly hidden, or merged with the neighbour) the box coasts on at the last
-#   velocity. The same box with the previous mask as the dense prompt was trained too; the
-#   validation clips choose between the two (and the margin and tolerance);
+#   velocity), enlarged by a **margin**; while the mask's area strays beyond a **tolerance** of
+#   the first frame's, the box coasts on. Training saw tracking scenes (a small object partly
+#   behind or in front of a large one, target its visible part) prompted with the tight box, or
+#   with the whole object's box moved by up to 3 pixels plus the previous mask; the validation
+#   clips choose the margin, the tolerance and whether the previous mask goes with the box;
 # - **oracle click**, **oracle box**: a click at the true object's interior, or its true box, in
 #   every frame: no propagation at all, the ceiling segmentation alone sets.
 #
@@ -826,6 +841,10 @@ for row, behind in enumerate((True, False)):
     axes[row, 0].set_ylabel("passes behind" if behind else "passes in front", fontsize=9)
     print(("behind: " if behind else "in front: ") +
           ", ".join(f"{rule} mIoU {r['miou']:.3f}" for rule, r in results.items()))
+    obj, big = frames.masks[:, k], frames.masks[:, 1 - k]
+    for name, ref in (("the object", obj), ("object + large neighbour", obj | big), ("the large neighbour", big)):
+        print(f"  click + mask's IoU with {name:24s} at t = 3 / 6 / 11:",
+              " / ".join(f"{v:.2f}" for v in mask_iou(results["click+mask"]["masks"], ref)[[3, 6, 11]].tolist()))
 fig.suptitle("outline: click + mask (blue), box rule (green); dotted white: the object's true visible box",
              fontsize=9)
 plt.tight_layout()
@@ -853,17 +872,16 @@ for rule in ("box", "oracle box"):
           + ("; target ≥ 0.8, not met" if rule == "box" else ""))
 
 # %% [markdown]
-# Click + mask loses the object within a few frames: the mask stays where the object was and the
-# click follows the mask. The box rule keeps it, and the per-frame curves show where it still
-# loses: at frame 1, where no velocity is known yet and the box sits at the old place; in the
-# overlap frames, where the oracle box dips too (there the limit is segmenting a partly hidden
-# object, not propagation); and after a pass *behind*, where the coasting box has drifted and the
-# rule stays below the oracle to the end. It misses the issue's target of 0.80 (table). Adding
-# the previous mask as the dense prompt makes it worse, although it was
-# trained: a wrong mask in one frame is fed forward and confirmed in the next. One click is a
-# worse prompt than a box even at the true object's centre: where two objects overlap, a click
-# is ambiguous (part or group), a box is not. Frame-to-frame prompting has no memory of what the
-# object looked like; SAM 2 adds exactly that, a memory of past frames read by attention.
+# Click + mask loses the object within a few frames (the figure, from t = 3): the mask spreads onto
+# the large neighbour it touches, the next click, at that mask's deepest pixel, lands on the
+# neighbour, and the mask becomes the pair, then the neighbour alone (printed under the figure).
+# The box rule keeps it, and loses ground at frame 1 (no velocity known yet), in the overlap frames (where the oracle box dips
+# too: segmenting a partly hidden object is the limit) and after a pass *behind* (the coasting box
+# drifts). It misses the course's target of 0.80. Feeding the previous mask with the box makes it
+# worse: a wrong mask in one frame is confirmed in the next. One click is a worse prompt than a
+# box even at the true object's centre: the IoU head picks the amodal whole, hidden pixels
+# included, while the target is the visible part. SAM 2 adds what frame-to-frame prompting lacks:
+# a memory of past frames, read by attention.
 #
 # ## 10. Optional: real SAM weights
 #
@@ -872,7 +890,7 @@ for rule in ("box", "oracle box"):
 # `pos_embed` is reshaped and its MLP renamed (`lin1/lin2` → `fc1/fc2`). The configuration
 # (ViT-B: 12 blocks, 14 × 14 windows, 4 global blocks, relative positions) is read off the
 # weights' shapes. With the ViT-B checkpoint on disk, the cell segments scikit-image's astronaut
-# from one click (a minute or two on one CPU thread); without it, it explains how to get it.
+# from one click (expect minutes on one CPU thread); without it, it explains how to get it.
 
 # %%
 weights_file = os.environ.get("MMCOURSE_SAM_WEIGHTS", "")

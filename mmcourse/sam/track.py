@@ -6,8 +6,10 @@ prompt is one the model was trained on. Three rules, compared on the same clips
 (:func:`clip_set`: a small object passes behind or in front of a large one):
 
 - ``"click+mask"``: a positive click at the previous mask's deepest pixel plus the previous low-res
-  logits as the mask prompt (a click with a mask is SAM's *refinement* round: the mask is assumed
-  right where it is, so the mask stays where the object was);
+  logits as the mask prompt (a click with a mask is SAM's *refinement* round, which assumes the
+  mask is nearly right; once the object moves, the mask spreads onto the large neighbour it
+  touches, the next click lands on the neighbour, and the mask becomes the pair, then the
+  neighbour alone);
 - ``"box"``: frame 0's box size, centred where the object is expected (the last centre plus its
   smoothed velocity) and enlarged by ``margin`` pixels, single output: a noisy box, SAM's trained
   box prompt; pixels outside the box are dropped. While the mask's area strays from frame 0's (the
