@@ -929,8 +929,8 @@ print(f"on 12 real scenes, SAM's mask against the judges' object pixels, mean Io
 # draws) lifts shape and colour from 0.754 at w = 1 to 0.905 ± 0.009 on test draws: above 0.90,
 # but not by two standard errors, so that target is **not yet met**. Guidance costs variety where
 # the prompt leaves a choice (free sizes turn large). Held-out pairs: 0.790 ± 0.024 (one draw of
-# 300, w = 3), the shape less often right. CLIP's ranking helps, but can pick
-# a wrong shape. The shape is what is left: it goes wrong first, under too much guidance, on
+# 300, w = 3), the shape less often right. CLIP's ranking helps, though CLIP
+# and the shape judge sometimes disagree. The shape is what is left: it goes wrong first, under too much guidance, on
 # unseen pairs, and in the decoder's outline.
 
 # %%
