@@ -167,10 +167,10 @@ expect("largest output change when the padding tokens' features change", change,
 #
 # ## 2. Where the pixels live: 16×16 pixels or 8×8 latents
 #
-# Two ways to make diffusion cheap enough for a CPU: draw small pictures (16×16 scenes) or draw in
-# a compressed space and decode (latent diffusion, Rombach et al. 2022, the design of Stable
-# Diffusion). The deciding number: can the course's shape judge (the ViT, trained on 32×32 scenes)
-# still tell the shapes apart in 16×16 pictures, upsampled for it?
+# Two ways to make diffusion cheap enough for a CPU: draw small pictures (16×16) or draw in a
+# compressed space and decode (latent diffusion, Rombach et al. 2022, Stable Diffusion's design).
+# The deciding number: can the shape judge (the ViT, trained on 32×32 scenes) still tell the
+# shapes apart in 16×16 pictures, upsampled for it?
 
 # %%
 space = load_results("text2image_space")
@@ -614,13 +614,12 @@ for r in range(3):
                                          for tok, m in zip(att["tokens"], att["maps"][r])))
 
 # %% [markdown]
-# Early on, most of the weight goes to the start token and "a", everywhere alike: CLIP's text tower
-# is causal (notebook 04), so these two carry the same features in every prompt that starts with
-# "a", as this notebook's do. Only the end token has read the whole sentence, and by t = 480 the
-# object's positions read it several times more than the background does (the bright spot at the
-# bottom right), and read the start token and "a" less; by t = 80 they also read "bottom".
-# "purple" is read by every position alike early on (a bias, not a place), later less on the object. Different positions read
-# different words (Hertz et al.'s prompt-to-prompt edits pictures through such maps).
+# Early on, most weight goes to the start token and "a", everywhere alike: CLIP's text tower is
+# causal (notebook 04), so these two carry the same features in every prompt that starts with
+# "a", as ours do. Only the end token has read the whole sentence, and by t = 480 the object's
+# positions read it several times more than the background (the bright spot at the bottom
+# right); by t = 80 they also read "bottom". "purple" is read alike everywhere: a bias, not a
+# place. Hertz et al.'s prompt-to-prompt edits pictures through such maps.
 #
 # ## 6. Try it: type a prompt
 #
@@ -640,9 +639,8 @@ prompt_explorer(model, judges)
 # Predict: as w grows from 1, what happens to the accuracy, and what to the variety of pictures
 # for one prompt?
 #
-# The guidance scale is a choice, so it is made on the validation draws (table at the top),
-# searching the grid upward until the score drops; the registry's numbers come from the test
-# draws:
+# w is chosen on the validation draws (table at the top), searching upward until the score
+# drops; the registry's numbers come from the test draws:
 
 # %%
 curve_val = curve["val_sweep"]
@@ -746,11 +744,10 @@ for w, s in spread.items():
 # The CLIP score is highest at w = 2 and falls past it. At w = 0 the prompt is ignored
 # (shape 0.190, about the 1 in 5 of guessing).
 #
-# Variety pays where the prompt leaves a choice, the *size*. Training scenes are half large (§2), yet
-# at w = 1 0.72 ± 0.07 of the samples are large (the off-distribution prompt tilts it); guidance
-# takes it to 0.97 at w = 2 and 1.00 at 4 and 8, the reading the implicit classifier is surest
-# of. The free *place* narrows only a little (2.22 bits at w = 1, 2.09–2.10 at 4 and 8; 2.60 for
-# an even spread).
+# Variety pays where the prompt leaves a choice, the *size*. Training scenes are half large (§2),
+# yet at w = 1 0.72 ± 0.07 of the samples are large; guidance takes it to 0.97 at w = 2 and 1.00
+# at 4 and 8, the reading the implicit classifier is surest of. The free *place* narrows only a
+# little (2.22 bits at w = 1, 2.09–2.10 at 4 and 8; 2.60 for an even spread).
 #
 # **Speed**, in CPU time, fastest of five runs (with guidance each step runs the U-Net on a batch
 # of two):
@@ -809,15 +806,13 @@ plt.tight_layout()
 plt.show()
 
 # %% [markdown]
-# Held-out is lower at every w above 0: at w = 3, 0.790 against 0.907, some four standard errors
-# of the difference (printed above), nearly all in the shape (0.807 against 0.910; colour 0.977).
-# If the judge's and the autoencoder's errors are independent, they alone cap the held-out shape
-# score below the seen one by the printed amount, most of the 0.103 shape gap: much of it may be
-# the measuring, not the denoiser. Two of the four pictures above miss the size: `judge_size`
-# compares the area with the *judged* shape's, so a shape miss (the triangle) can bring a size
-# miss with it. It composes, imperfectly: the colour
-# of a pair it never saw nearly always, its shape about eight times in ten. These are one draw of
-# 300; held-out pairs are not yet measured on the protocol's test draws.
+# Held-out is lower at every w above 0: at w = 3, 0.790 against 0.907 (four standard errors of
+# the difference), nearly all in the shape (0.807 against 0.910; colour 0.977). If the judge's
+# and the autoencoder's errors are independent, they alone account for most of the 0.103 shape
+# gap (printed above): much of it may be the measuring, not the denoiser. `judge_size` compares
+# the area with the *judged* shape's, so the triangle's shape miss above brings a size miss. It
+# composes, imperfectly: a new pair's colour nearly always, its shape about eight times in ten
+# (one draw of 300; held-out pairs are not yet measured on the test draws).
 #
 # ## 9. Closing the loop: CLIP ranks the samples
 #
