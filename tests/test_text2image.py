@@ -380,6 +380,28 @@ def test_reverse_process_is_generate_step_by_step(tiny_model):
             reverse_process(tiny_model, **{"prompt": "a red circle", "guidance_scale": 2.0, **kwargs})
 
 
+def test_settled_is_the_first_step_of_the_final_run():
+    from mmcourse.text2image.evaluate import settled
+
+    assert settled(torch.tensor([1, 2, 1, 2, 2, 2])) == 3
+    assert settled(torch.tensor([4, 4, 4])) == 0
+    assert settled(torch.tensor([0, 0, 3])) == 2
+    with pytest.raises(ValueError, match="column"):
+        settled(torch.tensor([]))
+
+
+def test_settling_steps_reads_each_prompts_trajectory(tiny_model, judges):
+    from mmcourse.text2image.evaluate import settled, settling_steps
+    from mmcourse.text2image.sampling import reverse_process
+
+    got = settling_steps(tiny_model, judges, ["a red circle", "a blue square"], 2.0, steps=5, seed=4)
+    assert got.shape == (2, 2) and ((got >= 0) & (got < 5)).all()
+    read = judges.labels(reverse_process(tiny_model, "a blue square", 2.0, steps=5, seed=5)["x0_hat"])
+    assert got[1].tolist() == [settled(read[:, 3]), settled(read[:, 0])]
+    with pytest.raises(ValueError, match="prompts"):
+        settling_steps(tiny_model, judges, "a red circle", 2.0)
+
+
 def test_protocol_sweep_and_choice(tiny_model, judges):
     """The sweep pools the part's seeds into Estimates; w is the best on the sweep; parts are checked."""
     from mmcourse.protocol import seeds

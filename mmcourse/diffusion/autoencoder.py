@@ -15,8 +15,10 @@ also make the denoiser's job harder, and on this budget 8 drew better pictures t
 exploratory runs, summarised in the README's maintainer notes for notebook 08).
 
 ``encode`` returns latents standardised per channel (``latent_mean`` / ``latent_std``, measured
-on training data after the autoencoder is trained, the role of Stable Diffusion's
-``scaling_factor`` 0.18215), so the diffusion model sees data of unit scale, like pixels in [-1, 1].
+on training data after the autoencoder is trained), so the diffusion model sees data of unit
+scale, like pixels in [-1, 1]. Stable Diffusion 1/2 divide by one scalar (``scaling_factor``
+0.18215); per-channel statistics are what some later VAE configs carry (``latents_mean`` /
+``latents_std``), and suit 8 channels whose spreads differ.
 
 Shapes: images (B, 3, 32, 32) in [0, 1]; latents (B, latent_channels, 8, 8).
 """

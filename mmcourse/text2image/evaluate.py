@@ -189,6 +189,30 @@ def clip_ranking(model: TextToImage, judges: Judges, prompts: Sequence[str], gui
     return {k: torch.stack(v) for k, v in out.items()}
 
 
+def settled(column: torch.Tensor) -> int:
+    """The first index from which every later entry of ``column`` equals the last one."""
+    if column.ndim != 1 or len(column) == 0:
+        raise ValueError(f"column must be a non-empty 1-D tensor, got shape {tuple(column.shape)}")
+    later_differ = (column != column[-1]).nonzero()
+    return int(later_differ[-1]) + 1 if len(later_differ) else 0
+
+
+@torch.no_grad()
+def settling_steps(model: TextToImage, judges: Judges, prompts: Sequence[str], guidance_scale: float,
+                   steps: int = 50, seed: int = 0) -> torch.Tensor:
+    """(P, 2): per prompt (prompt i drawn with seed ``seed + i``), the DDIM step from which every
+    later x̂₀ is judged to have the final place (column 0) and the final shape (column 1)."""
+    from .sampling import reverse_process
+
+    if isinstance(prompts, str) or not prompts:
+        raise ValueError(f"prompts must be a non-empty list of prompts, got {prompts!r}")
+    out = []
+    for i, p in enumerate(prompts):
+        read = judges.labels(reverse_process(model, p, guidance_scale, steps=steps, seed=seed + i)["x0_hat"])
+        out.append([settled(read[:, 3]), settled(read[:, 0])])
+    return torch.tensor(out)
+
+
 def judges_index(asked: dict) -> tuple[int, int]:
     """(shape, colour) indices of a parsed prompt, as the judges label them."""
     from ..data.shapes import COLOUR_NAMES, SHAPES
