@@ -534,10 +534,10 @@ for m, title in ((unfused, "fusion off"), (fused, "fusion on")):
 # **Answer.** It depends on the training run more than one pair suggests. The shipped pair
 # (trained at seed 0 by an earlier version of the GLIP code, so not the table's seed-0 retrain)
 # has fusion far ahead on seen pairs, 0.80 ± 0.01 against 0.625 ± 0.009 (chance, exact boxes
-# ranked at random: 0.44 ± 0.02). Retrained at three seeds, fusion won at two and lost at the third
-# (0.848 against 0.890): on average +0.10 ± 0.07, not two standard errors from zero. Shape names
-# do not need it (every run above 0.99); captions gain a little (+0.014 ± 0.010), held-out
-# pairs more (section 6).
+# ranked at random: 0.44 ± 0.02). Retrained at three seeds, fusion won at two and lost at the
+# third (0.848 against 0.890): on average +0.10 ± 0.07, not two standard errors from zero.
+# Shape names do not need it (every run above 0.99); captions gain a little (+0.014 ± 0.010),
+# held-out pairs more (section 6).
 #
 # The histograms show the mechanism in the shipped pair. Unfused, the colour word is weak (0.33
 # on targets, 0.22 on distractors), so distractors score 0.47 against the targets' 0.52, a third
@@ -611,9 +611,10 @@ print(f"(clip_shapes_broad, zero-shot accuracy on held-out pairs: {entry('clip_s
 # **as they are**, with no learned projection and no fusion update on the text side, as in
 # OWL-ViT (Minderer et al., 2022); the frozen, prompt-averaged tower is ViLD's (Gu et al., 2022);
 # unlike both, fusion lets the image side read the prompt. GLIP aligns regions with every
-# token's feature from a BERT it fine-tunes, projected and fused first. The course departs because its causal CLIP has the whole phrase only at `<end>`, and because
-# GLIP's projection failed here (table below). The price: a phrase cannot see the rest of the
-# sentence (section 3's two circles).
+# token's feature from a BERT it fine-tunes, projected and fused first. The course departs
+# because its causal CLIP has the whole phrase only at `<end>`, and because GLIP's projection
+# failed here (table below). The price: a phrase cannot see the rest of the sentence (section 3's
+# two circles).
 
 # %%
 # NBVAL_CHECK_OUTPUT
