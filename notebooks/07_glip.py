@@ -254,7 +254,7 @@ first, last = np.mean(live.loss[:3]), np.mean(live.loss[-3:])
 print(f"loss {first:.2f} -> {last:.2f}: {1 - last / first:.0%} lower")
 
 # %% [markdown]
-# Not by half: 30 steps took the loss from 6.26 to about 3.96, 37% lower, and the curve is already
+# Not by half: 30 steps took it from 6.26 to about 3.96, 37% lower, and the curve is already
 # flattening. The shipped models trained 800 steps of 24 scenes.
 
 # %% [markdown]
@@ -337,9 +337,10 @@ plt.show()
 
 # %% [markdown]
 # **Answer.** The top-left one, both times (0.757 against 0.709, then 0.761 against 0.712). The
-# position words belong to no phrase and move the scores only by thousandths. GLIP's BERT reads
-# the whole sentence, so its feature for "circle" could carry "bottom right"; a phrase encoded on
-# its own (section 6) cannot.
+# position words move the scores only by thousandths, for two reasons. A phrase encoded on its
+# own (section 6) cannot carry "bottom right", as GLIP's BERT could. The loose words do reach
+# the image side through fusion, but in scenes of 1–4 objects two objects rarely share a phrase,
+# so training never rewarded reading them.
 
 # %% [markdown]
 # ### Exercise 3: `nms`
@@ -598,23 +599,20 @@ print(f"'a red circle' against 'a blue circle', pooled embeddings: cosine {cos(p
 print(f"(clip_shapes_broad, zero-shot accuracy on held-out pairs: {entry('clip_shapes_broad').metrics['zero_shot_heldout']:.2f})")
 
 # %% [markdown]
-# Raw, the colour word's feature looks the same whatever the colour (cosine 0.99), but that is an
-# offset every token shares: with the mean removed, no two colours coincide (largest pairwise
-# cosine 0.33). The limit is the causal mask: "red" never sees "circle", so its feature is
+# Raw, the colour words look alike (cosine 0.99), but only through an offset every token
+# shares: with the mean removed, no two colours coincide (largest cosine 0.33). The limit is the
+# causal mask: "red" never sees "circle", so its feature is
 # identical in "a red circle" and "a red square"; only `<end>` has read the phrase, and there
 # the phrases part (cosine 0.57). In GLIP's bidirectional BERT each word's feature knows its
 # phrase.
 #
-# So each phrase is encoded **on its own** by CLIP's frozen text tower (in CLIP's caption
-# templates, averaged, as its zero-shot classifier does), and its pooled embedding becomes the
+# So each phrase is encoded **on its own** by CLIP's frozen text tower (averaged over CLIP's
+# caption templates, as its zero-shot classifier does), and its pooled embedding becomes the
 # feature of every token of the phrase (`mmcourse.glip.text`). The regions meet these embeddings
-# **as they are**, with no learned projection and no fusion update on the text side, as in
-# OWL-ViT (Minderer et al., 2022); the frozen, prompt-averaged tower is ViLD's (Gu et al., 2022);
-# unlike both, fusion lets the image side read the prompt. GLIP aligns regions with every
-# token's feature from a BERT it fine-tunes, projected and fused first. The course departs
-# because its causal CLIP has the whole phrase only at `<end>`, and because GLIP's projection
-# failed here (table below). The price: a phrase cannot see the rest of the sentence (section 3's
-# two circles).
+# **as they are**, with no learned projection, as in OWL-ViT (Minderer et al., 2022); the frozen,
+# prompt-averaged tower is ViLD's (Gu et al., 2022). GLIP projects and fuses every token's
+# feature from a BERT it fine-tunes; the course departs because its causal CLIP has the whole
+# phrase only at `<end>`, and because GLIP's projection failed here (table below).
 
 # %%
 # NBVAL_CHECK_OUTPUT
