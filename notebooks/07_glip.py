@@ -464,10 +464,9 @@ print("shape-name prompt, COCO AP:", shipped.describe("names_AP"))
 # image (γ started at 1/6); the course runs two, with plain convolutions and no text layer, to
 # train in minutes on a CPU.
 #
-# The test: scenes of 3–4 objects of *one* shape in different colours, and the one-phrase prompt
-# "red circle." (the colour of one of them). Two checkpoints trained alike with and without
-# fusion, both with section 2's random token tower, and the pair retrained at three seeds.
-# **Predict, then run:** which wins, and by how much?
+# The test: scenes of 3–4 objects of *one* shape in different colours, and the prompt "red
+# circle." (one of their colours). Fusion on against off, with section 2's random token tower,
+# at three training seeds. **Predict, then run:** which wins, and by how much?
 
 # %%
 from mmcourse.glip.fusion import BiMultiHeadAttention
