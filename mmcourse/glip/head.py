@@ -1,4 +1,5 @@
-"""The dense, anchor-free head (FCOS / ATSS style) and GLIP's word-region alignment.
+"""The dense, anchor-free head (FCOS-style box: distances to the four sides; GLIP's ATSS head
+regresses offsets from one square anchor per location instead) and GLIP's word-region alignment.
 
 At every grid location the head predicts
 - four distances (left, top, right, bottom) from the location to the sides of its box,
