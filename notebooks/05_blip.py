@@ -214,7 +214,7 @@ print(f"with sharing {counts['shared']:,} parameters, without {counts['unshared'
 # ## 2. Training on ShapesWorld
 #
 # `train_blip` draws fresh scenes (one to three objects) at every step and adds the three losses.
-# Two departures, for a laptop budget: BLIP starts its ViT from ImageNet (DeiT) and its text
+# Two departures, for a laptop budget: BLIP starts its ViT from ImageNet (ViT-B: DeiT) and its text
 # transformer from BERT-base; ours starts its ViT from notebook 04's CLIP image tower, already
 # trained on this caption world (so ITC's loss collapses within a hundred-odd steps below), and
 # its small text transformer from scratch.
@@ -548,8 +548,8 @@ print(f"(notebook 04's CLIP, clip_shapes_named: {clip_r1:.3f} on one draw of the
 # %% [markdown]
 # ## 5. Hard negatives
 #
-# Random wrong pairs are easy ("a red circle" against a blue square). BLIP picks ITM's negatives
-# *hard*: for each caption, an image drawn from the softmax of ITC's similarities in the batch
+# Random wrong pairs are easy ("a red circle" against a blue square). BLIP, after ALBEF (Li et
+# al., 2021), picks ITM's negatives *hard*: for each caption, an image drawn from the softmax of ITC's similarities in the batch
 # (for each image, a caption likewise). Four captions of a batch of 32 and their negatives:
 
 # %%
@@ -572,6 +572,7 @@ print(f"learned temperature {model.temp.item():.3f}: on average a caption's like
       f"p = {top2[:, 0].mean():.2f}, the next one {top2[:, 1].mean():.2f}")
 
 # %% [markdown]
+# Each mined negative differs from its caption in one word (cross → diamond, yellow → purple).
 # The trained temperature (0.006) makes the softmax nearly one-hot: 95% of a caption's probability
 # goes to the most similar other image, 4% to the next.
 #
@@ -653,7 +654,8 @@ display(Markdown(markdown_table(["ITM's negatives", "ranks true first, 1 obj.", 
 # a price: it also rejects true captions (accepts 91.4% against 99.6% on one object, 75.8%
 # against 100% on 2–3) and ranks worse on 2–3 objects (80.8% against 83.5%): at 600 steps they
 # trade acceptance for rejection (one seed each). The shipped model, mined for 2,000 steps,
-# accepts 99.8% and rejects 99.6% (section 4): the cost seems to fade with training.
+# accepts 99.8% and rejects 99.6% (section 4): the cost seems to fade with training. The final
+# ITM losses printed above do not compare the arms: mined pairs are harder by design.
 
 # %% [markdown]
 # ## 6. CapFilt: a model that cleans its own data
