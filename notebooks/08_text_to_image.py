@@ -796,7 +796,9 @@ plt.show()
 # add up, about a third of the test draws' shape gap (printed above) is the judge, i.e. the
 # measuring; about a fifth is the decoder and about half the denoiser, and both of those belong
 # to the generator. `judge_size` compares
-# the area with the *judged* shape's, so the triangle's shape miss above brings a size miss. It
+# the area with the *judged* shape's, so the triangle's shape miss above brings a size miss; the
+# cross's arms come out thin and faint, so it has fewer object pixels than a large cross and is
+# judged small. It
 # composes, imperfectly: on the test draws a new pair's colour comes out 0.951 ± 0.007 of the
 # time, its shape about eight times in ten, shape and colour together 0.755 ± 0.014 (seen: 0.905).
 #
