@@ -48,7 +48,6 @@
 # ```
 
 # %%
-import operator
 import time
 
 import matplotlib.pyplot as plt
@@ -56,18 +55,12 @@ import numpy as np
 import torch
 from IPython.display import Markdown, display
 
-from mmcourse.checks.core import expect
+from mmcourse.checks.core import expect, report
 from mmcourse.viz import plot_history, setup_matplotlib, show_images, show_source
 from mmcourse.weights import entry
 
 setup_matplotlib()
 # %matplotlib inline
-
-
-def against(label: str, value: float, op: str, target: float) -> None:
-    """Print a measurement beside the course's target and whether it is met (computed, not typed)."""
-    met = {"≥": operator.ge, "≤": operator.le}[op](value, target)
-    print(f"{label}: {value:.3f} (target {op} {target:g}: {'met' if met else 'MISSED'})")
 
 
 # Sampling small models one picture at a time: one thread is as fast as two, and two threads
@@ -738,7 +731,7 @@ for _ in range(6):  # the first call warms up; five are timed, in CPU time (this
     generate(model, "a large purple diamond at the bottom right", float(w_star), steps=50)
     times.append(time.process_time() - t0)
 fastest = min(times[1:])
-against("DDIM-50, one image, CPU seconds (fastest of 5, measured now)", fastest, "≤", 0.2)
+report("DDIM-50, one image, CPU seconds (fastest of 5, measured now)", fastest, "≤ 0.2")
 print(f"stored: one image {sweep['ddim50_ms_one_image']:.0f} ms; "
       f"per image in a batch of 64, {sweep['ddim50_ms_per_image_batch64']:.0f} ms")
 
@@ -925,7 +918,7 @@ print(f"w = {w_star:g} (chosen on validation draws), shape and colour:", shipped
 print("w = 1, the conditional model without guidance:", shipped.describe("w1_shape_and_colour"),
       f"= {shipped.metrics['w1_shape_and_colour']:.3f}")
 print(f"w = 0, the unconditional model (one draw of 300): {sweep['seen']['0.0']['shape_and_colour']:.3f}")
-against("DDIM-50, one image, CPU seconds (fastest of 5)", fastest, "≤", 0.2)
+report("DDIM-50, one image, CPU seconds (fastest of 5)", fastest, "≤ 0.2")
 c_, h_, w_ = model.ae.latent_shape
 print(f"space: latent {h_}×{w_}×{c_} (shape judge on upsampled 16×16 scenes: "
       f"{space['shape_judge_agreement']['16px upsampled (bicubic)']:.3f}, on 32×32: {space['shape_judge_agreement']['32px']:.3f})")
