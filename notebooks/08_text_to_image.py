@@ -48,7 +48,6 @@
 # ```
 
 # %%
-import operator
 import time
 
 import matplotlib.pyplot as plt
@@ -56,18 +55,12 @@ import numpy as np
 import torch
 from IPython.display import Markdown, display
 
-from mmcourse.checks.core import expect
+from mmcourse.checks.core import expect, report
 from mmcourse.viz import plot_history, setup_matplotlib, show_images, show_source
 from mmcourse.weights import entry
 
 setup_matplotlib()
 # %matplotlib inline
-
-
-def against(label: str, value: float, op: str, target: float) -> None:
-    """Print a measurement beside the course's target and whether it is met (computed, not typed)."""
-    met = {"≥": operator.ge, "≤": operator.le}[op](value, target)
-    print(f"{label}: {value:.3f} (target {op} {target:g}: {'met' if met else 'MISSED'})")
 
 
 # Sampling small models one picture at a time: one thread is as fast as two, and two threads
@@ -77,9 +70,9 @@ shipped = entry("text2image_shapes")      # the checkpoint's registry row: numbe
 w_star = shipped.metrics["guidance_scale"]  # the guidance scale chosen on validation draws
 
 # %% [markdown]
-# **Where the numbers come from** (`mmcourse.protocol`): the guidance scale is chosen on
-# *validation* draws; the checkpoint's numbers come from *test* draws that no choice looked at,
-# each with its standard error. Other numbers are illustrations on small draws and say so.
+# **Where the numbers come from:** the guidance scale is chosen on *validation* draws; the
+# checkpoint's numbers come from *test* draws that no choice looked at, each with its standard
+# error. Other numbers are illustrations on small draws and say so.
 
 # %%
 from mmcourse.clip.widgets import markdown_table
@@ -91,22 +84,13 @@ curve = load_results("text2image_training")   # the build's record: recipe, loss
 sweep = load_results("text2image_guidance")   # bench: one draw of 300 prompts at w = 0 to 8
 
 
-def seed_span(part: str) -> str:
-    s = seeds("text2image", part)
-    return f"{s[0]}–{s[-1]}"
-
-
 k = len(seeds("text2image", "test"))
-display(Markdown(markdown_table(["draws", "what", "n", "seeds", "used for"], [
-    ["train", "captioned one-object scenes (ShapesWorld's train stream)", f"{curve['recipe']['n_train']:,}", "—",
-     "training both stages"],
-    ["validation", "prompts of seen colour–shape pairs", f"{k * protocol.PROMPTS_PER_SEED:,} per w", seed_span("val"),
-     "choosing w"],
-    ["test", "the same kind of prompts; scenes for the autoencoder",
-     f"{k * protocol.REPORT_PROMPTS_PER_SEED:,} prompts, {k * protocol.SCENES_PER_SEED:,} scenes", seed_span("test"),
-     "the registry's numbers"],
-    ["check", "as test", "as test", seed_span("check"), "`make weights-check`"],
-    ["one draw", "seen and held-out prompts", f"{sweep['n_prompts']} each", "0", "the wide sweep of w (§7, §8)"],
+display(Markdown(markdown_table(["draws", "n", "used for"], [
+    ["train: captioned one-object scenes", f"{curve['recipe']['n_train']:,}", "training both stages"],
+    ["validation: prompts of seen colour–shape pairs", f"{k * protocol.PROMPTS_PER_SEED:,} per w", "choosing w"],
+    ["test: the same kind of prompts; scenes for the autoencoder",
+     f"{k * protocol.REPORT_PROMPTS_PER_SEED:,} prompts, {k * protocol.SCENES_PER_SEED:,} scenes", "the reported numbers"],
+    ["one draw: seen and held-out prompts", f"{sweep['n_prompts']} each", "the wide sweep of w (§7, §8)"],
 ])))
 
 # %% [markdown]
@@ -187,18 +171,16 @@ pixel_cost, latent_cost = space["denoiser_cost"].values()
 # %% [markdown]
 # At 16×16 the judge is wrong on more than one scene in ten *before any model draws anything*.
 # Latents keep the judges' 32×32 pictures and give the denoiser cheaper steps, at the price of
-# training an autoencoder first. Both rows time the same U-Net, so the cost follows the grid's
-# positions (and the attention over them), not the numbers per image. We chose latents.
+# training an autoencoder first. The training step shows the cost follows the grid's positions,
+# not the numbers per image; one image's sampling step is mostly fixed overhead. We chose latents.
 #
 # **How many numbers per patch?** The autoencoder turns every 4×4 patch (48 numbers) into one
 # latent position with C channels (Stable Diffusion 1: 8×8 patches into C = 4). But
-# ShapesWorld's objects are 7 to 10 pixels wide, and the shape judge needs sharp edges. Two quick
-# measurements: the judge on real scenes blurred a little, and the best *linear* autoencoder, PCA
-# of the 4×4 patches (`PatchPCA`). Predict: how many numbers per patch does the judge need?
+# ShapesWorld's objects are 7 to 10 pixels wide, and the shape judge needs sharp edges. The best
+# *linear* autoencoder, PCA of the 4×4 patches (`PatchPCA`), gives a floor. Predict: how many
+# numbers per patch does the judge need?
 
 # %%
-import torchvision.transforms.functional as TF
-
 from mmcourse.diffusion.autoencoder import PatchPCA
 from mmcourse.text2image.judges import Judges
 from mmcourse.text2image.model import world
@@ -213,8 +195,6 @@ def kept(images: torch.Tensor) -> float:
     return float((judges.shape(images.clamp(0, 1)) == truth).float().mean())
 
 
-print("judge on blurred real scenes (Gaussian sigma in pixels):",
-      ", ".join(f"sigma {s}: {kept(TF.gaussian_blur(real.images, 5, s)):.3f}" for s in (0.6, 0.8, 1.0)))
 train_batch = world().sample(2000, seed=0, split="train")
 train_scenes = train_batch.images
 print(f"(of these 2,000 training scenes, {float((train_batch.size[:, 0] == 1).float().mean()):.3f} hold a large object)")
@@ -226,24 +206,20 @@ print("PCA round trip, shape kept:", ", ".join(f"C = {k}: {v:.3f}" for k, v in p
 ae_bench = load_results("text2image_autoencoders")
 rows = [[k, f"{v:.3f}"] for k, v in ae_bench["pca_kept"].items()]
 display(Markdown(markdown_table(["C (PCA, stored, 1,000 scenes)", "shape kept"], rows)))
-rows = [[k, f"{v['kept']:.3f}", f"{v['mse']:.5f}"] for k, v in ae_bench["learned"]["runs"].items()]
+rows = [[k, f"{v['kept']:.3f}", f"{v['mse']:.5f}"] for k, v in ae_bench["learned"]["runs"].items() if "GroupNorm" not in k]
 display(Markdown(markdown_table([f"learned autoencoder ({ae_bench['learned']['steps']:,} steps, width "
                                  f"{ae_bench['learned']['width']}, stored)", "shape kept", "MSE"], rows)))
 
 # %% [markdown]
-# A blur of under one pixel already costs the judge a large share of scenes. 4 numbers per patch
-# are not enough even for the best linear code; 16 are just enough (the live 200 scenes wobble
-# around the stored 1,000). The short learned runs agree.
+# 4 numbers per patch are not enough even for the best linear code; 16 are just enough (the
+# live 200 scenes wobble around the stored 1,000). The short learned runs agree.
 #
 # More channels are not free: every latent the denoiser draws must be right in all of them. The
-# shipped model uses **C = 8**: in early single-seed probes (README) 16 channels gave the better
-# autoencoder (0.978 kept) but worse pictures (shape and colour 0.15–0.29 against 0.31). The last
-# row above adds a GroupNorm + SiLU before the 1×1 projections (SD's `conv_norm_out`), leaving
-# no straight linear path, and loses shapes; ours keeps that path. The shipped autoencoder also
-# trains longer, and its loss pays for the outline: with a plain pixel loss crosses came back as
-# diamonds, so `autoencoder_loss` pays `edge_weight` more in a thin ring either side of the
-# outline (`object_edges`). Rombach et al. use a perceptual (LPIPS) loss, a patch discriminator
-# and a small KL term instead; no pretrained perceptual network suits 32×32 shapes:
+# shipped model takes the middle, **C = 8**, and closes the gap to 16 by training longer with a
+# loss that pays for the outline: with a plain pixel loss crosses came back as diamonds, so
+# `autoencoder_loss` pays `edge_weight` more in a thin ring either side of the outline. (Rombach
+# et al. use a perceptual loss, a patch discriminator and a small KL term; no pretrained
+# perceptual network suits 32×32 shapes.)
 
 # %%
 from mmcourse.text2image.judges import object_masks
@@ -258,12 +234,11 @@ print(f"share of the picture: object {on_obj.mean():.3f}, ring {ring.mean():.3f}
 show_source(autoencoder_loss)
 
 # %% [markdown]
-# The decoder also learns to forgive small errors (its latents get Gaussian noise of 5% of each
-# channel's spread, like a VAE's sampling step), and `encode` brings the latents to unit scale.
-# Stable Diffusion divides by one scalar (`scaling_factor` 0.18215); we subtract each channel's
-# mean and divide by its spread, as some later VAEs' `latents_mean` / `latents_std` do, because
-# our 8 channels' spreads differ (printed below). The round trip: top row real, bottom row encoded
-# and decoded.
+# `encode` brings the latents to unit scale. Stable Diffusion multiplies them by one scalar,
+# `scaling_factor` 0.18215 ≈ 1 / the spread of its latents, and divides by it before decoding;
+# we standardise each channel (as later VAEs' `latents_mean` / `latents_std` do), because our 8
+# channels' spreads differ (printed below). The round trip: top row real, bottom row encoded and
+# decoded.
 
 # %%
 print("edge_weight", curve["recipe"]["ae_edge_weight"], "| latent noise", curve["recipe"]["ae_latent_noise"], "| raw latents' spread per channel:",
@@ -284,9 +259,7 @@ print("colour, size and position judged on the reconstructions:",
 # %% [markdown]
 # On the protocol's test draws the autoencoder keeps the shape of 0.988 ± 0.003 of scenes, more
 # than two standard errors above 0.98: the target is met. Colour, size and place survive the
-# round trip on nearly every scene; the README's stored misses are mostly small crosses and
-# diamonds read as each other. In the recipe's single runs the edge weight lifted the share kept
-# from 0.877 to 0.979 (README).
+# round trip on nearly every scene.
 
 # %% [markdown]
 # ## 3. Training: the loss falls
@@ -462,13 +435,14 @@ show_source(GuidedDenoiser)
 # ε_c − ε_u = −σ_t (∇ log p(x_t | c) − ∇ log p(x_t)) = −σ_t ∇ log p(c | x_t).
 #
 # So, with exact scores, ε̂ = ε_u + w (ε_c − ε_u) = −σ_t ∇ log [ p_t(x_t) · p_t(c | x_t)^w ]: each
-# step follows a tilted *noised* density, which says which way guidance pushes. Two caveats.
-# These tilted densities at different t are not the noised versions of one tilted data
-# distribution p(x) p(c | x)^w, so the sampler does not draw from it (Chidambaram et al. 2024;
-# Bradley & Nakkiran 2024). And Ho & Salimans (§3.2) note that the *learned* difference
-# ε_c − ε_u, two unconstrained network outputs, need not be the gradient of any classifier. At w = 1 it is
-# p_t(x_t | c); w > 1 sharpens the implicit classifier, so pictures it is surer of gain weight:
-# fidelity up, variety down. No classifier is trained; one network's two predictions imply it.
+# step follows a tilted *noised* density. At w = 1 that density is p_t(x_t | c); w > 1 sharpens
+# the implicit classifier, so pictures it is surer of gain weight: fidelity up, variety down. No
+# classifier is trained; one network's two predictions imply it.
+#
+# Two caveats. The tilted densities at different t are not the noised versions of one tilted
+# data distribution p(x) p(c | x)^w, so the sampler does not draw from it (Chidambaram et al.
+# 2024; Bradley & Nakkiran 2024). And the *learned* difference ε_c − ε_u, two unconstrained
+# network outputs, need not be the gradient of any classifier (Ho & Salimans §3.2).
 #
 # ### Exercise 3: `guided_ddim`, the guided sampling loop
 #
@@ -506,9 +480,7 @@ check_guided_ddim(guided_ddim)
 # (next section). It also clamps x̂₀ to ±3 and re-derives the noise from it, as guided-diffusion's
 # `ddim_sample` does for pixels in [−1, 1]. Stable Diffusion does not clamp its latents
 # (`clip_sample: false` in its scheduler config); our small denoiser makes a few wild x̂₀ at the
-# noisiest steps that tint whole backgrounds. In early probes (README: a plain 4,000-step
-# denoiser, one seed, w = 4) the clamp with re-derived noise lifted shape and colour from 0.313 to 0.453, the clamp with the
-# raw noise kept (diffusers' default) dropped it to 0.173.
+# noisiest steps that tint whole backgrounds; the clamp keeps them in range.
 
 # %%
 from mmcourse.diffusion.guidance import guided_ddim_sample
@@ -741,7 +713,7 @@ for w, s in spread.items():
 # chosen on the larger validation draws. In the grid's w = 8 row backgrounds drift to blue and
 # violet and the circles turn squarish: over-guidance pushes the latents off what the decoder was
 # trained on (our ±3 clamp is a static threshold; Imagen's dynamic thresholding targets this).
-# The CLIP score is highest at w = 2 and falls past it. At w = 0 the prompt is ignored
+# The CLIP score is flat between w = 1 and 3 and falls by w = 8. At w = 0 the prompt is ignored
 # (shape 0.190, about the 1 in 5 of guessing).
 #
 # Variety pays where the prompt leaves a choice, the *size*. Training scenes are half large (§2),
@@ -759,7 +731,7 @@ for _ in range(6):  # the first call warms up; five are timed, in CPU time (this
     generate(model, "a large purple diamond at the bottom right", float(w_star), steps=50)
     times.append(time.process_time() - t0)
 fastest = min(times[1:])
-against("DDIM-50, one image, CPU seconds (fastest of 5, measured now)", fastest, "≤", 0.2)
+report("DDIM-50, one image, CPU seconds (fastest of 5, measured now)", fastest, "≤ 0.2")
 print(f"stored: one image {sweep['ddim50_ms_one_image']:.0f} ms; "
       f"per image in a batch of 64, {sweep['ddim50_ms_per_image_batch64']:.0f} ms")
 
@@ -793,10 +765,11 @@ print(f"test draws, w = {w_star:g}, held-out pairs: shape and colour {held_test[
       f"{held_test['shape_and_colour']['se']:.3f}, shape {held_test['shape']['value']:.3f} ± {held_test['shape']['se']:.3f}, "
       f"colour {held_test['colour']['value']:.3f} ± {held_test['colour']['se']:.3f} (n = {held_test['shape']['n']}); "
       f"seen pairs: {shipped.describe('shape_and_colour')}")
-cap_held = float(agree_held * kept_held)
-cap_seen = space["shape_judge_agreement"]["32px"] * shipped.metrics["ae_shape_kept"]
-print(f"shape cap from judge × autoencoder (if their errors are independent): held-out {cap_held:.3f}, "
-      f"seen {cap_seen:.3f}; gap {cap_seen - cap_held:.3f} of the shape gap")
+shape_gap = shipped.metrics["shape"] - held_test["shape"]["value"]
+judge_share = space["shape_judge_agreement"]["32px"] - float(agree_held)   # measurement
+decoder_share = shipped.metrics["ae_shape_kept"] - float(kept_held)        # part of the generator
+print(f"shape gap, seen − held-out (test draws): {shape_gap:.3f}; of it, the judge (measuring) {judge_share:.3f}, "
+      f"the decoder (generating) {decoder_share:.3f}, the rest (denoiser) {shape_gap - judge_share - decoder_share:.3f}")
 heldout_prompts = ["a large red square in the middle", "a large green triangle at the top left",
                    "a large blue circle on the right", "a large purple cross at the bottom"]
 x = generate(model, heldout_prompts, float(w_star), steps=50, seed=2)
@@ -812,10 +785,13 @@ plt.show()
 
 # %% [markdown]
 # Held-out is lower at every w above 0: at w = 3, 0.790 against 0.907 (four standard errors of
-# the difference), nearly all in the shape (0.807 against 0.910; colour 0.977). If the judge's
-# and the autoencoder's errors are independent, they alone account for most of the 0.103 shape
-# gap (printed above): much of it may be the measuring, not the denoiser. `judge_size` compares
-# the area with the *judged* shape's, so the triangle's shape miss above brings a size miss. It
+# the difference), nearly all in the shape (0.807 against 0.910; colour 0.977). If the errors
+# add up, about a third of the test draws' shape gap (printed above) is the judge, i.e. the
+# measuring; about a fifth is the decoder and about half the denoiser, and both of those belong
+# to the generator. `judge_size` compares
+# the area with the *judged* shape's, so the triangle's shape miss above brings a size miss; the
+# cross's arms come out thin and faint, so it has fewer object pixels than a large cross and is
+# judged small. It
 # composes, imperfectly: on the test draws a new pair's colour comes out 0.951 ± 0.007 of the
 # time, its shape about eight times in ten, shape and colour together 0.755 ± 0.014 (seen: 0.905).
 #
@@ -920,7 +896,9 @@ real_iou = torch.cat([ground_and_segment(real12.images[i:i + 1], f"{COLOUR_NAMES
 print(f"on 12 real scenes, SAM's mask against the judges' object pixels, mean IoU: {real_iou.mean():.2f}")
 
 # %% [markdown]
-# Nearly as well, on small samples (8 generated pictures, 12 real scenes; numbers above).
+# Nearly as well, on small samples (8 generated pictures, 12 real scenes; the two mean IoUs are
+# printed above). The point: grounding plus segmentation is a second, automatic judge that finds
+# the object from the prompt alone, without the colour threshold our judges' masks rely on.
 
 # %% [markdown]
 # ## What we measured
@@ -940,7 +918,7 @@ print(f"w = {w_star:g} (chosen on validation draws), shape and colour:", shipped
 print("w = 1, the conditional model without guidance:", shipped.describe("w1_shape_and_colour"),
       f"= {shipped.metrics['w1_shape_and_colour']:.3f}")
 print(f"w = 0, the unconditional model (one draw of 300): {sweep['seen']['0.0']['shape_and_colour']:.3f}")
-against("DDIM-50, one image, CPU seconds (fastest of 5)", fastest, "≤", 0.2)
+report("DDIM-50, one image, CPU seconds (fastest of 5)", fastest, "≤ 0.2")
 c_, h_, w_ = model.ae.latent_shape
 print(f"space: latent {h_}×{w_}×{c_} (shape judge on upsampled 16×16 scenes: "
       f"{space['shape_judge_agreement']['16px upsampled (bicubic)']:.3f}, on 32×32: {space['shape_judge_agreement']['32px']:.3f})")

@@ -70,3 +70,16 @@ def test_nan_and_tolerance(capsys):
 def test_passing_something_that_is_not_a_function():
     with pytest.raises(TypeError, match="pass your function itself"):
         check_box_from_mask(torch.zeros(4))
+
+
+def test_report_prints_met_or_missed_and_never_raises(capsys):
+    import pytest
+
+    from mmcourse.checks.core import report
+
+    report("t", 0.1, "≤ 0.2")
+    report("t", 0.3, "≤ 0.2")
+    out = capsys.readouterr().out
+    assert "t 0.100 (target ≤ 0.2: met)" in out and "t 0.300 (target ≤ 0.2: MISSED)" in out
+    with pytest.raises(ValueError, match="target"):
+        report("t", 0.1, "<= 0.2")

@@ -183,3 +183,22 @@ def expect(label: str, value: float, target: str, fmt: str = ".3f") -> None:
     print(f"{label} {shown} (target {target})")
     if not _OPS[op](value, threshold):
         raise AssertionError(f"{label}: {value!r} misses the target {target}")
+
+
+def report(label: str, value: float, target: str, fmt: str = ".3f") -> None:
+    """Print ``label value (target ...: met / MISSED)``, like ``expect`` but without raising.
+
+    For measurements that depend on the machine (timings), where a miss is news, not a bug.
+
+    >>> report("seconds", 0.25, "≤ 0.2")
+    seconds 0.250 (target ≤ 0.2: MISSED)
+    """
+    op, _, number = target.strip().partition(" ")
+    if op not in _OPS:
+        raise ValueError(f"target must start with one of {' '.join(_OPS)} and a space, got {target!r}")
+    try:
+        threshold = float(number)
+    except ValueError:
+        raise ValueError(f"target must end with a number, got {target!r}") from None
+    met = _OPS[op](float(value), threshold)
+    print(f"{label} {format(float(value), fmt)} (target {target}: {'met' if met else 'MISSED'})")

@@ -16,8 +16,8 @@ exploratory runs, summarised in the README's maintainer notes for notebook 08).
 
 ``encode`` returns latents standardised per channel (``latent_mean`` / ``latent_std``, measured
 on training data after the autoencoder is trained), so the diffusion model sees data of unit
-scale, like pixels in [-1, 1]. Stable Diffusion 1/2 divide by one scalar (``scaling_factor``
-0.18215); per-channel statistics are what some later VAE configs carry (``latents_mean`` /
+scale, like pixels in [-1, 1]. Stable Diffusion 1/2 multiply the encoder's latents by one scalar
+(``scaling_factor`` 0.18215, about 1 / their spread) and divide by it before decoding; per-channel statistics are what some later VAE configs carry (``latents_mean`` /
 ``latents_std``), and suit 8 channels whose spreads differ.
 
 Shapes: images (B, 3, 32, 32) in [0, 1]; latents (B, latent_channels, 8, 8).
