@@ -39,7 +39,8 @@
 # unchanged and match its outputs to 1e-5), uses a small SAM trained on ShapesWorld with SAM's
 # interactive recipe, and measures the claims: one click is ambiguous, extra clicks refine, the
 # model segments shapes it never saw, and the route can be walked on its masks, each stage beside
-# a baseline. Text prompting, the paper's proof of concept, fails at this scale (section 6). The
+# a baseline. Text prompting, the paper's proof of concept, fails in our recipe; the cause is not
+# tested (section 6). The
 # course's encoder has no MAE pre-training and uses global attention in every block (SAM's mixes
 # windowed and global attention): at 64 pixels windows only made a step slower.
 #
@@ -286,8 +287,10 @@ show_source(Sam.postprocess_masks)
 # - **mIoU**: the mean IoU over the targets of a test set.
 # - **NMS** (non-maximum suppression): keep the highest-scoring proposal, drop every other whose
 #   box overlaps it above a threshold IoU, repeat with the rest.
-# - **AP50**: average precision of detections, a detection counting as correct at box IoU ≥ 0.5
-#   (the precision–recall curve behind it is explained in notebook 07).
+# - **AP50**: a detection is correct if its box overlaps an unmatched true box at IoU ≥ 0.5.
+#   Ranked by score, each prefix gives a **precision** (share of detections correct) and a
+#   **recall** (share of true objects found); AP50 is the area under that precision–recall curve,
+#   1 for a perfect detector (notebook 07 draws the curve).
 
 # %%
 from mmcourse.sam.widgets import ClickSession, click_widget, draw_session
@@ -386,15 +389,17 @@ show_source(MaskDecoder.predict_masks)
 # (whole, part, subpart: a person, their shirt, a pocket), which are rarely more than three deep;
 # which token answers which level is learned, never assigned. A fourth token serves multiple
 # prompts; the course also gives a lone box one mask, as segment-anything's
-# `multimask_output=False` does. SAM never predicts hidden pixels; the course's model does by
-# default (its IoU head picks the amodal whole, below), a departure of this small world.
+# `multimask_output=False` does.
 #
-# ShapesWorld's objects have no parts, so the course uses **readings of its own**: the object's
-# **visible part**, the **whole shape** with its hidden pixels (an *amodal* mask, which SAM does
-# not make; ShapesWorld knows it, `full_masks`) and the **group** of overlapping objects it belongs
-# to (the nearest analogue of "whole" against "part"). The loss on each mask is **focal** loss
-# (per-pixel cross-entropy that down-weights pixels already classified confidently, so the few
-# hard pixels at the boundary dominate) plus **dice** loss (one minus the overlap
+# SAM's nested levels are all *visible* masks. ShapesWorld's objects have no parts, so the course
+# uses **readings of its own**: the object's **visible part**, the **whole shape** with its hidden
+# pixels (an *amodal* mask, which SAM never makes; ShapesWorld knows it, `full_masks`) standing in
+# for a second level, and the **group** of overlapping objects it belongs to. So the course's
+# "whole" is not SAM's: it includes hidden pixels, and the IoU head picks it on 98% of ambiguous
+# clicks (the tables below), which colours every click result where the target is visible.
+#
+# The loss on each mask is **focal** loss (per-pixel cross-entropy that down-weights pixels
+# already classified confidently, so the few hard pixels at the boundary dominate) plus **dice** loss (one minus the overlap
 # 2|A∩B| / (|A| + |B|) of soft masks, which ignores the easy background), 20 : 1 as in the paper.
 # The recipe, at small scale:
 #
@@ -494,9 +499,8 @@ print(f"{res['n']} clicks; share where output 1 / 2 / 3 is SAM's pick:",
 # %% [markdown]
 # By SAM's own pick the three-output model is slightly better than the single-output one on all
 # three readings (the paired differences, one to two hundredths, lie three or more standard errors
-# from zero). The oracle column shows what the outputs SAM does not pick add: output 3's group
-# answer beats either model's first choice; a user can pick it, or ask for it with a second click
-# (section 7).
+# from zero). Output 3's group answer (oracle column) beats either model's first choice; a
+# user can pick it, or ask for it with a second click (section 7).
 
 # %% [markdown]
 # ## 6. Text as a prompt, the paper's way
@@ -578,8 +582,10 @@ for m, what in (("seen_text_miou", "text, 'the red circle' (seen shapes; target 
 # and CLIP is not the problem (the table above). A mask of every object of the named colour
 # scores far higher. The decoder has collapsed to a near-empty answer for the text slot (printed),
 # and its IoU head knows it: it cannot tell which object the embedding means, and an almost empty
-# mask is where the loss settles. SAM's CLIP learned from image–text pairs and its decoder from
-# SA-1B's masks; 800 small steps shared with clicks and boxes leave this slot untrained.
+# mask is where the loss settles. Why is not tested. One untested candidate: with focal : dice at
+# 20 : 1, an empty mask is cheap when the decoder cannot localise (22% of the text masks are
+# empty, printed); others are that the text token carries no positional code and the encoder had
+# no semantic pre-training.
 #
 # ## 7. Refinement: more clicks
 #
@@ -620,7 +626,9 @@ show_source(course_click_from_error)
 
 # %% [markdown]
 # mIoU against the number of clicks, with the previous mask's logits fed back as the mask
-# prompt and without. *Predict:* which curve climbs?
+# prompt and without. Each corrective click is drawn at random from the error region (the
+# training rule); the paper's evaluation clicks at the error pixel farthest from the region's
+# boundary, a rule not measured here. *Predict:* which curve climbs?
 
 # %%
 from mmcourse.sam.evaluate import click_curve
@@ -664,9 +672,9 @@ print(f"plain targets: {ref['plain_wrong_pixels_near_boundary']:.0%} of the wron
 #   the mask fed back it climbs less: every second-round click in training came with the previous
 #   logits, so a points-only prompt of several clicks lies outside training.
 # - **Plain** objects: most wrong pixels sit on the boundary (the share printed above), so a
-#   corrective click (drawn at random from the error region; the paper's evaluation clicks at its
-#   interior) lands on a boundary pixel and says almost nothing new; without the previous
-#   mask fed back, each such click even costs a little (right column).
+#   random corrective click lands on a boundary pixel and says almost nothing new; without the
+#   previous mask fed back, each such click even costs a little (right column). The flat curve is
+#   partly this random click rule; the paper's interior click would say more.
 # - **Whole shape**: a missed pixel of the hidden part lies under *another* object, so a positive
 #   click there reads as "include that object" (the group), not "the hidden part of this one". A
 #   click cannot point at what is not visible, one more reason SAM's readings are visible masks.
@@ -878,9 +886,10 @@ for rule in ("box", "oracle box"):
 # The box rule keeps it, and loses ground at frame 1 (no velocity known yet), in the overlap frames (where the oracle box dips
 # too: segmenting a partly hidden object is the limit) and after a pass *behind* (the coasting box
 # drifts). It misses the course's target of 0.80. Feeding the previous mask with the box makes it
-# worse: a wrong mask in one frame is confirmed in the next. One click is a worse prompt than a
-# box even at the true object's centre: the IoU head picks the amodal whole, hidden pixels
-# included, while the target is the visible part. SAM 2 adds what frame-to-frame prompting lacks:
+# worse: a wrong mask in one frame is confirmed in the next. The oracle click scores below the
+# oracle box because the IoU head picks the course's amodal "whole" (hidden pixels included, a
+# reading SAM does not have) while the target is the visible part: that row measures the course's
+# departure, not click prompting. SAM 2 adds what frame-to-frame prompting lacks:
 # a memory of past frames, read by attention.
 #
 # ## 10. Optional: real SAM weights
