@@ -623,7 +623,7 @@ show_source(course_click_from_error)
 # %% [markdown]
 # mIoU against the number of clicks, with the previous mask's logits fed back as the mask
 # prompt and without. Each corrective click is drawn at random from the error region (the
-# training rule); the dotted curves click as the paper's evaluation does, at the error pixel
+# training rule); the dotted curve clicks as the paper's evaluation does, at the error pixel
 # farthest from the region's boundary. *Predict:* which curve climbs?
 
 # %%
@@ -637,8 +637,7 @@ curves = {"plain: visible object": click_curve(sam, es, es.levels[:, 0], 5),
           "ambiguous: group": [v.mean().item() for v in group_per_scene],
           "ambiguous: group, no mask fed back": click_curve(sam, amb, amb.levels[:, 2], 5, feed_mask=False),
           # the paper's evaluation rule: each click at the error pixel farthest from the region's boundary
-          "plain, farthest-pixel clicks": click_curve(sam, es, es.levels[:, 0], 5, rule="farthest"),
-          "group, farthest-pixel clicks": click_curve(sam, amb, amb.levels[:, 2], 5, rule="farthest")}
+          "plain, farthest-pixel clicks": click_curve(sam, es, es.levels[:, 0], 5, rule="farthest")}
 fig, ax = plt.subplots(figsize=(4.5, 2.8))
 for name, c in curves.items():
     ls = "--" if "no mask" in name else ":" if "farthest" in name else "-"
@@ -674,7 +673,7 @@ print(f"plain targets: {ref['plain_wrong_pixels_near_boundary']:.0%} of the wron
 #   corrective click lands on a boundary pixel and says almost nothing new; without the previous
 #   mask fed back, each such click even costs a little (right column). The
 #   paper's farthest-pixel rule does not lift it either (dotted; it slips a little), so the flat
-#   curve is not an artefact of the random rule; for the group that rule gains faster at click 2.
+#   curve is not an artefact of the random rule.
 # - **Whole shape**: a missed pixel of the hidden part lies under *another* object, so a positive
 #   click there reads as "include that object" (the group), not "the hidden part of this one". A
 #   click cannot point at what is not visible, one more reason SAM's readings are visible masks.
