@@ -17,16 +17,15 @@
 # %% [markdown]
 # # 06 · SAM: promptable segmentation with points, boxes, masks and text
 #
-# The syllabus lays out a route: **segmentation** (分割: which pixels belong together) →
-# **detection** (检测: where is each object, as a box) → **recognition** (识别: what is it) →
-# **tracking** (跟踪: where did it go in the next frame).
-# SAM, the *Segment Anything Model* (Kirillov et al., 2023), is a promptable segmenter trained on
-# 1.1 billion masks, which segments objects it never saw, **zero-shot**, from a **prompt** (提示):
-# a click, a box, a rough mask, or (a proof of concept in the paper) a phrase. It fits the route
-# in either order: segment everything first and read boxes off the masks (the paper evaluates
-# this as object proposals), or take a detector's box and turn it into a mask (the paper's
-# instance segmentation). Recognising the masks (here with CLIP) and tracking them from frame to
-# frame (SAM 2's job) lie outside SAM; the course adds both in section 9.
+# The syllabus lays out a route: **segmentation** (分割: which pixels belong together) → **detection**
+# (检测: where is each object, as a box) → **recognition** (识别: what is it) → **tracking** (跟踪: where
+# did it go in the next frame). SAM, the *Segment Anything Model* (Kirillov et al., 2023), is a
+# promptable segmenter trained on 1.1 billion masks, which segments objects it never saw,
+# **zero-shot**, from a **prompt** (提示): a click, a box, a rough mask, or (a proof of concept in the
+# paper) a phrase. It fits the route in either order: segment everything first and read boxes off
+# the masks, or take a detector's box and turn it into a mask. Recognising the masks (here with
+# CLIP) and tracking them from frame to frame (SAM 2's job) lie outside SAM; the course adds both in
+# section 9.
 #
 # Its design is lopsided on purpose:
 #
@@ -39,7 +38,8 @@
 # unchanged and match its outputs to 1e-5), uses a small SAM trained on ShapesWorld with SAM's
 # interactive recipe, and measures the claims: one click is ambiguous, extra clicks refine, the
 # model segments shapes it never saw, and the route can be walked on its masks, each stage beside
-# a baseline. Text prompting, the paper's proof of concept, fails at this scale (section 6). The
+# a baseline. Text prompting, the paper's proof of concept, fails in our recipe; the cause is not
+# tested (section 6). The
 # course's encoder has no MAE pre-training and uses global attention in every block (SAM's mixes
 # windowed and global attention): at 64 pixels windows only made a step slower.
 #
@@ -286,8 +286,10 @@ show_source(Sam.postprocess_masks)
 # - **mIoU**: the mean IoU over the targets of a test set.
 # - **NMS** (non-maximum suppression): keep the highest-scoring proposal, drop every other whose
 #   box overlaps it above a threshold IoU, repeat with the rest.
-# - **AP50**: average precision of detections, a detection counting as correct at box IoU ≥ 0.5
-#   (the precision–recall curve behind it is explained in notebook 07).
+# - **AP50**: a detection is correct if its box overlaps an unmatched true box at IoU ≥ 0.5.
+#   Ranked by score, each prefix gives a **precision** (share of detections correct) and a
+#   **recall** (share of true objects found); AP50 is the area under that precision–recall curve,
+#   1 for a perfect detector (notebook 07 draws the curve).
 
 # %%
 from mmcourse.sam.widgets import ClickSession, click_widget, draw_session
@@ -379,22 +381,23 @@ show_source(MaskDecoder.predict_masks)
 # %% [markdown]
 # ## 5. One click, three answers: ambiguity
 #
-# A click inside an object can mean several masks. SAM predicts three for a single click and
-# trains with the loss of the *best* of the three only (the paper backpropagates only the
-# lowest-loss mask), so each output token is free to specialise; the IoU head learns to score
-# each, and the highest predicted IoU is SAM's pick. The paper motivates three by nested masks
-# (whole, part, subpart: a person, their shirt, a pocket), which are rarely more than three deep;
-# which token answers which level is learned, never assigned. A fourth token serves multiple
-# prompts; the course also gives a lone box one mask, as segment-anything's
-# `multimask_output=False` does. SAM never predicts hidden pixels; the course's model does by
-# default (its IoU head picks the amodal whole, below), a departure of this small world.
+# A click inside an object can mean several masks. SAM predicts three for a single click and trains
+# with the loss of the *best* of the three only, so each output token is free to specialise; the IoU
+# head learns to score each, and the highest predicted IoU is SAM's pick. The paper motivates three
+# by nested masks (whole, part, subpart: a person, their shirt, a pocket), which are rarely more
+# than three deep; which token answers which level is learned, never assigned. A fourth token serves
+# multiple prompts; the course also gives a lone box one mask, as segment-anything's
+# `multimask_output=False` does.
 #
-# ShapesWorld's objects have no parts, so the course uses **readings of its own**: the object's
-# **visible part**, the **whole shape** with its hidden pixels (an *amodal* mask, which SAM does
-# not make; ShapesWorld knows it, `full_masks`) and the **group** of overlapping objects it belongs
-# to (the nearest analogue of "whole" against "part"). The loss on each mask is **focal** loss
-# (per-pixel cross-entropy that down-weights pixels already classified confidently, so the few
-# hard pixels at the boundary dominate) plus **dice** loss (one minus the overlap
+# SAM's nested levels are all *visible* masks. ShapesWorld's objects have no parts, so the course
+# uses **readings of its own**: the object's **visible part**, the **whole shape** with its hidden
+# pixels (an *amodal* mask, which SAM never makes; ShapesWorld knows it, `full_masks`) standing in
+# for a second level, and the **group** of overlapping objects it belongs to. So the course's
+# "whole" is not SAM's: it includes hidden pixels, and the IoU head picks it on 98% of ambiguous
+# clicks (the tables below), which colours every click result where the target is visible.
+#
+# The loss on each mask is **focal** loss (per-pixel cross-entropy that down-weights pixels
+# already classified confidently, so the few hard pixels at the boundary dominate) plus **dice** loss (one minus the overlap
 # 2|A∩B| / (|A| + |B|) of soft masks, which ignores the easy background), 20 : 1 as in the paper.
 # The recipe, at small scale:
 #
@@ -474,7 +477,6 @@ print(f"clicks where output 1 matches no reading (IoU < 0.2 with all three): {(a
 # whole readings and cover about the same share of the image. Output 3 leans only slightly toward
 # the group: even on the click shown, picked as the best covered, it is the square plus a few
 # specks.
-# The IoU head picks output 2, the amodal whole, on nearly every click.
 #
 # Is the three-output model worth it? Measured on 400 ambiguous test clicks (stored),
 # against a **single-output** model trained with the same recipe and steps but one mask for every
@@ -494,9 +496,8 @@ print(f"{res['n']} clicks; share where output 1 / 2 / 3 is SAM's pick:",
 # %% [markdown]
 # By SAM's own pick the three-output model is slightly better than the single-output one on all
 # three readings (the paired differences, one to two hundredths, lie three or more standard errors
-# from zero). The oracle column shows what the outputs SAM does not pick add: output 3's group
-# answer beats either model's first choice; a user can pick it, or ask for it with a second click
-# (section 7).
+# from zero). Output 3's group answer (oracle column) beats either model's first choice; a
+# user can pick it, or ask for it with a second click (section 7).
 
 # %% [markdown]
 # ## 6. Text as a prompt, the paper's way
@@ -573,13 +574,14 @@ for m, what in (("seen_text_miou", "text, 'the red circle' (seen shapes; target 
     print(f"shipped, held-out test scenes: {what:58s} {reg.describe(m)}")
 
 # %% [markdown]
-# Far worse than a click, and worse than the trivial mask of every object, for the phrases and
-# for the very crops the slot trained on alike: the decoder never learned to follow an embedding,
-# and CLIP is not the problem (the table above). A mask of every object of the named colour
+# Far worse than a click and than the trivial every-object mask, for phrases and for the very
+# crops the slot trained on alike: the decoder never learned to follow an embedding; CLIP is not
+# the problem (the table above). A mask of every object of the named colour
 # scores far higher. The decoder has collapsed to a near-empty answer for the text slot (printed),
-# and its IoU head knows it: it cannot tell which object the embedding means, and an almost empty
-# mask is where the loss settles. SAM's CLIP learned from image–text pairs and its decoder from
-# SA-1B's masks; 800 small steps shared with clicks and boxes leave this slot untrained.
+# and its IoU head knows it. Why is not tested; one candidate: with focal : dice at
+# 20 : 1, an empty mask is cheap when the decoder cannot localise (22% of the text masks are
+# empty, printed); others are that the text token carries no positional code and the encoder had
+# no semantic pre-training.
 #
 # ## 7. Refinement: more clicks
 #
@@ -620,7 +622,9 @@ show_source(course_click_from_error)
 
 # %% [markdown]
 # mIoU against the number of clicks, with the previous mask's logits fed back as the mask
-# prompt and without. *Predict:* which curve climbs?
+# prompt and without. Each corrective click is drawn at random from the error region (the
+# training rule); the dotted curve clicks as the paper's evaluation does, at the error pixel
+# farthest from the region's boundary. *Predict:* which curve climbs?
 
 # %%
 from mmcourse.sam.evaluate import click_curve
@@ -631,10 +635,13 @@ group_per_scene = click_curve(sam, amb, amb.levels[:, 2], 5, per_scene=True)
 curves = {"plain: visible object": click_curve(sam, es, es.levels[:, 0], 5),
           "ambiguous: whole shape": click_curve(sam, amb, amb.levels[:, 1], 5),
           "ambiguous: group": [v.mean().item() for v in group_per_scene],
-          "ambiguous: group, no mask fed back": click_curve(sam, amb, amb.levels[:, 2], 5, feed_mask=False)}
+          "ambiguous: group, no mask fed back": click_curve(sam, amb, amb.levels[:, 2], 5, feed_mask=False),
+          # the paper's evaluation rule: each click at the error pixel farthest from the region's boundary
+          "plain, farthest-pixel clicks": click_curve(sam, es, es.levels[:, 0], 5, rule="farthest")}
 fig, ax = plt.subplots(figsize=(4.5, 2.8))
 for name, c in curves.items():
-    ax.plot(range(1, 6), c, marker="o", label=name, ls="--" if "no mask" in name else "-")
+    ls = "--" if "no mask" in name else ":" if "farthest" in name else "-"
+    ax.plot(range(1, 6), c, marker="o", label=name, ls=ls)
 ax.set_xlabel("clicks"), ax.set_ylabel("mIoU"), ax.set_xticks(range(1, 6))
 ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1))
 plt.show()
@@ -658,15 +665,15 @@ print(f"plain targets: {ref['plain_wrong_pixels_near_boundary']:.0%} of the wron
 # %% [markdown]
 # The group curve climbs; the others stay flat or slip a little:
 #
-# - **Group**: the first click usually returns one object; a click on a missed neighbour says
-#   "that one too", and mIoU climbs steeply over the next two clicks, then slowly (stored table):
-#   once the neighbours are in, the errors left are on boundaries, as for plain objects. Without
-#   the mask fed back it climbs less: every second-round click in training came with the previous
-#   logits, so a points-only prompt of several clicks lies outside training.
-# - **Plain** objects: most wrong pixels sit on the boundary (the share printed above), so a
-#   corrective click (drawn at random from the error region; the paper's evaluation clicks at its
-#   interior) lands on a boundary pixel and says almost nothing new; without the previous
-#   mask fed back, each such click even costs a little (right column).
+# - **Group**: the first click usually returns one object; a click on a missed neighbour says "that
+#   one too", and mIoU climbs steeply over the next two clicks, then slowly (stored table): once the
+#   neighbours are in, the errors left are on boundaries, as for plain objects. Without the mask fed
+#   back it climbs less: in training every second-round click came with the previous logits.
+# - **Plain** objects: most wrong pixels sit on the boundary (the share printed above), so a random
+#   corrective click lands on a boundary pixel and says almost nothing new; without the previous
+#   mask fed back, each such click even costs a little (right column). The
+#   paper's farthest-pixel rule does not lift it either (dotted; it slips a little), so the flat
+#   curve is not an artefact of the random rule.
 # - **Whole shape**: a missed pixel of the hidden part lies under *another* object, so a positive
 #   click there reads as "include that object" (the group), not "the hidden part of this one". A
 #   click cannot point at what is not visible, one more reason SAM's readings are visible masks.
@@ -700,11 +707,11 @@ plt.show()
 # uniformly coloured region around a click never depended on the shape's name. It stays below
 # seen shapes, a gap in shape *prior* the table sizes.
 #
-# **Ablation: patch size against object size.** SAM cuts its input into 16 × 16-pixel patches,
-# and its objects span many tokens. An earlier model with 8 × 8-pixel patches and an older recipe
-# (not a controlled comparison) stayed clearly below the shipped 4 × 4-pixel one, though its
-# coarser masks were not the limit (the true masks through 32 × 32 and back score far higher;
-# both printed): an object here spans under two 8-pixel patches, too few tokens to place an edge.
+# **An uncontrolled comparison: patch size against object size.** SAM cuts its input into 16 ×
+# 16-pixel patches, and its objects span many tokens. An earlier model with 8 × 8-pixel patches and
+# an older recipe stayed clearly below the shipped 4 × 4-pixel one, though its coarser masks were
+# not the limit (the true masks through 32 × 32 and back score far higher; both printed): an object
+# here spans under two 8-pixel patches, too few tokens to place an edge.
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -792,14 +799,14 @@ print(f"recognition, shape vs colour and shape: {stored_route['seen']['recogniti
 
 # %% [markdown]
 # Each stage beside its baseline. Detection from SAM's masks finds the objects with no detection
-# training. GLIP, a detector trained on these scenes' boxes, scores higher (printed; measured
-# by notebook 07's own evaluation, so it is a reference point, not a paired comparison):
-# everything mode misses no object (stored recall at box IoU 0.5: 1.0) but pays for extra
-# proposals, parts, groups and duplicates (about 4 per scene for 3 objects). Recognition of the found segments is far above chance (1 in 5 shapes) and close to CLIP
-# reading the true objects' crops, so segmentation costs recognition little. "Shape" and "colour
-# and shape" are the same number: CLIP never got a colour wrong on these crops. With labels, AP is
-# averaged over shapes and a wrong proposal counts only against the shape CLIP gave it, which is
-# how labels can raise AP50 slightly.
+# training. GLIP, a detector trained on these scenes' boxes, scores higher (printed; from notebook
+# 07's evaluation, a reference point, not a paired comparison): everything mode misses no object
+# (stored recall at box IoU 0.5: 1.0) but pays for extra proposals, parts, groups and duplicates
+# (about 4 per scene for 3 objects). Recognition of the found segments is far above chance (1 in 5
+# shapes) and close to CLIP reading the true objects' crops, so segmentation costs recognition
+# little. "Shape" and "colour and shape" are the same number: CLIP never got a colour wrong on these
+# crops. With labels, AP is averaged over shapes and a wrong proposal counts only against the shape
+# CLIP gave it, which is how labels can raise AP50 slightly.
 #
 # **Tracking.** A short clip (`ShapesWorld.draw_objects` draws the same objects at given pixel
 # positions per frame): a small object crosses a large one, behind it or in front. Every rule
@@ -809,11 +816,10 @@ print(f"recognition, shape vs colour and shape: {stored_route['seen']['recogniti
 #   prompt. In training that pair is the *refinement* round, which assumes the mask is nearly
 #   right; a moved object is not;
 # - **box**: a box of the object's first-frame size where it should be now (last centre plus
-#   velocity), enlarged by a **margin**; while the mask's area strays beyond a **tolerance** of
-#   the first frame's, the box coasts on. Training saw tracking scenes (a small object partly
-#   behind or in front of a large one, target its visible part) prompted with the tight box, or
-#   with the whole object's box moved by up to 3 pixels plus the previous mask; the validation
-#   clips choose the margin, the tolerance and whether the previous mask goes with the box;
+#   velocity), enlarged by a **margin**; while the mask's area strays beyond a **tolerance** of the
+#   first frame's, the box coasts on. Training saw tracking scenes prompted with the tight box, or
+#   with a box moved by up to 3 pixels plus the previous mask; the validation clips choose the
+#   margin, the tolerance and whether the previous mask goes with the box;
 # - **oracle click**, **oracle box**: a click at the true object's interior, or its true box, in
 #   every frame: no propagation at all, the ceiling segmentation alone sets.
 #
@@ -872,16 +878,16 @@ for rule in ("box", "oracle box"):
           + ("; target ≥ 0.8, not met" if rule == "box" else ""))
 
 # %% [markdown]
-# Click + mask loses the object within a few frames (the figure, from t = 3): the mask spreads onto
-# the large neighbour it touches, the next click, at that mask's deepest pixel, lands on the
-# neighbour, and the mask becomes the pair, then the neighbour alone (printed under the figure).
-# The box rule keeps it, and loses ground at frame 1 (no velocity known yet), in the overlap frames (where the oracle box dips
-# too: segmenting a partly hidden object is the limit) and after a pass *behind* (the coasting box
-# drifts). It misses the course's target of 0.80. Feeding the previous mask with the box makes it
-# worse: a wrong mask in one frame is confirmed in the next. One click is a worse prompt than a
-# box even at the true object's centre: the IoU head picks the amodal whole, hidden pixels
-# included, while the target is the visible part. SAM 2 adds what frame-to-frame prompting lacks:
-# a memory of past frames, read by attention.
+# Click + mask loses the object within a few frames (from t = 3): the mask spreads onto the large
+# neighbour it touches, the next click lands on the neighbour, and the mask becomes the pair, then
+# the neighbour alone (printed under the figure). The box rule keeps it, and loses ground at frame 1
+# (no velocity known yet), in the overlap frames (where the oracle box dips too: segmenting a partly
+# hidden object is the limit) and after a pass *behind* (the coasting box drifts). It misses the
+# course's target of 0.80. Feeding the previous mask with the box makes it worse: a wrong mask in
+# one frame is confirmed in the next. The oracle click scores below the oracle box because the IoU
+# head picks the course's amodal "whole" (hidden pixels included) while the target is the visible
+# part: that row measures the course's departure, not click prompting. SAM 2 adds what
+# frame-to-frame prompting lacks: a memory of past frames, read by attention.
 #
 # ## 10. Optional: real SAM weights
 #

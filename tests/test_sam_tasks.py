@@ -9,8 +9,8 @@ from mmcourse.checks.sam import (check_click_from_error, check_hypernetwork_mask
                                  postprocess_masks_reference, random_fourier_pe_reference)
 from mmcourse.sam.evaluate import eval_set
 from mmcourse.sam.losses import dice_loss, focal_loss, mask_iou, mask_loss
-from mmcourse.sam.prompts import (HELDOUT_SHAPE, TRAIN_SHAPES, click_from_error, level_masks, mask_box, noisy_boxes,
-                                  object_crops, phrase, random_points, text_targets, world)
+from mmcourse.sam.prompts import (HELDOUT_SHAPE, TRAIN_SHAPES, click_from_error, farthest_click, level_masks,
+                                  mask_box, noisy_boxes, object_crops, phrase, random_points, text_targets, world)
 from mmcourse.sam.route import stability_score
 from mmcourse.sam.track import RULES, clip_set, inside_box, interior_point, moving_clip
 
@@ -62,6 +62,22 @@ def test_random_points_lie_inside_and_click_rule():
     x, y = pts[:, 0].long(), pts[:, 1].long()
     assert bool((pred ^ target)[torch.arange(40), y, x].all())
     assert bool((lab == target[torch.arange(40), y, x].long()).all())
+
+
+def test_farthest_click_lands_deepest_in_the_error_region():
+    target = torch.zeros(2, 12, 12, dtype=torch.bool)
+    target[:, 1:10, 1:10] = True                                # a 9 x 9 square, centre (5, 5)
+    pred = torch.zeros_like(target)
+    pred[1] = target[1]
+    pred[1, 1:10, 1:6] = False                                  # scene 1 missed a 9-high, 5-wide strip
+    pts, lab = farthest_click(pred, target)
+    assert pts[0].tolist() == [5.0, 5.0] and pts[1, 0].item() == 3.0 and 3 <= pts[1, 1].item() <= 7  # strip's mid column
+    assert lab.tolist() == [1, 1]
+    pred[0] = target[0] | (torch.arange(12) >= 11)[None, :]     # over-covers the last column, touching the border
+    pts, lab = farthest_click(pred[:1], target[:1])
+    assert pts[0, 0].item() == 11.0 and lab.item() == 0
+    with pytest.raises(ValueError, match="pred and target"):
+        farthest_click(pred[0], target)
 
 
 def test_losses_and_iou():

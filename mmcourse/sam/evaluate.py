@@ -9,8 +9,8 @@ import torch
 
 from ..data.shapes import COLOUR_NAMES, SHAPES, SIZES, SceneBatch, ShapesWorld
 from .losses import mask_iou, upsample
-from .prompts import (HELDOUT_SHAPE, IMAGE_SIZE, TRAIN_SHAPES, level_masks, mask_box, object_crops, phrase,
-                      random_points, sample_click, text_targets, world)
+from .prompts import (HELDOUT_SHAPE, IMAGE_SIZE, TRAIN_SHAPES, farthest_click, level_masks, mask_box,
+                      object_crops, phrase, random_points, sample_click, text_targets, world)
 from .sam import Sam
 
 
@@ -93,11 +93,14 @@ def best_of(masks: torch.Tensor, iou: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def click_curve(sam: Sam, es: EvalSet, target: torch.Tensor, clicks: int = 5, feed_mask: bool = True,
-                seed: int = 0, per_scene: bool = False) -> list[float] | list[torch.Tensor]:
+                seed: int = 0, per_scene: bool = False, rule: str = "random") -> list[float] | list[torch.Tensor]:
     """mIoU after 1..clicks clicks: the first at ``es.clicks``, each next from the error region of the
     current best mask (:func:`sample_click`), with (``feed_mask``) or without its low-res logits
     fed back as the mask prompt. Round 1 is multimask (best predicted IoU), later rounds single.
-    ``per_scene``: each round's per-scene IoUs (n,) instead of their means (for standard errors)."""
+    ``per_scene``: each round's per-scene IoUs (n,) instead of their means (for standard errors).
+    ``rule``: "random" (the training rule) or "farthest" (:func:`farthest_click`, the paper's evaluation)."""
+    if rule not in ("random", "farthest"):
+        raise ValueError(f"rule must be 'random' or 'farthest', got {rule!r}")
     g = torch.Generator().manual_seed(seed)
     emb = sam.embed(es.images)
     pts, lab = es.clicks[:, None], torch.ones(len(es.clicks), 1, dtype=torch.long)
@@ -106,7 +109,7 @@ def click_curve(sam: Sam, es: EvalSet, target: torch.Tensor, clicks: int = 5, fe
     pred, prev = best_of(masks, iou), low[torch.arange(len(low)), best][:, None]
     out = [mask_iou(pred, target)]
     for _ in range(clicks - 1):
-        p, l = sample_click(pred, target, g)
+        p, l = sample_click(pred, target, g) if rule == "random" else farthest_click(pred, target)
         pts, lab = torch.cat([pts, p[:, None]], 1), torch.cat([lab, l[:, None]], 1)
         masks, iou, low = predict_batch(sam, emb, pts, lab, mask_input=prev if feed_mask else None, multimask=False)
         pred, prev = masks[:, 0], low

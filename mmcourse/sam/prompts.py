@@ -98,6 +98,24 @@ def sample_click(pred: torch.Tensor, target: torch.Tensor, g: torch.Generator) -
     return click_from_error(pred, target, torch.rand(pred.shape, generator=g))
 
 
+def farthest_click(pred: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The evaluation click of SAM's paper (after RITM): the error pixel farthest from the error
+    region's boundary (the image border counts as boundary), via :func:`click_from_error` with u the
+    region's Euclidean distance transform scaled into [0, 1)."""
+    import numpy as np
+    from scipy.ndimage import distance_transform_edt
+
+    if pred.shape != target.shape or pred.dim() != 3:
+        raise ValueError(f"pred and target must both be (B, H, W), got {tuple(pred.shape)} and {tuple(target.shape)}")
+    error = pred ^ target
+    region = torch.where(error.flatten(1).any(1)[:, None, None], error, target)
+    # pad with one non-region pixel so the image border counts as boundary
+    dist = torch.stack([torch.from_numpy(distance_transform_edt(np.pad(r.numpy(), 1))[1:-1, 1:-1]).float()
+                        for r in region])
+    u = dist / (dist.flatten(1).amax(1)[:, None, None] + 1)
+    return click_from_error(pred, target, u)
+
+
 def noisy_boxes(boxes: torch.Tensor, g: torch.Generator, noise: float = 0.1, max_px: float = 3.0) -> torch.Tensor:
     """SAM's box noise: each coordinate moves by N(0, noise * side), at most max_px pixels."""
     wh = (boxes[:, 2:] - boxes[:, :2]).repeat(1, 2)
