@@ -380,6 +380,19 @@ def test_reverse_process_is_generate_step_by_step(tiny_model):
             reverse_process(tiny_model, **{"prompt": "a red circle", "guidance_scale": 2.0, **kwargs})
 
 
+def test_guided_trajectories_batch_each_prompt_as_reverse_process_runs_it_alone(tiny_model):
+    from mmcourse.text2image.sampling import guided_trajectories, reverse_process
+
+    prompts = ["a red circle", "a small blue square on the left"]
+    xs, x0s = guided_trajectories(tiny_model, prompts, 2.0, steps=5, seed=3)
+    assert xs.shape[:2] == (6, 2) and x0s.shape[:2] == (5, 2)
+    for i, p in enumerate(prompts):  # prompt i from seed 3 + i, the same numbers as alone
+        alone = reverse_process(tiny_model, p, 2.0, steps=5, seed=3 + i)
+        torch.testing.assert_close(tiny_model.ae.decode(x0s[:, i]), alone["x0_hat"], atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match="prompts"):
+        guided_trajectories(tiny_model, [], 2.0)
+
+
 def test_settled_is_the_first_step_of_the_final_run():
     from mmcourse.text2image.evaluate import settled
 

@@ -202,13 +202,15 @@ def settling_steps(model: TextToImage, judges: Judges, prompts: Sequence[str], g
                    steps: int = 50, seed: int = 0) -> torch.Tensor:
     """(P, 2): per prompt (prompt i drawn with seed ``seed + i``), the DDIM step from which every
     later x̂₀ is judged to have the final place (column 0) and the final shape (column 1)."""
-    from .sampling import reverse_process
+    from .sampling import guided_trajectories
 
     if isinstance(prompts, str) or not prompts:
         raise ValueError(f"prompts must be a non-empty list of prompts, got {prompts!r}")
+    _, x0s = guided_trajectories(model, list(prompts), guidance_scale, steps, seed)  # one batch, as fast
     out = []
-    for i, p in enumerate(prompts):
-        read = judges.labels(reverse_process(model, p, guidance_scale, steps=steps, seed=seed + i)["x0_hat"])
+    for i in range(len(prompts)):
+        with torch.no_grad():
+            read = judges.labels(model.ae.decode(x0s[:, i]))
         out.append([settled(read[:, 3]), settled(read[:, 0])])
     return torch.tensor(out)
 

@@ -110,12 +110,24 @@ def reverse_process(model: TextToImage, prompt: str, guidance_scale: float, step
     """
     from ..diffusion.samplers import timesteps
 
+    [prompt] = check_prompts(prompt)
+    xs, x0s = guided_trajectories(model, [prompt], guidance_scale, steps, seed)
+    return {"t": timesteps(model.schedule, steps), "x_t": model.ae.decode(xs[:, 0]), "x0_hat": model.ae.decode(x0s[:, 0])}
+
+
+@torch.no_grad()
+def guided_trajectories(model: TextToImage, prompts: list[str], guidance_scale: float, steps: int = 50,
+                        seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Guided DDIM runs of several prompts in one batch, prompt i from the noise of seed ``seed + i``
+    (so each run is :func:`reverse_process`'s for that prompt and seed): the latent trajectories
+    (steps + 1, P, *latent) and each step's predicted clean latents (steps, P, *latent)."""
     w = check_guidance_scale(guidance_scale)
     check_sampler("ddim", steps, model.schedule)
     check_seed(seed)
-    [prompt] = check_prompts(prompt)
-    text = model.encoder.encode_tokens(model.encoder.tokenize([prompt], "prompt"))
-    x_T = torch.randn((1, *model.ae.latent_shape), generator=torch.Generator().manual_seed(seed))
+    prompts = check_prompts(prompts)
+    text = model.encoder.encode_tokens(model.encoder.tokenize(prompts, "prompt"))
+    x_T = torch.cat([torch.randn((1, *model.ae.latent_shape), generator=torch.Generator().manual_seed(seed + i))
+                     for i in range(len(prompts))])
     onednn = torch.backends.mkldnn.enabled
     torch.backends.mkldnn.enabled = onednn and not ONEDNN_OFF_FOR_SAMPLING
     try:
@@ -123,7 +135,7 @@ def reverse_process(model: TextToImage, prompt: str, guidance_scale: float, step
                                         model.cfg.clip_sample_range)
     finally:
         torch.backends.mkldnn.enabled = onednn
-    return {"t": timesteps(model.schedule, steps), "x_t": model.ae.decode(xs[:, 0]), "x0_hat": model.ae.decode(x0s[:, 0])}
+    return xs, x0s
 
 
 @torch.no_grad()
