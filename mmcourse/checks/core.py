@@ -158,6 +158,18 @@ def format_bound(value: float) -> str:
     return f"≤ 1e{math.ceil(math.log10(value))}"
 
 
+def _parse_target(target: str) -> tuple[str, float]:
+    """``"≥ 0.95"`` -> ("≥", 0.95); ValueError naming ``target`` otherwise."""
+    op, _, number = target.strip().partition(" ")
+    if op not in _OPS:
+        raise ValueError(f"target must start with one of {' '.join(_OPS)} and a space, got {target!r}")
+    try:
+        threshold = float(number)
+    except ValueError:
+        raise ValueError(f"target must end with a number, got {target!r}") from None
+    return op, threshold
+
+
 def expect(label: str, value: float, target: str, fmt: str = ".3f") -> None:
     """Print ``label value (target ...)`` and raise AssertionError if ``value`` misses ``target``.
 
@@ -171,13 +183,7 @@ def expect(label: str, value: float, target: str, fmt: str = ".3f") -> None:
     >>> expect("accuracy", 0.9666, "≥ 0.95")
     accuracy 0.967 (target ≥ 0.95)
     """
-    op, _, number = target.strip().partition(" ")
-    if op not in _OPS:
-        raise ValueError(f"target must start with one of {' '.join(_OPS)} and a space, got {target!r}")
-    try:
-        threshold = float(number)
-    except ValueError:
-        raise ValueError(f"target must end with a number, got {target!r}") from None
+    op, threshold = _parse_target(target)
     value = float(value)
     shown = format_bound(abs(value)) if fmt == "bound" else format(value, fmt)
     print(f"{label} {shown} (target {target})")
@@ -193,12 +199,6 @@ def report(label: str, value: float, target: str, fmt: str = ".3f") -> None:
     >>> report("seconds", 0.25, "≤ 0.2")
     seconds 0.250 (target ≤ 0.2: MISSED)
     """
-    op, _, number = target.strip().partition(" ")
-    if op not in _OPS:
-        raise ValueError(f"target must start with one of {' '.join(_OPS)} and a space, got {target!r}")
-    try:
-        threshold = float(number)
-    except ValueError:
-        raise ValueError(f"target must end with a number, got {target!r}") from None
+    op, threshold = _parse_target(target)
     met = _OPS[op](float(value), threshold)
     print(f"{label} {format(float(value), fmt)} (target {target}: {'met' if met else 'MISSED'})")
