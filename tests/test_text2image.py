@@ -393,6 +393,20 @@ def test_guided_trajectories_batch_each_prompt_as_reverse_process_runs_it_alone(
         guided_trajectories(tiny_model, [], 2.0)
 
 
+def test_guided_trajectories_n_samples_per_prompt_as_generate_draws_them(tiny_model):
+    from mmcourse.text2image.sampling import generate, guided_trajectories
+
+    prompts = ["a red circle", "a small blue square on the left"]
+    xs, x0s = guided_trajectories(tiny_model, prompts, 2.0, steps=4, seed=7, n=3)
+    assert xs.shape[:2] == (5, 6) and x0s.shape[:2] == (4, 6)
+    for i, p in enumerate(prompts):  # prompt i's 3 samples in a row, from seed 7 + i
+        torch.testing.assert_close(tiny_model.ae.decode(xs[-1, 3 * i:3 * i + 3]),
+                                   generate(tiny_model, p, 2.0, steps=4, seed=7 + i, n=3), atol=1e-5, rtol=0)
+    for bad in (0, 1.5, True):
+        with pytest.raises(ValueError, match="n must be a positive int"):
+            guided_trajectories(tiny_model, prompts, 2.0, n=bad)
+
+
 def test_settled_is_the_first_step_of_the_final_run():
     from mmcourse.text2image.evaluate import settled
 

@@ -162,7 +162,8 @@ def free_attribute_spread(model: TextToImage, judges: Judges, prompts: Sequence[
 @torch.no_grad()
 def clip_ranking(model: TextToImage, judges: Judges, prompts: Sequence[str], guidance_scale: float, n: int = 8,
                  seed: int = 0) -> dict[str, torch.Tensor]:
-    """``n`` samples of each prompt (DDIM-50, prompt i drawn with seed ``seed + i``), ranked by the
+    """``n`` samples of each prompt (DDIM-50, prompt i drawn with seed ``seed + i``, all prompts in one
+    batch: the samples :func:`generate` gives each prompt alone, tested), ranked by the
     CLIP score, best first, as a system that shows its best sample first would.
 
     Returns {"samples": (P, n, 3, 32, 32), "scores": (P, n), "right": (P, n) bool (every attribute
@@ -176,9 +177,13 @@ def clip_ranking(model: TextToImage, judges: Judges, prompts: Sequence[str], gui
         raise ValueError(f"n must be an int >= 2 (samples to rank), got {n!r}")
     if isinstance(prompts, str) or not prompts:
         raise ValueError(f"prompts must be a non-empty list of prompts, got {prompts!r}")
+    from .sampling import guided_trajectories
+
+    xs, _ = guided_trajectories(model, list(prompts), guidance_scale, SAMPLER["steps"], seed, n=n)  # one batch
+    images = model.ae.decode(xs[-1])                                     # (P * n, 3, 32, 32)
     out: dict[str, list] = {"samples": [], "scores": [], "right": [], "wrong": []}
     for i, p in enumerate(prompts):
-        x = generate(model, p, guidance_scale, seed=seed + i, n=n, **SAMPLER)
+        x = images[i * n:(i + 1) * n]
         score = judges.clip_score(x, [p] * n)
         order = score.argsort(descending=True)
         verdicts = judges.verdict(x[order], [parse_prompt(p)] * n)

@@ -117,16 +117,20 @@ def reverse_process(model: TextToImage, prompt: str, guidance_scale: float, step
 
 @torch.no_grad()
 def guided_trajectories(model: TextToImage, prompts: list[str], guidance_scale: float, steps: int = 50,
-                        seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """Guided DDIM runs of several prompts in one batch, prompt i from the noise of seed ``seed + i``
-    (so each run is :func:`reverse_process`'s for that prompt and seed): the latent trajectories
-    (steps + 1, P, *latent) and each step's predicted clean latents (steps, P, *latent)."""
+                        seed: int = 0, n: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    """Guided DDIM runs of several prompts in one batch, ``n`` samples of prompt i from the noise of
+    seed ``seed + i`` (so prompt i's runs are ``generate(model, prompt_i, guidance_scale, "ddim",
+    steps, seed + i, n=n)``'s, and with n = 1 :func:`reverse_process`'s): the latent trajectories
+    (steps + 1, P * n, *latent) and each step's predicted clean latents (steps, P * n, *latent),
+    prompt 0's n samples first."""
     w = check_guidance_scale(guidance_scale)
     check_sampler("ddim", steps, model.schedule)
     check_seed(seed)
     prompts = check_prompts(prompts)
-    text = model.encoder.encode_tokens(model.encoder.tokenize(prompts, "prompt"))
-    x_T = torch.cat([torch.randn((1, *model.ae.latent_shape), generator=torch.Generator().manual_seed(seed + i))
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"n must be a positive int (samples per prompt), got {n!r}")
+    text = model.encoder.encode_tokens(model.encoder.tokenize([p for p in prompts for _ in range(n)], "prompt"))
+    x_T = torch.cat([torch.randn((n, *model.ae.latent_shape), generator=torch.Generator().manual_seed(seed + i))
                      for i in range(len(prompts))])
     onednn = torch.backends.mkldnn.enabled
     torch.backends.mkldnn.enabled = onednn and not ONEDNN_OFF_FOR_SAMPLING
