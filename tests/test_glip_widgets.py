@@ -52,6 +52,36 @@ def test_heatmap_and_explorer(model, scenes):
     assert box.children[2].children[1].value != before and "phrases: cross" in box.children[2].children[1].value
 
 
+def test_draw_detections_keeps_both_labels_of_one_object_readable(scenes):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import to_rgba
+
+    from mmcourse.glip.widgets import PHRASE_COLOURS, draw_detections
+
+    # one object found for two phrases (identical boxes), a third box elsewhere, one below threshold
+    result = {"boxes": torch.tensor([[6.0, 9, 20, 23], [40, 40, 56, 56], [6, 9, 20, 23], [30, 5, 40, 15]]),
+              "scores": torch.tensor([0.33, 0.77, 0.76, 0.1]), "labels": torch.tensor([1, 1, 0, 2]),
+              "phrases": ["circle", "square", "triangle"]}
+    fig, ax = plt.subplots()
+    try:
+        assert draw_detections(ax, scenes.images[0], result, threshold=0.3) == 3
+        where = {t.get_text(): (t.get_position(), t.get_va()) for t in ax.texts}
+        assert set(where) == {"circle 0.76", "square 0.33", "square 0.77"}
+        assert where["circle 0.76"] == ((5.5, 8.0), "bottom")    # the better box keeps the place above
+        assert where["square 0.33"] == ((5.5, 23.5), "top")      # the weaker one moves below its box
+        assert where["square 0.77"] == ((39.5, 39.0), "bottom")  # elsewhere: above, as usual
+        # the identical boxes: the better one (circle, colour 0) is drawn after the weaker (square)
+        edges = [p.get_edgecolor() for p in ax.patches if p.get_xy() == (5.5, 8.5)]
+        assert edges == [to_rgba(PHRASE_COLOURS[1]), to_rgba(PHRASE_COLOURS[0])]
+        assert draw_detections(ax, scenes.images[0], result, threshold=0.3, labels=False) == 3
+        assert len(ax.texts) == 3  # no new labels
+    finally:
+        plt.close(fig)
+
+
 def test_checkers_accept_the_reference_and_reject_mistakes():
     from mmcourse.checks.glip import (alignment_logits_reference, check_alignment_logits, check_nms,
                                       check_positive_map, nms_reference, positive_map_reference)

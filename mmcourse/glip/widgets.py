@@ -19,32 +19,42 @@ from .predict import grounding_predict
 
 PHRASE_COLOURS = np.array(matplotlib.colormaps["tab10"].colors)[[0, 1, 2, 3, 4, 6, 8, 9]]
 FIGSIZE = (3.6, 3.6)  # inches; shown at widget_width(3.6) = 259 CSS px
+LABEL_CLEARANCE = 6.0  # image pixels: two label anchors closer than this in x and y would overlap
 
 
 def draw_detections(ax, image: torch.Tensor, result: dict, threshold: float = 0.3, fontsize: float = 8,
                     title: str | None = None, labels: bool = True) -> int:
     """Draw the image and the boxes of ``result`` (from :func:`grounding_predict`) scoring at least
     ``threshold``, each coloured by its phrase and, if ``labels``, labelled "phrase score". Returns
-    how many."""
+    how many.
+
+    The best box is drawn last (on top). Labels go above their box, best box first; a label whose
+    place above is taken by a better box's label (the same object found for two phrases, say) goes
+    below its box instead, so neither hides the other."""
     from matplotlib.patches import Rectangle
 
     ax.imshow(_to_hwc(image))
     ax.set_xticks([])
     ax.set_yticks([])
-    shown = 0
-    for box, score, label in zip(result["boxes"].tolist(), result["scores"].tolist(), result["labels"].tolist()):
-        if score < threshold:
-            continue
-        c = PHRASE_COLOURS[label % len(PHRASE_COLOURS)]
-        x0, y0, x1, y1 = box
-        ax.add_patch(Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False, lw=1.6, ec=c))
-        if labels:
-            ax.text(x0 - 0.5, y0 - 1, f"{result['phrases'][label]} {score:.2f}", color=c, fontsize=fontsize,
-                    va="bottom", bbox=dict(fc="white", ec="none", alpha=0.7, pad=0.5))
-        shown += 1
+    shown = [(score, box, label) for box, score, label in
+             zip(result["boxes"].tolist(), result["scores"].tolist(), result["labels"].tolist()) if score >= threshold]
+    shown.sort(key=lambda r: r[0])  # ascending: the best box is drawn last
+    for score, (x0, y0, x1, y1), label in shown:
+        ax.add_patch(Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False, lw=1.6,
+                               ec=PHRASE_COLOURS[label % len(PHRASE_COLOURS)]))
+    if labels:
+        taken: list[tuple[float, float]] = []  # label anchors in use (image pixels)
+        for score, (x0, y0, x1, y1), label in reversed(shown):
+            x, y, va = x0 - 0.5, y0 - 1, "bottom"
+            if any(abs(x - tx) < LABEL_CLEARANCE and abs(y - ty) < LABEL_CLEARANCE for tx, ty in taken):
+                x, y, va = x0 - 0.5, y1 + 0.5, "top"
+            taken.append((x, y))
+            c = PHRASE_COLOURS[label % len(PHRASE_COLOURS)]
+            ax.text(x, y, f"{result['phrases'][label]} {score:.2f}", color=c, fontsize=fontsize,
+                    va=va, bbox=dict(fc="white", ec="none", alpha=0.7, pad=0.5))
     if title:
         ax.set_title(title, fontsize=max(fontsize, 9))
-    return shown
+    return len(shown)
 
 
 @dataclass
