@@ -614,8 +614,8 @@ ax[1].legend(fontsize=8)
 plt.tight_layout()
 plt.show()
 print(f"12 samples, all nine places alike: {uniform_bits:.2f} bits on average")
-train_large = float((world().sample(2000, seed=0, split="train").size[:, 0] == 1).float().mean())
-print(f"training scenes drawn large: {train_large:.3f} (2,000 of them)")
+train_batch = world().sample(2000, seed=0, split="train")
+print(f"training scenes drawn large: {float((train_batch.size[:, 0] == 1).float().mean()):.3f} (2,000 of them)")
 n_free = 12 * len(free_prompts)
 for w, s in spread.items():
     se_large = (s["share_large"] * (1 - s["share_large"]) / n_free) ** 0.5
@@ -795,10 +795,9 @@ display(Markdown(markdown_table(
     [[k, int(k.split()[1].split("x")[0]) ** 2, v["numbers_per_image"], v["train_step_ms_batch64"],
       v["guided_step_ms_one_image"]] for k, v in space["denoiser_cost"].items()])))
 print("(both spaces timed the same way on the same machine: compare the ratio, not the milliseconds)")
-train_scenes = world().sample(2000, seed=0, split="train").images
 pca_kept = {}
 for k in (4, 8, 16):
-    pca = PatchPCA(k).fit(train_scenes)
+    pca = PatchPCA(k).fit(train_batch.images)  # §7's 2,000 training scenes
     pca_kept[k] = kept(pca.decode(pca.encode(real.images)))
 print("PCA round trip, §2's 200 scenes, shape kept:", ", ".join(f"C = {k}: {v:.3f}" for k, v in pca_kept.items()))
 ae_bench = load_results("text2image_autoencoders")
