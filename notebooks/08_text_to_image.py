@@ -266,7 +266,7 @@ small = TextUNet(in_channels=model.ae.latent_channels, base=16, channel_mults=(1
 _, live_hist = train_denoiser(small, model.schedule, data, steps=150, batch_size=32, ema_decay=None)
 fig, axes = plt.subplots(1, 2, figsize=(9, 3))
 plot_history(live_hist, title="live: 150 steps, small U-Net", ax=axes[0])
-axes[0].legend(["per step", "mean of the last 20 steps (lags a falling loss)"], fontsize=8, loc="lower left")
+axes[0].legend(["per step", "mean of the last 20 steps (lags a falling loss)"], fontsize=8, loc="upper right")
 axes[1].plot(curve["curve"]["step"], curve["curve"]["loss"])
 axes[1].set(xlabel="step", ylabel="Min-SNR-weighted loss\n(mean of the last 50 steps)", title="shipped checkpoint")
 plt.tight_layout()
