@@ -19,6 +19,11 @@ Stored in bench/results/:
 - ``text2image_heldout.json``: the shipped model on held-out colour-shape pairs at its chosen
   guidance scale, on the protocol's test draws (5 seeds x 200 prompts), each attribute with its
   standard error: the held-out counterpart of the registry's seen-pair numbers.
+- ``text2image_guidance_gain.json``: what guidance adds over w = 1 on the registry's own test
+  draws (its scale, its prompts per seed), measured prompt by prompt
+  (:func:`~mmcourse.text2image.evaluate.guidance_gain`): the paired difference with its standard
+  error, beside the two shares, which reproduce the registry's and the checkpoint's sha256 (rerun
+  after every rebuild: the tests compare them).
 
 One thread throughout; the load average is stored with each file (a busy machine is slower).
 """
@@ -223,6 +228,26 @@ def heldout() -> dict:
     return out
 
 
+def guidance_gain() -> dict:
+    """Shape and colour at the registry's w against w = 1 on the registry's test draws, paired."""
+    from mmcourse.protocol import SEEDS_PER_PART
+    from mmcourse.text2image.evaluate import guidance_gain as gain
+    from mmcourse.text2image.judges import Judges
+    from mmcourse.text2image.model import load_text2image
+    from mmcourse.weights import entry
+
+    row = entry("text2image_shapes")
+    w = float(row.metrics["guidance_scale"])
+    n_per_seed = int(row.errors["w1_shape_and_colour"]["n"]) // SEEDS_PER_PART   # the draws the registry measured
+    out: dict = {"date": str(date.today()), "threads": 1, "loadavg_before": round(os.getloadavg()[0], 2),
+                 "checkpoint_sha256": row.sha256, "guidance_scale": w, "part": "test", "n_per_seed": n_per_seed}
+    t0 = time.perf_counter()
+    out.update({k: e.to_dict() for k, e in gain(load_text2image(), Judges.load(), w, "test", n_per_seed).items()})
+    out["seconds"] = round(time.perf_counter() - t0, 1)
+    out["loadavg_after"] = round(os.getloadavg()[0], 2)
+    return out
+
+
 def run() -> None:
     torch.set_num_threads(1)
     s = space()
@@ -232,6 +257,7 @@ def run() -> None:
     g = guidance()
     _store("text2image_guidance", g)
     _store("text2image_heldout", heldout())
+    _store("text2image_guidance_gain", guidance_gain())
     print(json.dumps({k: v for k, v in g.items() if k not in ("seen", "heldout")}, indent=1))
     for split in ("seen", "heldout"):
         for w, row in g[split].items():
@@ -242,7 +268,7 @@ if __name__ == "__main__":
     import sys
 
     torch.set_num_threads(1)
-    parts = sys.argv[1:] or ["space", "autoencoders", "guidance", "heldout"]
+    parts = sys.argv[1:] or ["space", "autoencoders", "guidance", "heldout", "gain"]
     if "space" in parts:
         _store("text2image_space", space())
     if "autoencoders" in parts:
@@ -251,3 +277,5 @@ if __name__ == "__main__":
         _store("text2image_guidance", guidance())
     if "heldout" in parts:
         _store("text2image_heldout", heldout())
+    if "gain" in parts:
+        _store("text2image_guidance_gain", guidance_gain())

@@ -120,3 +120,17 @@ def mean(values: torch.Tensor | Iterable[float]) -> Estimate:
     se = float(x.std(unbiased=True)) / math.sqrt(n) if n > 1 else float("inf")
     return Estimate(float(x.mean()), se, n)
 
+
+def paired_difference(a: torch.Tensor | Iterable[float], b: torch.Tensor | Iterable[float]) -> Estimate:
+    """The mean of ``a - b`` over paired items and its standard error std(a - b) / sqrt(n).
+
+    Item i of ``a`` and of ``b`` must measure the same thing two ways (the same prompt and noise
+    draw at two guidance scales, the same scene under two models): what the two share cancels in
+    each difference, so this error is the one for the difference, not the two errors combined."""
+    x = torch.as_tensor(list(a) if not isinstance(a, torch.Tensor) else a).double().flatten()
+    y = torch.as_tensor(list(b) if not isinstance(b, torch.Tensor) else b).double().flatten()
+    if x.numel() == 0:
+        raise ValueError("a must hold at least one item")
+    if x.shape != y.shape:
+        raise ValueError(f"a and b must pair item for item, got {x.numel()} and {y.numel()} items")
+    return mean(x - y)

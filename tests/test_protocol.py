@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from mmcourse.protocol import PARTS, TOPICS, Estimate, mean, proportion, seeds
+from mmcourse.protocol import PARTS, TOPICS, Estimate, mean, paired_difference, proportion, seeds
 
 
 def test_parts_and_topics_never_share_a_seed():
@@ -56,3 +56,21 @@ def test_clears_needs_k_standard_errors_and_agreement_uses_both_errors():
     assert not Estimate(0.94, 0.001, 10).clears(0.95)
     assert Estimate(0.95, 0.004, 1).agrees_with(Estimate(0.966, 0.004, 1))      # 16e-3 <= 3 * 5.66e-3
     assert not Estimate(0.95, 0.004, 1).agrees_with(Estimate(0.970, 0.004, 1))
+
+
+def test_paired_difference_counts_only_the_items_that_differ():
+    # 100 paired outcomes: 10 right only under a, 2 right only under b, the rest alike
+    a = torch.tensor([True] * 10 + [False] * 2 + [True] * 80 + [False] * 8)
+    b = torch.tensor([False] * 10 + [True] * 2 + [True] * 80 + [False] * 8)
+    est = paired_difference(a, b)
+    assert est.value == pytest.approx(0.08) and est.n == 100
+    d = torch.tensor([1.0] * 10 + [-1.0] * 2 + [0.0] * 88, dtype=torch.float64)
+    assert est.se == pytest.approx(float(d.std()) / 10)
+    # pairing: smaller than the error of two independent shares (0.90 and 0.82 on 100 each: 0.049)
+    assert est.se < 0.75 * math.hypot(proportion(a).se, proportion(b).se)
+    assert paired_difference(a, a).value == 0 and paired_difference(a, a).se == 0
+    with pytest.raises(ValueError, match="a and b"):
+        paired_difference(a, b[:-1])
+    with pytest.raises(ValueError, match="a must"):
+        paired_difference([], [])
+

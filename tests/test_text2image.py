@@ -452,6 +452,22 @@ def test_protocol_sweep_and_choice(tiny_model, judges):
         evaluate_text2image("test", tiny_model, None, judges)
 
 
+def test_guidance_gain_pairs_the_same_draws(tiny_model, judges):
+    """The gain is the difference of the two scales' shares on the same draws, with a paired error."""
+    from mmcourse.protocol import paired_difference
+    from mmcourse.text2image.evaluate import guidance_gain, guidance_sweep, pooled_outcomes
+
+    g = guidance_gain(tiny_model, judges, 2.0, part="val", n_per_seed=3, k=2)
+    sweep = guidance_sweep(tiny_model, judges, (1.0, 2.0), part="val", n_per_seed=3, k=2)
+    assert g["shape_and_colour"] == sweep["2.0"]["shape_and_colour"]
+    assert g["w1_shape_and_colour"] == sweep["1.0"]["shape_and_colour"]
+    assert g["gain"].n == 6 and g["gain"].value == pytest.approx(g["shape_and_colour"].value - g["w1_shape_and_colour"].value)
+    ok2, ok1 = (pooled_outcomes(tiny_model, judges, w, "val", n_per_seed=3, k=2)[:, :2].all(1) for w in (2.0, 1.0))
+    assert g["gain"] == paired_difference(ok2, ok1)
+    same = guidance_gain(tiny_model, judges, 1.0, part="val", n_per_seed=3, k=2)["gain"]   # w = 1 against itself
+    assert same.value == 0 and same.se == 0
+
+
 def test_clip_ranking_orders_by_the_clip_score(tiny_model, judges):
     from mmcourse.text2image.evaluate import clip_ranking
     from mmcourse.text2image.sampling import generate

@@ -49,6 +49,22 @@ def test_registry_row_follows_the_protocol():
     assert e.metrics["shape_and_colour"] > e.metrics["w1_shape_and_colour"] + 2 * e.errors["shape_and_colour"]["se"]
 
 
+def test_the_stored_guidance_gain_is_measured_on_this_checkpoints_test_draws():
+    """Notebook 08's paired gain (``python -m bench.text2image gain``) belongs to the shipped weights:
+    the same file, the same scale and draws, so its two shares are the registry's to rounding."""
+    from mmcourse.text2image.evaluate import load_results
+
+    e, g = entry(NAME), load_results("text2image_guidance_gain")
+    assert g["checkpoint_sha256"] == e.sha256, "stale: rerun python -m bench.text2image gain after a rebuild"
+    assert g["guidance_scale"] == e.metrics["guidance_scale"] and g["part"] == "test"
+    for metric in ("shape_and_colour", "w1_shape_and_colour"):
+        assert g[metric]["n"] == e.errors[metric]["n"] and abs(g[metric]["value"] - e.metrics[metric]) < 0.001, metric
+    gain = g["gain"]
+    assert gain["n"] == g["shape_and_colour"]["n"]
+    assert gain["value"] == pytest.approx(g["shape_and_colour"]["value"] - g["w1_shape_and_colour"]["value"], abs=2e-4)
+    assert gain["value"] > 2 * gain["se"] > 0
+
+
 def test_autoencoder_round_trip(model, judges):
     b = world().sample(300, seed=31, split="test")
     with torch.no_grad():

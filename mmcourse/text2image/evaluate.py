@@ -4,6 +4,8 @@
   from the generated picture (shape, colour, size, position).
 - :func:`guidance_sweep`: those outcomes pooled over a protocol part's seeds, per guidance scale,
   as :class:`~mmcourse.protocol.Estimate` values with standard errors.
+- :func:`guidance_gain`: what guidance adds over w = 1, measured prompt by prompt on the same
+  draws (a paired difference with its standard error).
 - :func:`validation_sweep`, :func:`choose_guidance_scale`: the scale with the best
   shape-and-colour score on the *validation* draws (the only draws a choice may look at).
 - :func:`free_attribute_spread`: for prompts that leave size and place free, how much of that
@@ -26,7 +28,7 @@ from typing import Sequence
 
 import torch
 
-from ..protocol import Estimate, proportion, seeds
+from ..protocol import Estimate, paired_difference, proportion, seeds
 from .judges import Judges
 from .model import CHECKPOINT, TextToImage, load_text2image, world
 from .prompts import prompt_set
@@ -52,6 +54,30 @@ def attribute_outcomes(model: TextToImage, judges: Judges, prompts: list[str], l
     return judges.labels(x) == labels
 
 
+def pooled_outcomes(model: TextToImage, judges: Judges, guidance_scale: float, part: str, split: str = "test",
+                    n_per_seed: int = PROMPTS_PER_SEED, k: int | None = None) -> torch.Tensor:
+    """(n, 4) bool: :func:`attribute_outcomes` on each of the part's seeds (``n_per_seed`` prompts
+    each, sampled with that seed), in seed order. Two calls that differ only in the scale see the
+    same prompts and the same noise, item for item."""
+    draws = [(s, *prompt_set(n_per_seed, seed=s, split=split)) for s in seeds(TOPIC, part, *([k] if k else []))]
+    return torch.cat([attribute_outcomes(model, judges, p, lab, float(guidance_scale), s) for s, p, lab in draws])
+
+
+def guidance_gain(model: TextToImage, judges: Judges, guidance_scale: float, part: str, n_per_seed: int,
+                  split: str = "test", k: int | None = None) -> dict[str, Estimate]:
+    """What guidance adds to shape and colour over w = 1 (the conditional model alone), paired.
+
+    Both scales see the same prompts and the same noise (:func:`pooled_outcomes`), so the
+    difference is measured prompt by prompt (:func:`~mmcourse.protocol.paired_difference`).
+    Returns {"shape_and_colour": at ``guidance_scale``, "w1_shape_and_colour": at w = 1,
+    "gain": the first minus the second}, each an :class:`~mmcourse.protocol.Estimate`.
+    """
+    at_w = pooled_outcomes(model, judges, guidance_scale, part, split, n_per_seed, k)[:, :2].all(dim=1)
+    at_1 = pooled_outcomes(model, judges, 1.0, part, split, n_per_seed, k)[:, :2].all(dim=1)
+    return {"shape_and_colour": proportion(at_w), "w1_shape_and_colour": proportion(at_1),
+            "gain": paired_difference(at_w, at_1)}
+
+
 def guidance_sweep(model: TextToImage, judges: Judges, guidance_scales: Sequence[float], part: str = "val",
                    split: str = "test", n_per_seed: int = PROMPTS_PER_SEED, k: int | None = None,
                    ) -> dict[str, dict[str, Estimate]]:
@@ -61,10 +87,9 @@ def guidance_sweep(model: TextToImage, judges: Judges, guidance_scales: Sequence
     ``split``: "test" draws prompts of colour-shape pairs seen in training, "heldout" the six
     held-out pairs. ``k``: how many of the part's seeds (default: all five).
     """
-    draws = [(s, *prompt_set(n_per_seed, seed=s, split=split)) for s in seeds(TOPIC, part, *([k] if k else []))]
     table = {}
     for w in guidance_scales:
-        ok = torch.cat([attribute_outcomes(model, judges, p, lab, float(w), s) for s, p, lab in draws])
+        ok = pooled_outcomes(model, judges, w, part, split, n_per_seed, k)
         row = {a: proportion(ok[:, i]) for i, a in enumerate(ATTRIBUTES)}
         row["shape_and_colour"] = proportion(ok[:, :2].all(dim=1))
         row["all"] = proportion(ok.all(dim=1))
