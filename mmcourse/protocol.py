@@ -116,6 +116,15 @@ def binomial(share: float, n: int) -> Estimate:
     return Estimate(share, math.sqrt(share * (1 - share) / n), n)
 
 
+def difference(a: Estimate, b: Estimate) -> Estimate:
+    """``a - b`` with the standard error of two independent measurements, hypot(se_a, se_b).
+
+    Two models measured on the same scenes are positively correlated, and then this error is
+    too large, not too small (a paired difference, counted per item, is tighter). n is the
+    smaller of the two."""
+    return Estimate(a.value - b.value, math.hypot(a.se, b.se), min(a.n, b.n))
+
+
 def share_of_gap(low: Estimate, mid: Estimate, high: Estimate) -> Estimate:
     """How much of the gap from ``low`` to ``high`` ``mid`` closes, (mid - low) / (high - low), with a
     delta-method standard error that treats the three measurements as independent:

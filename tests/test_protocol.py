@@ -92,3 +92,10 @@ def test_load_results_lives_in_the_protocol_and_the_old_import_still_works():
     from mmcourse.vit.tasks import load_results as from_vit
 
     assert from_vit is load_results and load_results("blip_capfilt")["models"]
+
+
+def test_difference_adds_the_variances_of_independent_estimates():
+    from mmcourse.protocol import difference
+
+    d = difference(Estimate(0.835, 0.03, 500), Estimate(0.808, 0.04, 400))
+    assert d.value == pytest.approx(0.027) and d.se == pytest.approx(0.05) and d.n == 400
