@@ -249,9 +249,8 @@ expect("LM, first 10 steps minus last 10", drop["lm"], "> 0.5")
 # (in the shipped curve below its loss collapses within a hundred-odd steps); LM can guess the
 # next word from the words before it. ITM must compare the *words* with the *image*, and a fresh
 # cross-attention reads a near-uniform average of the image tokens, so the head learns only the
-# base rate. Our
-# reading (not tested): ITM leaves that plateau once the cross-attention it shares with LM has
-# learned to look words up in the image.
+# base rate. Our reading (not tested): ITM leaves that plateau once the cross-attention it shares
+# with LM has learned to look words up in the image.
 #
 # ITC starts above ln 32, section 1's untrained level: the image tower from CLIP already spreads
 # the images apart while the fresh text side gives every caption nearly the same vector, so each
@@ -738,8 +737,8 @@ expect(f"1 object: filter recall over the {quality['recall'].n} corrupted", qual
 #
 # ## 7. Optional: real BLIP weights
 #
-# `from_hf_blip_captioner` loads transformers' BLIP captioner into `mmcourse.blip`, checking every key's name and shape.
-# With its files on disk (`MMCOURSE_BLIP_WEIGHTS`) the cell captions three sample photos; without them it skips.
+# `from_hf_blip_captioner` loads transformers' BLIP captioner into `mmcourse.blip`, checking every
+# key's name and shape. With its files (`MMCOURSE_BLIP_WEIGHTS`) the cell captions three photos.
 
 # %%
 from mmcourse.blip import from_hf_blip_captioner, greedy_decode
@@ -823,7 +822,8 @@ rows = [
 display(Markdown(markdown_table(["claim or course target", "measured (test draws ± standard error, unless stored)"], rows)))
 
 # %% [markdown]
-# The recipe's history: the runs that led to the shipped recipe, each measured once on one draw of 500 test scenes.
+# The recipe's history: 1,500-step runs measured once on one draw of 500 test scenes, then the
+# chosen recipe on the validation draws.
 
 # %%
 rows = []
