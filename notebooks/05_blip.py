@@ -666,7 +666,7 @@ n_clean = max(r["batch_size"], round(r["clean_share"] * r["n_images"]))
 n_web, n_syn = round(filt["kept"].value * r["n_images"]), round(cf["synthetic"]["kept"] * r["n_images"])
 print(f"captions right: noisy set {cf['noisy_set_right']:.1%}, bootstrapped set {cf['bootstrapped_set']['right']:.1%} "
       f"({cf['bootstrapped_set']['pairs']:,} pairs = {n_web:,} kept web + {n_syn:,} kept synthetic + {n_clean:,} clean, "
-      f"on which the captioner and the filter were fine-tuned)")
+      f"the set the captioner and the filter were fine-tuned on)")
 columns = {"zero_shot": "zero-shot (30 classes)", "i2t_attribute_r1": "image→text R@1",
            "caption_all_right": "greedy captions all right", "itm_one_word": "ITM one-word"}
 rows = [[name, *(str(m[k]) for k in columns)] for name, m in models.items()]
