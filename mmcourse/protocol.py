@@ -26,8 +26,10 @@ Example::
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Iterable
 
 import torch
@@ -101,9 +103,42 @@ def proportion(outcomes: torch.Tensor | Iterable[bool]) -> Estimate:
         raise ValueError("outcomes must hold at least one item")
     if x.dtype != torch.bool and not bool(((x == 0) | (x == 1)).all()):
         raise ValueError("outcomes must be booleans (or 0/1 values)")
-    n = x.numel()
-    p = float(x.double().mean())
-    return Estimate(p, math.sqrt(p * (1 - p) / n), n)
+    return binomial(float(x.double().mean()), x.numel())
+
+
+def binomial(share: float, n: int) -> Estimate:
+    """A share of ``n`` independent yes/no items, stored without the items, with its binomial
+    standard error sqrt(p (1 - p) / n)."""
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"n must be a positive int, got {n!r}")
+    if not 0.0 <= share <= 1.0:
+        raise ValueError(f"share must be in [0, 1], got {share!r}")
+    return Estimate(share, math.sqrt(share * (1 - share) / n), n)
+
+
+def difference(a: Estimate, b: Estimate) -> Estimate:
+    """``a - b`` with the standard error of two independent measurements, hypot(se_a, se_b).
+
+    Two models measured on the same scenes are positively correlated, and then this error is
+    too large, not too small (a paired difference, counted per item, is tighter). n is the
+    smaller of the two."""
+    return Estimate(a.value - b.value, math.hypot(a.se, b.se), min(a.n, b.n))
+
+
+def share_of_gap(low: Estimate, mid: Estimate, high: Estimate) -> Estimate:
+    """How much of the gap from ``low`` to ``high`` ``mid`` closes, (mid - low) / (high - low), with a
+    delta-method standard error that treats the three measurements as independent:
+
+        se^2 = (se_mid^2 + r^2 se_high^2 + (1 - r)^2 se_low^2) / (high - low)^2,   r the share.
+
+    (CapFilt: the noisy, bootstrapped and clean models.) n is the smallest of the three. Only a
+    gap several standard errors wide gives a share worth reading; the error says how wide."""
+    gap = high.value - low.value
+    if gap == 0:
+        raise ValueError("high and low must differ: the gap is 0")
+    r = (mid.value - low.value) / gap
+    se = math.sqrt(mid.se**2 + r**2 * high.se**2 + (1 - r) ** 2 * low.se**2) / abs(gap)
+    return Estimate(r, se, min(low.n, mid.n, high.n))
 
 
 def mean(values: torch.Tensor | Iterable[float]) -> Estimate:
@@ -134,3 +169,16 @@ def paired_difference(a: torch.Tensor | Iterable[float], b: torch.Tensor | Itera
     if x.shape != y.shape:
         raise ValueError(f"a and b must pair item for item, got {x.numel()} and {y.numel()} items")
     return mean(x - y)
+
+
+RESULTS = Path(__file__).resolve().parents[1] / "bench" / "results"
+
+
+def load_results(name: str) -> dict:
+    """A stored measurement, ``bench/results/<name>.json``: runs too long for a notebook (the
+    README says which benchmark writes which file)."""
+    path = RESULTS / f"{name}.json"
+    if not path.exists():
+        known = sorted(p.stem for p in RESULTS.glob("*.json"))
+        raise FileNotFoundError(f"no stored result {name!r} ({path} is missing); known: {known}")
+    return json.loads(path.read_text())

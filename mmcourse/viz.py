@@ -1,4 +1,4 @@
-"""Plotting helpers and widget builders.
+"""Plotting helpers, widget builders, and ``markdown_table`` for tables of measurements.
 
 Every widget here follows one rule: the work a control triggers is a plain function of the
 control values (``scene_view`` for the ShapesWorld explorer) that is unit-tested without a
@@ -451,3 +451,13 @@ def show_source(obj) -> None:
     from IPython.display import Markdown, display
 
     display(Markdown(f"```python\n{inspect.getsource(obj).rstrip()}\n```"))
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """A markdown table: the first column left-aligned, the others (numbers) right-aligned.
+    Cells are shown with ``str``, so format numbers before passing them."""
+    if any(len(r) != len(header) for r in rows):
+        raise ValueError(f"every row must have {len(header)} cells like the header, got {[len(r) for r in rows]}")
+    lines = ["| " + " | ".join(header) + " |", "|---|" + "---:|" * (len(header) - 1)]
+    lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+    return "\n".join(lines)

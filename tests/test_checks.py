@@ -83,3 +83,27 @@ def test_report_prints_met_or_missed_and_never_raises(capsys):
     assert "t 0.100 (target ≤ 0.2: met)" in out and "t 0.300 (target ≤ 0.2: MISSED)" in out
     with pytest.raises(ValueError, match="target"):
         report("t", 0.1, "<= 0.2")
+
+
+def test_expect_prints_an_estimate_with_its_standard_error_and_checks_k_se_away(capsys):
+    import pytest
+
+    from mmcourse.checks.core import expect, report
+    from mmcourse.protocol import Estimate
+
+    est = Estimate(0.9755, 0.0034, 2000)
+    expect("captions", est, "≥ 0.95")
+    assert capsys.readouterr().out == "captions 0.976 ± 0.003 (target ≥ 0.95)\n"
+    expect("captions", est, "≥ 0.95", k_se=2)      # 0.9755 - 0.0068 = 0.9687
+    assert capsys.readouterr().out == "captions 0.976 ± 0.003; minus 2 SE = 0.969 (target ≥ 0.95)\n"
+    with pytest.raises(AssertionError, match="misses the target ≥ 0.97"):
+        expect("captions", est, "≥ 0.97", k_se=2)  # the value clears 0.97, minus 2 SE does not
+    expect("captions", est, "≥ 0.97")              # without k_se the value itself is checked
+    report("error", Estimate(0.10, 0.02, 50), "≤ 0.13", k_se=2)   # 0.14 > 0.13: upper side
+    assert "0.10 ± 0.02; plus 2 SE = 0.14 (target ≤ 0.13: MISSED)" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="k_se needs an Estimate"):
+        expect("plain", 0.97, "≥ 0.95", k_se=2)
+    with pytest.raises(ValueError, match="k_se must be"):
+        expect("captions", est, "≥ 0.95", k_se=-1)
+    with pytest.raises(ValueError, match="= target"):
+        expect("captions", est, "= 0.9755", k_se=1)

@@ -74,3 +74,45 @@ def test_paired_difference_counts_only_the_items_that_differ():
     with pytest.raises(ValueError, match="a must"):
         paired_difference([], [])
 
+
+def test_binomial_matches_proportion_and_checks_its_arguments():
+    from mmcourse.protocol import binomial
+
+    assert binomial(0.9, 100) == proportion(torch.tensor([True] * 90 + [False] * 10))
+    for kw, match in ((dict(share=0.5, n=0), "n"), (dict(share=1.5, n=10), "share"), (dict(share=0.5, n=True), "n")):
+        with pytest.raises(ValueError, match=match):
+            binomial(**kw)
+
+
+def test_share_of_gap_is_the_delta_method_and_grows_with_a_narrow_gap():
+    from mmcourse.protocol import share_of_gap
+
+    low, mid, high = Estimate(0.50, 0.01, 900), Estimate(0.60, 0.02, 1000), Estimate(0.70, 0.01, 800)
+    est = share_of_gap(low, mid, high)
+    assert est.value == pytest.approx(0.5) and est.n == 800
+    assert est.se == pytest.approx(math.sqrt(0.02**2 + 0.25 * 0.01**2 + 0.25 * 0.01**2) / 0.2)
+    # the same errors over a gap 10x narrower: 10x the standard error
+    narrow = share_of_gap(Estimate(0.50, 0.01, 900), Estimate(0.51, 0.02, 1000), Estimate(0.52, 0.01, 800))
+    assert narrow.value == pytest.approx(0.5) and narrow.se == pytest.approx(10 * est.se)
+    # against a Monte Carlo of the ratio with independent normal errors
+    g = torch.Generator().manual_seed(0)
+    draw = lambda e: e.value + e.se * torch.randn(200_000, generator=g, dtype=torch.float64)  # noqa: E731
+    lo, mi, hi = draw(low), draw(mid), draw(high)
+    r = (mi - lo) / (hi - lo)
+    assert float(r.std()) == pytest.approx(est.se, rel=0.03)
+    with pytest.raises(ValueError, match="gap is 0"):
+        share_of_gap(low, mid, low)
+
+
+def test_load_results_lives_in_the_protocol_and_the_old_import_still_works():
+    from mmcourse.protocol import load_results
+    from mmcourse.vit.tasks import load_results as from_vit
+
+    assert from_vit is load_results and load_results("blip_capfilt")["models"]
+
+
+def test_difference_adds_the_variances_of_independent_estimates():
+    from mmcourse.protocol import difference
+
+    d = difference(Estimate(0.835, 0.03, 500), Estimate(0.808, 0.04, 400))
+    assert d.value == pytest.approx(0.027) and d.se == pytest.approx(0.05) and d.n == 400

@@ -279,3 +279,11 @@ def test_committed_notebooks_stay_under_3_mb():
     assert english
     sizes = {str(p.relative_to(folder)): p.stat().st_size for p in notebooks}
     assert all(size < MAX_BYTES for size in sizes.values()), sizes
+
+
+def test_markdown_table_is_in_viz_and_clip_widgets_re_exports_it():
+    from mmcourse.clip.widgets import markdown_table as from_clip
+    from mmcourse.viz import markdown_table
+
+    assert from_clip is markdown_table
+    assert markdown_table(["a", "b"], [[1, 2]]).splitlines()[1] == "|---|---:|"

@@ -10,6 +10,8 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
+from ..protocol import Estimate
+
 
 @dataclass
 class Case:
@@ -170,28 +172,56 @@ def _parse_target(target: str) -> tuple[str, float]:
     return op, threshold
 
 
-def expect(label: str, value: float, target: str, fmt: str = ".3f") -> None:
+def _shown(value: "float | Estimate", op: str, fmt: str, k_se: float, label: str) -> tuple[str, float]:
+    """What ``expect``/``report`` print before the target, and the number they compare with it.
+
+    A plain number prints with ``fmt``. An :class:`~mmcourse.protocol.Estimate` prints as
+    ``0.976 ± 0.003``; with ``k_se`` > 0 the number checked is ``k_se`` standard errors on the
+    cautious side of the value (below it for ≥ and >, above it for ≤ and <), and it is shown:
+    ``0.976 ± 0.003; minus 2 SE = 0.969``."""
+    if isinstance(k_se, bool) or not isinstance(k_se, (int, float)) or not 0 <= k_se < math.inf:
+        raise ValueError(f"k_se must be a number >= 0, got {k_se!r}")
+    if not isinstance(value, Estimate):
+        if k_se:
+            raise ValueError(f"k_se needs an Estimate (a value with its standard error), got {type(value).__name__}")
+        value = float(value)
+        return (format_bound(abs(value)) if fmt == "bound" else format(value, fmt)), value
+    if not k_se:
+        return str(value), value.value
+    if op == "=":
+        raise ValueError(f"k_se cannot be used with an = target ({label})")
+    sign = -1.0 if op in ("≥", ">") else 1.0
+    checked = value.value + sign * k_se * value.se
+    d = value.decimals()
+    return f"{value}; {'minus' if sign < 0 else 'plus'} {k_se:g} SE = {checked:.{d}f}", checked
+
+
+def expect(label: str, value: "float | Estimate", target: str, fmt: str = ".3f", k_se: float = 0.0) -> None:
     """Print ``label value (target ...)`` and raise AssertionError if ``value`` misses ``target``.
 
     Args:
         label: what was measured, e.g. "digits test accuracy".
-        value: the measurement (a number or a 0-d tensor).
+        value: the measurement (a number or a 0-d tensor), or an
+            :class:`~mmcourse.protocol.Estimate`, printed with its standard error.
         target: an operator (≥, ≤, >, <, =) and a number, e.g. "≥ 0.95" or "≤ 1e-5".
-        fmt: format of the value; "bound" prints a small error as a power of ten (format_bound).
+        fmt: format of a plain number; "bound" prints a small error as a power of ten (format_bound).
+        k_se: for an Estimate, require the target to hold ``k_se`` standard errors away from the
+            value (a target met "by two standard errors": ``k_se=2``).
     Returns None, so that a cell ending with it shows only the printed line.
 
     >>> expect("accuracy", 0.9666, "≥ 0.95")
     accuracy 0.967 (target ≥ 0.95)
+    >>> expect("captions right", Estimate(0.9755, 0.0034, 2000), "≥ 0.95", k_se=2)
+    captions right 0.976 ± 0.003; minus 2 SE = 0.969 (target ≥ 0.95)
     """
     op, threshold = _parse_target(target)
-    value = float(value)
-    shown = format_bound(abs(value)) if fmt == "bound" else format(value, fmt)
+    shown, checked = _shown(value, op, fmt, k_se, label)
     print(f"{label} {shown} (target {target})")
-    if not _OPS[op](value, threshold):
-        raise AssertionError(f"{label}: {value!r} misses the target {target}")
+    if not _OPS[op](checked, threshold):
+        raise AssertionError(f"{label}: {checked!r} misses the target {target}")
 
 
-def report(label: str, value: float, target: str, fmt: str = ".3f") -> None:
+def report(label: str, value: "float | Estimate", target: str, fmt: str = ".3f", k_se: float = 0.0) -> None:
     """Print ``label value (target ...: met / MISSED)``, like ``expect`` but without raising.
 
     For measurements that depend on the machine (timings), where a miss is news, not a bug.
@@ -200,5 +230,6 @@ def report(label: str, value: float, target: str, fmt: str = ".3f") -> None:
     seconds 0.250 (target ≤ 0.2: MISSED)
     """
     op, threshold = _parse_target(target)
-    met = _OPS[op](float(value), threshold)
-    print(f"{label} {format(float(value), fmt)} (target {target}: {'met' if met else 'MISSED'})")
+    shown, checked = _shown(value, op, fmt, k_se, label)
+    met = _OPS[op](checked, threshold)
+    print(f"{label} {shown} (target {target}: {'met' if met else 'MISSED'})")

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import html
 import textwrap
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from ..viz import FIG_DPI, MIN_FONT_PT, WIDGET_PIXEL_RATIO, _to_hwc, figure_png, widget_width
+from ..viz import FIG_DPI, MIN_FONT_PT, WIDGET_PIXEL_RATIO, _to_hwc, figure_png, markdown_table, widget_width  # noqa: F401  (markdown_table: notebooks 02, 04, 06 and 08 import it from here)
 from .tasks import Pairs, sample_pairs
 from .tokenizer import WordTokenizer
 
@@ -317,18 +316,3 @@ def retrieval_explorer(model, bank: RetrievalBank, k: int = 8):
     on_pick()
     return W.VBox([W.HTML("<b>text → image</b>"), query, message, images,
                    W.HTML("<b>image → text</b>"), pick, W.HBox([picked, ranked])])
-
-
-# ---------------------------------------------------------------------------------------------
-# Tables of measurements
-# ---------------------------------------------------------------------------------------------
-
-
-def markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
-    """A markdown table: the first column left-aligned, the others (numbers) right-aligned.
-    Cells are shown with ``str``, so format numbers before passing them."""
-    if any(len(r) != len(header) for r in rows):
-        raise ValueError(f"every row must have {len(header)} cells like the header, got {[len(r) for r in rows]}")
-    lines = ["| " + " | ".join(header) + " |", "|---|" + "---:|" * (len(header) - 1)]
-    lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
-    return "\n".join(lines)

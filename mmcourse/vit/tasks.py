@@ -7,13 +7,12 @@ code trains the ViT and the CNN, live in the notebook, in ``make weights`` and i
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..protocol import RESULTS, load_results  # noqa: F401  (notebooks 03, 04 and 06 import it from here)
 from ..train import History, batched, fit
 from .cnn import CNNConfig
 from .model import ViTConfig, VisionTransformer
@@ -37,19 +36,6 @@ CNN_FOR: dict[int, CNNConfig] = {
 }
 
 DIGITS_BACKGROUND = -1.0  # digits are in [-1, 1] with the paper at -1
-
-
-RESULTS = Path(__file__).resolve().parents[2] / "bench" / "results"
-
-
-def load_results(name: str) -> dict:
-    """A stored measurement, ``bench/results/<name>.json``: runs too long for a notebook (the
-    README says which benchmark writes which file)."""
-    path = RESULTS / f"{name}.json"
-    if not path.exists():
-        known = sorted(p.stem for p in RESULTS.glob("*.json"))
-        raise FileNotFoundError(f"no stored result {name!r} ({path} is missing); known: {known}")
-    return json.loads(path.read_text())
 
 
 def digits_task() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
