@@ -190,11 +190,11 @@ for stride in (4, 8):
 #
 # GLIP starts from a pre-trained BERT and trains for days. In our first few-minute CPU runs, with
 # per-token text features, the focal loss alone learned "an object is here" first and which word
-# only slowly (in our development runs; not stored): a wrong token at
-# p = 0.3 gets the weight (1 − α) p^γ ≈ 0.07. So the course adds the *soft-token* loss of MDETR
-# (Kamath et al., 2021, a DETR that grounds phrases) at the positive locations: a softmax over
-# the prompt's words, so "circle" rises only if "square" falls (`soft_token_loss`). With the
-# shipped model's CLIP phrases it is a small help, not a requirement; one stored run without it:
+# only slowly (in our development runs; not stored): a wrong token at p = 0.3 gets the weight
+# (1 − α) p^γ ≈ 0.07. So the course adds the *soft-token* loss of MDETR (Kamath et al., 2021, a
+# DETR that grounds phrases) at the positive locations: a softmax over the prompt's words, so
+# "circle" rises only if "square" falls (`soft_token_loss`). With the shipped model's CLIP
+# phrases it is a small help, not a requirement; one stored run without it:
 
 # %%
 # NBVAL_CHECK_OUTPUT
