@@ -183,9 +183,9 @@ for stride in (4, 8):
 #
 # $$\mathrm{FL}(p) = \begin{cases} -\alpha\,(1-p)^{\gamma} \log p & \text{positive pair} \\ -(1-\alpha)\,p^{\gamma} \log(1-p) & \text{negative pair} \end{cases}$$
 #
-# γ = 2 mutes pairs that are already nearly right. α = 0.25 weighs the positives, 1 − α = 0.75
-# the negatives: once γ mutes the many easy negatives, RetinaNet found, the rare positives need
-# less weight, not more. Two more terms: a GIoU loss on the boxes (IoU minus the share of the
+# γ = 2 mutes pairs that are already nearly right. α = 0.25 weighs the positives, 1 − α the
+# negatives: once γ mutes the easy negatives, RetinaNet found, the rare positives need less
+# weight, not more. Two more terms: a GIoU loss on the boxes (IoU minus the share of the
 # enclosing box the two leave empty) and a binary cross-entropy on the centerness.
 #
 # GLIP starts from a pre-trained BERT and trains for days. In our first few-minute CPU runs, with
@@ -494,8 +494,8 @@ print("shape-name prompt, COCO AP:", shipped.describe("names_AP"))
 #
 # Without fusion only the final dot product sees the words. With fusion, two rounds of
 # bidirectional cross-attention (`BiMultiHeadAttention`, GLIP's X-MHA) let every location read
-# the words and every word read the image. GLIP's block normalises both sides and adds the attention's output to the *normalised*
-# features:
+# the words and every word read the image. GLIP's block adds the attention's output to the
+# *normalised* features:
 #
 # $$A = \frac{(W_v \hat O)(W_l \hat P)^\top}{\sqrt{d}},\quad O \leftarrow \hat O + \gamma_v\, W_{o}\,\mathrm{softmax}_{\text{tokens}}(A)\,W_{l}' \hat P,\quad P \leftarrow \hat P + \gamma_l\, W_{p}\,\mathrm{softmax}_{\text{locations}}(A^\top)\,W_{v}' \hat O$$
 #
@@ -766,8 +766,8 @@ print("\n".join(first_view.lines))
 # images to regions: every location's region feature meets the embeddings of class descriptions.
 #
 # With SAM (notebook 06) it makes a text-to-mask pipeline: **detect with words, segment with
-# boxes**, as Grounded-SAM (Ren et al., 2024) does with Grounding DINO and SAM. GLIP turns the
-# query into boxes; each box becomes a SAM box prompt (when the SAM checkpoint is installed):
+# boxes**, as Grounded-SAM (Ren et al., 2024) does with Grounding DINO and SAM: each of GLIP's
+# boxes becomes a SAM box prompt (when SAM's checkpoint is installed):
 
 # %%
 from matplotlib.collections import LineCollection
