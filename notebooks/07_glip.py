@@ -32,7 +32,8 @@
 # 2. **Deep fusion.** Image and text attend to each other *before* they are compared, so the
 #    words can change what the image side looks for (here it helped in two of three runs).
 # 3. **Zero-shot needs words that mean something.** Colour–shape pairs never seen in training are
-#    found by name when the text side carries CLIP's meaning (notebook 04), not with random codes.
+#    found by name when the text side carries CLIP's meaning (notebook 04; AP50 0.99), barely with
+#    random codes (0.50, chance 0.38).
 # 4. **Grounding data teach what detection data cannot.** Trained on class names alone, a
 #    detector does not learn attribute words; captions teach them.
 #
@@ -70,12 +71,13 @@ torch.set_num_threads(1)
 # ## 1. From classification to grounding
 #
 # A dense detector predicts at every location of a feature grid a box, a **centerness** (how
-# central the location is) and a class score. FCOS predicts the box as the distances to its four
-# sides; GLIP's ATSS head as offsets from one square anchor per location; the course uses FCOS's
-# form (no anchor sizes to tune at 64 px). The class scores are an N × C matrix, region
-# features O (N × D) times a weight matrix W (D × C). GLIP keeps everything but W; its C
-# columns become the M token features P of the prompt, and detection becomes retrieval: each
-# region looks up the words it matches:
+# central the location is) and a class score. FCOS (Tian et al., 2019) predicts the box as the
+# distances to its four sides; GLIP's ATSS head (Zhang et al., 2020, Adaptive Training Sample
+# Selection) as offsets from one square anchor per location. The course uses FCOS's form on one
+# feature level (no anchor sizes to tune at 64 px), where GLIP-T has a Swin-T with a five-level
+# FPN. The class scores are an N × C matrix, region features O (N × D) times a weight matrix
+# W (D × C). GLIP keeps everything but W; its C columns become the M token features P of the
+# prompt, and detection becomes retrieval: each region looks up the words it matches:
 #
 # ```mermaid
 # flowchart LR
@@ -109,8 +111,8 @@ with torch.no_grad():
 # %% [markdown]
 # The class head has 5 columns forever; the alignment has one per token of whatever prompt it is
 # given (M = 56 slots, padding masked out). Its details follow GLIP's `VLDyHead` (vision–language
-# dynamic head: the module that fuses image and text and scores regions against tokens): P is
-# normalised and projected, τ = exp(`log_scale`) starts at 1, and the bias
+# dynamic head, which fuses and scores): P is normalised and projected (the shipped model does
+# not project: section 6), τ = exp(`log_scale`) starts at 1, and the bias
 # b = P̂ · `bias_lang` + `bias0` starts every token at probability 0.01 (`bias0` = −log 99),
 # RetinaNet's trick: otherwise the background, nearly all of the 256 locations, swamps the first
 # steps.
@@ -168,9 +170,8 @@ for stride in (4, 8):
 
 # %% [markdown]
 # At stride 8 (a ViT with 8 × 8 patches) a third of the objects get at most two positive
-# locations, so the image side is a small CNN with stride 4 (`mmcourse.glip.backbone`). GLIP
-# uses a Swin-T with a five-level FPN and ATSS's assignment; one level with centre sampling
-# suffices at 64 pixels.
+# locations, so the image side is a small CNN with stride 4 (`mmcourse.glip.backbone`), and
+# centre sampling replaces ATSS's assignment.
 #
 # 2. **Which tokens belong to which box.** ShapesWorld gives every object its phrase's
 #    character span in the caption (`spans`); the span becomes the tokens whose words overlap
@@ -182,17 +183,30 @@ for stride in (4, 8):
 #
 # $$\mathrm{FL}(p) = \begin{cases} -\alpha\,(1-p)^{\gamma} \log p & \text{positive pair} \\ -(1-\alpha)\,p^{\gamma} \log(1-p) & \text{negative pair} \end{cases}$$
 #
-# γ = 2 mutes pairs that are already nearly right. α = 0.25 weighs the positives, 1 − α = 0.75
-# the negatives: once γ mutes the many easy negatives, RetinaNet found, the rare positives need
-# less weight, not more. Two more terms: a GIoU loss on the boxes (IoU minus the share of the
+# γ = 2 mutes pairs that are already nearly right. α = 0.25 weighs the positives, 1 − α the
+# negatives: once γ mutes the easy negatives, RetinaNet found, the rare positives need less
+# weight, not more. Two more terms: a GIoU loss on the boxes (IoU minus the share of the
 # enclosing box the two leave empty) and a binary cross-entropy on the centerness.
 #
-# GLIP starts from a pre-trained BERT and trains for days. In our few-minute CPU runs the focal
-# loss alone learned "an object is here" first (every token rose together) and which word only
-# slowly: a wrong token at p = 0.3 gets the weight (1 − α) p^γ ≈ 0.07. So the course adds the
-# *soft-token* loss of MDETR (Kamath et al., 2021, a DETR that grounds phrases) at the positive
-# locations: a softmax over the prompt's words, so "circle" rises only if "square" falls
-# (`soft_token_loss`).
+# GLIP starts from a pre-trained BERT and trains for days. In our first few-minute CPU runs, with
+# per-token text features, the focal loss alone learned "an object is here" first and which word
+# only slowly (in our development runs; not stored): a wrong token at p = 0.3 gets the weight
+# (1 − α) p^γ ≈ 0.07. So the course adds the *soft-token* loss of MDETR (Kamath et al., 2021, a
+# DETR that grounds phrases) at the positive locations: a softmax over the prompt's words, so
+# "circle" rises only if "square" falls (`soft_token_loss`). With the shipped model's CLIP
+# phrases it is a small help, not a requirement; one stored run without it:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+from mmcourse.glip.evaluate import stored_result
+from mmcourse.weights import entry
+
+focal_only = stored_result("soft_token")["metrics"]  # python -m bench glip, part soft_token: weight 0, seed 0
+for key, label in (("names_AP50", "shape names AP50"), ("attributes_seen_AP50", "seen pairs AP50"),
+                   ("attributes_heldout_AP50", "held-out pairs AP50"), ("caption_accuracy", "caption grounding")):
+    e = entry("glip_shapes").estimate(key)
+    print(f"{label:20s} focal alone {focal_only[key]['value']:.3f} ± {focal_only[key]['se']:.3f}; "
+          f"with the soft-token loss (shipped) {e.value:.3f} ± {e.se:.3f}")
 
 # %% [markdown]
 # ### Exercise 2: `positive_map`
@@ -242,35 +256,45 @@ for phrase, span, row in zip(scene.phrases, scene.spans, positive_map(scene.capt
           f"{[grounding.tokenizer.itos[i] for i in ids[row].tolist()]}")
 
 # %% [markdown]
-# GLIP trains on detection and grounding data at once. Each training scene here gets one of
+# Like GLIP, the course trains on detection and grounding data at once; each scene gets one of
 # three prompts: the shape names in a random order (sometimes only some), a list of colour–shape
 # phrases with some absent ones ("orange cross. blue diamond."), or its own caption.
 #
-# The live run uses GLIP's kind of text side: a token transformer (notebook 04's architecture)
-# giving every token its own feature, here with random word embeddings, frozen: the words are
-# distinct from the first step but mean nothing (section 6 gives them meaning).
-# **Predict, then run:** after 30 steps, will the loss have dropped by more than half?
+# The live run's text side is a token transformer with notebook 04's architecture, **causal**
+# unlike GLIP's BERT, with random word embeddings, frozen: every token gets its own feature,
+# distinct from the first step but meaning nothing (section 6 gives them meaning).
+# **Predict, then run:** of the four terms (focal, soft-token, GIoU, centerness), which falls
+# first?
 
 # %%
 from mmcourse.glip.tasks import train_glip
 
+from mmcourse.train import History
+
 _, live = train_glip(steps=30, batch_size=16, lr=3e-3, desc="live GLIP run")
-plot_history(live, title="30 steps of 16 scenes", window=5)
+terms = {"cls": "focal (every word)", "token": "soft-token (which word)", "box": "GIoU (box)", "ctr": "centerness"}
+fig, ax = plt.subplots(figsize=(5.6, 3.2))
+plot_history(live, title="30 steps of 16 scenes (lines: mean of 5 steps)", window=5, ax=ax, label="total", color="0.3")
+for (k, name), colour in zip(terms.items(), ("C0", "C1", "C2", "C3")):
+    ax.plot(History(loss=live.metrics[k]).smoothed(5), lw=1.5, color=colour, label=name)
+ax.legend(fontsize=8, ncol=2)
 plt.show()
-first, last = np.mean(live.loss[:3]), np.mean(live.loss[-3:])
-print(f"loss {first:.2f} -> {last:.2f}: {1 - last / first:.0%} lower")
+for k, name in terms.items():
+    first, last = np.mean(live.metrics[k][:3]), np.mean(live.metrics[k][-3:])
+    print(f"{name:24s} {first:.2f} -> {last:.2f} ({last / first - 1:+.0%})")
 
 # %% [markdown]
-# Not by half: about a third lower (printed above). The curve barely moves at first, then falls
-# and levels off again. The shipped models trained 800 steps of 24 scenes.
+# The box loss falls from the first steps; the focal loss only in the second half, once the
+# model tells objects from background; the soft-token loss, which word, and the centerness barely
+# move. The shipped models trained 800 steps of 24 scenes.
 
 # %% [markdown]
 # ## 3. Grounding a free caption
 #
 # From here on, the shipped checkpoint. Its text side differs from GLIP's: each phrase is
 # encoded on its own by notebook 04's frozen CLIP, so its vector cannot see the words around it,
-# and that one embedding serves all the phrase's tokens (why: section 6). Section 5 returns to
-# the random token tower.
+# and that one embedding serves all the phrase's tokens; a word outside every phrase is embedded
+# alone (`mmcourse.glip.text`; why: section 6). Section 5 returns to the random token tower.
 #
 # The prompt can be any sentence; its noun phrases (runs of size, colour and shape words) are
 # the "classes". A phrase's score at a location is √(p̄ · c): p̄ the mean probability over the
@@ -312,16 +336,16 @@ for p, s, b in zip(top["phrase"], top["scores"].tolist(), top["boxes"].tolist())
 
 # %% [markdown]
 # Each phrase finds its object; the heatmap shows where "small red circle" fires. Over the test
-# draws' captions (1–4 objects each):
+# draws' captions (1–4 objects each), GLIP's Flickr30K Recall@1 in miniature:
 
 # %%
 # NBVAL_CHECK_OUTPUT
 print("caption phrases whose top box has IoU ≥ 0.5 with their object:", shipped.describe("caption_accuracy"))
 
 # %% [markdown]
-# The words between the phrases ("at the top left") belong to no phrase. **Predict, then run:**
-# a scene holds *two* small red circles, one at the top left and one at the bottom right. Asked
-# for "a small red circle at the bottom right", which circle gets the phrase's top box?
+# **Predict, then run:** a scene holds *two* small red circles, one at the top left and one at
+# the bottom right. Asked for "a small red circle at the bottom right", which circle gets the
+# phrase's top box?
 
 # %%
 from mmcourse.boxes import box_iou
@@ -345,9 +369,9 @@ plt.show()
 # %% [markdown]
 # **Answer.** The top-left one, both times (0.757 against 0.709, then 0.761 against 0.712). The
 # position words move the scores only by thousandths. A phrase encoded on its own cannot carry
-# "bottom right", as GLIP's BERT could. The loose words do reach the image side through fusion;
-# our reading, not tested: in scenes of 1–4 objects two objects rarely share a phrase, so
-# training never rewarded reading them.
+# "bottom right", as GLIP's BERT could in principle. The loose words reach the image side only
+# through fusion, which training never rewarded for it (our reading: two objects rarely share a
+# phrase).
 
 # %% [markdown]
 # ### Exercise 3: `nms`
@@ -397,10 +421,12 @@ from mmcourse.glip.widgets import PHRASE_COLOURS
 fig, axes = plt.subplots(1, 2, figsize=(7.6, 4.1))
 draw_detections(axes[0], demo.image, raw, 0.3, title=f"before NMS: {len(raw['scores'])} boxes ≥ 0.3", labels=False)
 draw_detections(axes[1], demo.image, kept, 0.3, fontsize=9, title=f"after NMS (IoU 0.6): {len(kept['scores'])} boxes")
-fig.legend([plt.Line2D([], [], color=PHRASE_COLOURS[i], lw=2) for i in range(len(raw["phrases"]))], raw["phrases"],
-           loc="lower center", ncol=len(raw["phrases"]), fontsize=9, frameon=False, title="box colour = phrase",
+per_phrase = [int((raw["labels"] == i).sum()) for i in range(len(raw["phrases"]))]  # boxes before NMS
+fig.legend([plt.Line2D([], [], color=PHRASE_COLOURS[i], lw=2) for i in range(len(raw["phrases"]))],
+           [f"{p} ({n} before NMS)" for p, n in zip(raw["phrases"], per_phrase)], loc="lower center",
+           ncol=3, fontsize=9, frameon=False, title="box colour = phrase (the left panel's boxes nearly coincide)",
            title_fontsize=9)
-fig.subplots_adjust(bottom=0.13, top=0.92)
+fig.subplots_adjust(bottom=0.2, top=0.92)
 plt.show()
 for box, score, label in sorted(zip(kept["boxes"].tolist(), kept["scores"].tolist(), kept["labels"].tolist()), key=lambda r: -r[1]):
     print(f"kept: {kept['phrases'][label]:8s} {score:.2f}  box {[round(v) for v in box]}")
@@ -449,11 +475,10 @@ plt.show()
 print("circles in these scenes:", int((pr_scenes.shape[pr_scenes.valid] == 0).sum()))
 
 # %% [markdown]
-# At IoU ≥ 0.5 every circle is found before any wrong box: precision stays at 1 up to recall 1
-# (the thin line lies under the envelope), area 1.000. At IoU ≥ 0.9 some circles get no box that
-# tight (recall stops at 0.84) and loose boxes count as wrong on the way: area 0.753. The drop at
-# the end of each envelope is the ~700 low-score boxes ranked after the last circle found; AP
-# reads no recall beyond that, so they cost nothing.
+# At IoU ≥ 0.5 every circle is found before any wrong box: precision stays at 1 up to recall 1,
+# area 1.000. At IoU ≥ 0.9 some circles get no box that tight (recall stops at 0.84) and loose boxes count as wrong on the way: area 0.753. Each
+# envelope drops at the end, where ~700 low-score boxes follow the last circle found; AP reads no
+# recall beyond it.
 #
 # **AP50** is the area under the envelope, read at 101 recall points, averaged over the classes
 # (COCO's rule); COCO's **AP** averages it again over IoU thresholds 0.50, 0.55, …, 0.95, so
@@ -467,11 +492,10 @@ print("shape-name prompt, COCO AP:", shipped.describe("names_AP"))
 # %% [markdown]
 # ## 5. Deep fusion, measured
 #
-# Without fusion the region features are the same whatever the prompt says; only the final dot
-# product sees the words. With fusion, two rounds of bidirectional cross-attention
-# (`BiMultiHeadAttention`, GLIP's X-MHA) let every location read the words and every word read the
-# image. GLIP's block normalises both sides and adds the attention's output to the *normalised*
-# features:
+# Without fusion only the final dot product sees the words. With fusion, two rounds of
+# bidirectional cross-attention (`BiMultiHeadAttention`, GLIP's X-MHA) let every location read
+# the words and every word read the image. GLIP's block adds the attention's output to the
+# *normalised* features:
 #
 # $$A = \frac{(W_v \hat O)(W_l \hat P)^\top}{\sqrt{d}},\quad O \leftarrow \hat O + \gamma_v\, W_{o}\,\mathrm{softmax}_{\text{tokens}}(A)\,W_{l}' \hat P,\quad P \leftarrow \hat P + \gamma_l\, W_{p}\,\mathrm{softmax}_{\text{locations}}(A^\top)\,W_{v}' \hat O$$
 #
@@ -503,7 +527,7 @@ runs = stored_result("fusion_seeds")["runs"]  # python -m bench glip, part fusio
 value = lambda arm, i, key: runs[f"fusion={arm} seed={i}"]["metrics"][key]["value"]
 paired = [i for i in sorted({int(k.rsplit("=", 1)[1]) for k in runs})          # seeds with both arms trained
           if all(f"fusion={arm} seed={i}" in runs for arm in ("on", "off"))]
-fmt = lambda d: f"{d['value']:.3f} ± {d['se']:.3f}"  # a stored estimate
+fmt = lambda d: f"{d['value']:.3f} ± {d['se']:.3f}" if isinstance(d, dict) else f"{d.value:.3f} ± {d.se:.3f}"  # 3 decimals
 over = lambda f: (lambda e: f"{e.value:.3f} ± {e.se:.3f}")(mean([f(i) for i in paired])) if len(paired) > 1 else "–"
 rows = [("attribute prompts, seen pairs: AP50", "attributes_seen_AP50"), ("attribute prompts, seen pairs: AP", "attributes_seen_AP"),
         ("attribute prompts, held-out pairs: AP50", "attributes_heldout_AP50"), ("shape-name prompt: AP50", "names_AP50"),
@@ -511,12 +535,13 @@ rows = [("attribute prompts, seen pairs: AP50", "attributes_seen_AP50"), ("attri
 display(Markdown(
     f"| test draws (500 scenes per run) | fusion on, shipped run (± over draws) | fusion off, shipped run | on, {len(paired)} "
     f"seeds (± over seeds) | off, {len(paired)} seeds | on − off, paired by seed |\n|---|---:|---:|---:|---:|---:|\n" + "\n".join(
-        f"| {label} | {on.estimate(key)} | {off.estimate(key)} | {over(lambda i: value('on', i, key))} | "
+        f"| {label} | {fmt(on.estimate(key))} | {fmt(off.estimate(key))} | {over(lambda i: value('on', i, key))} | "
         f"{over(lambda i: value('off', i, key))} | {over(lambda i: value('on', i, key) - value('off', i, key))} |"
         for label, key in rows)))
 seen_pairs = [(f"seed {i}", value("on", i, "attributes_seen_AP50"), value("off", i, "attributes_seen_AP50")) for i in paired]
 seen_pairs.append(("shipped pair", on.metrics["attributes_seen_AP50"], off.metrics["attributes_seen_AP50"]))
 print("seen-pair AP50, fusion on / off (gain):", "; ".join(f"{run}: {a:.3f} / {b:.3f} ({a - b:+.3f})" for run, a, b in seen_pairs))
+print(f"shape-name AP50, lowest of the {2 * len(paired)} retrains: {min(value(a, i, 'names_AP50') for a in ('on', 'off') for i in paired):.3f}")
 chance = {"seen": attribute_chance("test"), "heldout": attribute_chance("heldout")}  # true boxes, random ranking
 print(f"chance level, attribute AP50 (every box exact, ranked at random): seen pairs {chance['seen']}, "
       f"held-out pairs {chance['heldout']}")
@@ -531,11 +556,12 @@ attr = attribute_scenes(100, seed=2)
 fig, axes = plt.subplots(1, 2, figsize=(8, 3), sharey=True)
 for ax, m, title in ((axes[0], unfused, "fusion off"), (axes[1], fused, "fusion on")):
     s = attribute_object_scores(m, attr)
-    bins = np.linspace(0, 1, 26)
+    bins = np.linspace(0, 1, 41)
     ax.hist(s["distractor"].numpy(), bins, alpha=0.6, density=True, label=f"distractors (mean {s['distractor'].mean():.2f})")
     ax.hist(s["target"].numpy(), bins, alpha=0.6, density=True, label=f"targets (mean {s['target'].mean():.2f})")
     ax.set_title(f"{title}: score of 'red circle.'-style prompts", fontsize=9)
     ax.set_xlabel("object's best score √(p̄·c)", fontsize=9)
+    ax.set_xlim(0.15, 0.75)
     ax.legend(fontsize=8, loc="upper right")
     print(f"{title}: targets {s['target'].mean():.2f} on average, distractors {s['distractor'].mean():.2f}; "
           f"distractors above 0.5: {(s['distractor'] > 0.5).float().mean():.0%}")
@@ -552,15 +578,18 @@ for m, title in ((unfused, "fusion off"), (fused, "fusion on")):
 # %% [markdown]
 # **Answer.** Usually, not always. Over three training seeds fusion added +0.105 ± 0.074 seen-pair
 # AP50, not two standard errors from zero: it won at two seeds and lost at the third (0.848
-# against 0.890; chance is 0.44 ± 0.02). GLIP's own ablation (Table 2, GLIP-T (A) without deep
-# fusion against (B) with it, both trained on Objects365) finds about 2 AP zero-shot on COCO.
-# Shape names do not need it (every run above 0.99); captions gain a little (+0.014 ± 0.010).
+# against 0.890; chance is 0.44 ± 0.02). On held-out pairs the paired gain is clear,
+# +0.195 ± 0.029 (about 7 standard errors); unfused, they rank below chance (0.300 against
+# 0.384). GLIP's ablation (Table 2, GLIP-T A against B, trained on Objects365) finds about 2 AP
+# zero-shot on COCO. Shape names do not need it (lowest run 0.996); captions show no clear gain
+# (+0.014 ± 0.010).
 #
-# The histograms use the shipped pair, a favourable one (gain +0.177, between seeds 0 and 1); it
-# was trained before a later code change, so it is none of the three retrains, which are not
-# kept as checkpoints. Unfused, the colour word is weak (0.33 on targets, 0.22 on distractors),
-# so distractors score 0.47 against the targets' 0.52. With fusion the colour word falls to 0.12
-# on distractors, their scores to 0.40. Fusion is not required for attributes (OWL-ViT has none).
+# The histograms use the shipped pair, a favourable one (gain +0.177, between seeds 0 and 1). It
+# was trained before the focal and GIoU losses moved to the shared box toolkit (`mmcourse.boxes`:
+# same formulas, another ε); the retrains' means are the representative figures. Unfused, the
+# colour word is weak (0.33 on targets, 0.22 on distractors), so distractors score 0.47 against
+# the targets' 0.52. With fusion the colour word falls to 0.12 on distractors, their scores to
+# 0.40.
 
 # %% [markdown]
 # ## 6. Zero-shot: words that mean something
@@ -577,11 +606,9 @@ print("random token tower, held-out pairs AP50:", tokens_side.describe("attribut
 print("random token tower, seen pairs AP50:    ", tokens_side.describe("attributes_seen_AP50"))
 
 # %% [markdown]
-# This run's held-out pairs reach AP50 0.362 against 0.80 for seen pairs: at chance (exact boxes
-# ranked at random: 0.384 ± 0.010, section 5). Section 5's three fused retrains average
-# 0.495 ± 0.030, the unfused ones 0.300 ± 0.007: per-word codes compose a little once the image
-# side reads them. Each object's best score and word probabilities on 100 held-out scenes, as in
-# section 5:
+# This run is at chance on held-out pairs (0.362 against 0.384 ± 0.010); section 5's fused
+# retrains average 0.495 ± 0.030: per-word codes compose a little once fusion lets the image side
+# read them. Each object's best score and word probabilities on 100 held-out scenes:
 
 # %%
 held = attribute_scenes(100, seed=3, split="heldout")  # a held-out pair, seen-pair distractors of its shape
@@ -592,16 +619,17 @@ print(f"random token tower, held-out pairs: targets {s['target'].mean():.2f} on 
       f"distractors {w['distractor'][:, 1].mean():.2f}")
 
 # %% [markdown]
-# Held-out targets score no higher than their distractors (0.35 against 0.37 on average). The
-# colour word fires more on them (0.12 against 0.04), but the shape word, trained only on that
-# shape in other colours, fires less (0.21 against 0.33).
+# Held-out targets score no higher than their distractors (0.35 against 0.37 on average); the
+# tower's causal mask explains why. In "red square." the colour token reads only `<start> red`,
+# as in every red pair trained on, so it transfers: it fires more on held-out targets (0.12
+# against 0.04). The shape token has read the colour, so "square" after "red" is a feature
+# training never produced: it fires less (0.21 against 0.33).
 #
 # GLIP's answer is a pre-trained language model: BERT has read about red things and squares. The
-# course has notebook 04's broad CLIP, which classifies held-out pairs zero-shot (printed below).
-# But CLIP's text tower is causal, each token reading only those before it, so "red" is identical
-# in "a red circle" and "a red square" (printed); only `<end>` has read the phrase, and CLIP's loss
-# trained only that **pooled** embedding. In GLIP's bidirectional BERT each word's feature knows
-# its phrase.
+# course has notebook 04's broad CLIP, which classifies held-out pairs zero-shot (printed below),
+# but its tower is causal too: "red" is identical in "a red circle" and "a red square" (printed),
+# and only `<end>`, the **pooled** embedding CLIP's loss trained, has read the phrase. In GLIP's
+# bidirectional BERT each word's feature knows its phrase.
 
 # %%
 from mmcourse.clip.tasks import load_clip
@@ -615,12 +643,14 @@ print(f"'red' in 'a red circle' and in 'a red square': largest difference {float
 
 # %% [markdown]
 # So each phrase is encoded **on its own** by CLIP's frozen text tower (averaged over CLIP's
-# caption templates, as its zero-shot classifier does), and its pooled embedding becomes the
-# feature of every token of the phrase (`mmcourse.glip.text`). The regions meet these embeddings
-# **as they are**, with no learned projection, as in OWL-ViT (Minderer et al., 2022); the frozen,
-# template-averaged tower is ViLD's (Gu et al., 2022). GLIP projects and fuses per-token features
-# of a BERT it fine-tunes; the course departs because causal CLIP has the whole phrase only at
-# `<end>`, and because GLIP's projection failed here (table below).
+# caption templates), and its pooled embedding becomes the
+# feature of every token of the phrase (`mmcourse.glip.text`). Grounding DINO (Liu et al., 2023)
+# keeps names apart too: its *sub-sentence* text features mask attention between the category
+# names of one prompt. The regions meet these embeddings **as they are**, with no learned
+# projection, as in OWL-ViT (Minderer et al., 2022); fusion still updates the image side, but the
+# scores use the unfused phrase embeddings. GLIP projects and fuses per-token features of a BERT
+# it fine-tunes; the course departs because CLIP's tower is causal and GLIP's projection failed
+# here (table below).
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -631,17 +661,17 @@ projected = stored_result("projection")["metrics"]        # one factor: projecte
 display(Markdown(
     "| test draws | random token tower | CLIP phrases, projected and fused (GLIP's head) | CLIP phrases, projected only | "
     "CLIP phrases as they are (shipped) | chance |\n|---|---:|---:|---:|---:|---:|\n" + "\n".join(
-        f"| {label} | {tokens_side.estimate(key)} | {fmt(projected_fused[key])} | {fmt(projected[key])} | {shipped.estimate(key)} | "
-        f"{ {'attributes_seen_AP50': chance['seen'], 'attributes_heldout_AP50': chance['heldout']}.get(key, '')} |"
+        f"| {label} | {fmt(tokens_side.estimate(key))} | {fmt(projected_fused[key])} | {fmt(projected[key])} | {fmt(shipped.estimate(key))} | "
+        f"{ {'attributes_seen_AP50': fmt(chance['seen']), 'attributes_heldout_AP50': fmt(chance['heldout'])}.get(key, '')} |"
         for label, key in table)))
 print("held-out pairs:", shipped.describe("attributes_heldout_AP50"))
 
 # %% [markdown]
 # Held-out pairs now reach AP50 0.990 ± 0.003: "red square" is found although the detector never
 # saw one. GLIP's head on these vectors stays near chance on colour, and so does the learned
-# projection alone (seen pairs 0.490): the projection is the cause. Our reading, not tested:
-# learned from a random start, it can fold colour away. One run per column (section 5: reruns
-# move a lot).
+# projection alone (seen pairs 0.490), while the random token tower, through the same
+# projection, reaches 0.80: what fails is the projection *of CLIP's phrase vectors*. One run per
+# column (section 5: reruns move a lot).
 #
 # Why the shipped version transfers: CLIP's phrase embeddings compose. Fit each of the 24 seen
 # pairs' embeddings as a colour vector plus a shape vector (least squares), and predict the six
@@ -661,11 +691,16 @@ guess = torch.nn.functional.normalize(X[~seen] @ W, dim=-1)
 nearest = (guess @ E.T).argmax(1)
 print(f"held-out pairs: cosine of the guess with the true embedding {(guess * E[~seen]).sum(1).mean():.3f}; "
       f"nearest of the 30 pair embeddings is the right one for {int((nearest == seen.logical_not().nonzero()[:, 0]).sum())} of 6")
+colour_part, shape_part = W[:len(COLOUR_NAMES)], W[len(COLOUR_NAMES):]
+spread = lambda V: float((V - V.mean(0)).norm(dim=1).mean())  # how far the vectors differ from each other
+print(f"mean distance from their mean: colour vectors {spread(colour_part):.2f}, shape vectors {spread(shape_part):.2f}")
 
 # %% [markdown]
-# The held-out embeddings are almost exactly colour plus shape. Region features trained to land
-# on the seen pairs' embeddings carry "red" as the red circles' do and "square" as the blue
-# squares' do, so a red square's land on "a red square" too. A live check on 100 fresh scenes:
+# The held-out embeddings are almost exactly colour plus shape, and colour weighs about as much
+# as shape, so the projected runs received colour at full strength and lost it in training (why:
+# not tested). Region features trained to land on the seen pairs' embeddings carry "red" as the
+# red circles' do and "square" as the blue squares' do, so a red square's land on "a red square"
+# too:
 
 # %%
 live_held = evaluate_attributes(model, held)
@@ -673,7 +708,7 @@ live_held_tokens = evaluate_attributes(fused, held)
 print(f"held-out pairs, AP50 on 100 scenes: {live_held['AP50']:.2f} (random token tower: {live_held_tokens['AP50']:.2f})")
 
 # %% [markdown]
-# Live: 0.99 and 0.38, as on the test draws.
+# Live, on 100 fresh scenes: 0.99 and 0.38, as on the test draws.
 
 # %% [markdown]
 # ### Detection data against grounding data
@@ -691,8 +726,8 @@ keys = [("names_AP50", "shape names AP50"), ("attributes_seen_AP50", "seen pairs
         ("attributes_heldout_AP50", "held-out pairs AP50"), ("caption_accuracy", "caption grounding")]
 display(Markdown("| trained on | " + " | ".join(k[1] for k in keys) + " |\n|---|" + "---:|" * len(keys) + "\n" + "\n".join(
     f"| {arm} | " + " | ".join(fmt(r["metrics"][k]) for k, _ in keys) + " |" for arm, r in arms.items())
-    + "\n| names, colour–shape phrases, captions (shipped) | " + " | ".join(str(shipped.estimate(k)) for k, _ in keys) + " |"
-    + f"\n| chance (exact boxes, random ranking) | | {chance['seen']} | {chance['heldout']} | |"))
+    + "\n| names, colour–shape phrases, captions (shipped) | " + " | ".join(fmt(shipped.estimate(k)) for k, _ in keys) + " |"
+    + f"\n| chance (exact boxes, random ranking) | | {fmt(chance['seen'])} | {fmt(chance['heldout'])} | |"))
 
 # %% [markdown]
 # No. Trained on shape names only, it finds shapes perfectly (AP50 1.000) but "red circle" only
@@ -702,21 +737,27 @@ display(Markdown("| trained on | " + " | ".join(k[1] for k in keys) + " |\n|---|
 # 0.736 ± 0.013); the shipped recipe's phrase lists add the rest (one run per arm): grounding data
 # teach the words that detection data leave out.
 #
-# GLIP makes this scale. Human-annotated boxes are few (3M images), so a teacher GLIP, trained
-# on them, boxes the phrases of 24M web image–caption pairs, and a student trains on its pseudo-labels:
-# grounding data then grow with the web, not with annotators. ShapesWorld hands the course each
-# phrase's exact box, so it skips the teacher.
+# GLIP scales this up: a teacher GLIP boxes the phrases of 24M web image–caption pairs for a
+# student, so grounding data grow with the web. ShapesWorld gives exact boxes: no teacher here.
 
 # %% [markdown]
 # ## 7. Ask it yourself
 #
 # Type a prompt (phrases separated by ". ", or a caption) and press Enter; the slider sets the
-# score threshold. A misspelt word gives the nearest known words.
+# score threshold. A misspelt word gives the nearest known words. The controls need a live
+# kernel; the still picture below them is their first view.
 
 # %%
-from mmcourse.glip.widgets import prompt_explorer
+from IPython.display import Image
 
-prompt_explorer(model, world.sample(20, seed=7, split="test"), prompt=NAMES_PROMPT, threshold=0.3)
+from mmcourse.glip.widgets import FIGSIZE, prompt_explorer, prompt_view
+from mmcourse.viz import widget_width
+
+explorer_scenes = world.sample(20, seed=7, split="test")
+display(prompt_explorer(model, explorer_scenes, prompt=NAMES_PROMPT, threshold=0.3))
+first_view = prompt_view(model, explorer_scenes.images[0], NAMES_PROMPT, 0.3)  # what the controls show first
+display(Image(first_view.png, width=int(widget_width(FIGSIZE[0]).removesuffix("px"))))
+print("\n".join(first_view.lines))
 
 # %% [markdown]
 # ## 8. The link to the other topics
@@ -725,12 +766,14 @@ prompt_explorer(model, world.sample(20, seed=7, split="test"), prompt=NAMES_PROM
 # images to regions: every location's region feature meets the embeddings of class descriptions.
 #
 # With SAM (notebook 06) it makes a text-to-mask pipeline: **detect with words, segment with
-# boxes**. GLIP turns the query into boxes; each box becomes a SAM box prompt. The cell runs when
-# the course's SAM checkpoint is installed:
+# boxes**, as Grounded-SAM (Ren et al., 2024) does with Grounding DINO and SAM: each of GLIP's
+# boxes becomes a SAM box prompt (when SAM's checkpoint is installed):
 
 # %%
+from matplotlib.collections import LineCollection
+
 from mmcourse import weights
-from mmcourse.viz import overlay_masks
+from mmcourse.viz import mask_outline_segments
 
 query = "red circle. blue square."
 found = top_per_phrase(grounding_predict(model, demo.image, query))
@@ -742,14 +785,22 @@ if "sam_shapes" in weights.available():
     masks = torch.stack([sam.predict(box=b, multimask_output=False).masks[0] for b in found["boxes"]])
     fig, axes = plt.subplots(1, 2, figsize=(7, 3.4))
     draw_detections(axes[0], demo.image, found, 0.0, fontsize=9, title=f"GLIP: {query}")
-    axes[1].imshow(overlay_masks(demo.image, masks))
-    axes[1].set_title("SAM, prompted with GLIP's boxes", fontsize=9)
+    axes[1].imshow(demo.image.permute(1, 2, 0))
+    for mask, label in zip(masks, found["labels"].tolist()):  # each mask outlined in its phrase's box colour
+        axes[1].add_collection(LineCollection(mask_outline_segments(mask), colors=[PHRASE_COLOURS[label]], lw=2))
+    axes[1].set_title("SAM's masks, prompted with GLIP's boxes", fontsize=9)
     axes[1].axis("off")
     plt.show()
+    for p, mask in zip(found["phrase"], masks):
+        iou = max(float((mask & m).sum() / (mask | m).sum()) for m in demo.masks[demo.valid])
+        print(f"{p}: mask IoU with its object's true mask {iou:.2f}")
 else:
     print("The SAM checkpoint (notebook 06) is not installed here; GLIP's boxes would be its box prompts:")
     for p, b in zip(found["phrase"], found["boxes"].tolist()):
         print(f"  {p}: box {[round(v) for v in b]}")
+
+# %% [markdown]
+# GLIP picked each object from the words; SAM drew its outline from the box alone (IoU printed).
 
 # %% [markdown]
 # ## 9. What we measured
@@ -766,11 +817,13 @@ summary = [
      f"{over(lambda i: value('on', i, 'attributes_seen_AP50'))} / {over(lambda i: value('off', i, 'attributes_seen_AP50'))} / "
      f"{over(lambda i: value('on', i, 'attributes_seen_AP50') - value('off', i, 'attributes_seen_AP50'))}"),
     ("  the same, the shipped pair (section 5's histograms): on / off",
-     f"{on.estimate('attributes_seen_AP50')} / {off.estimate('attributes_seen_AP50')}"),
+     f"{fmt(on.estimate('attributes_seen_AP50'))} / {fmt(off.estimate('attributes_seen_AP50'))}"),
     ("zero-shot, held-out pairs AP50: CLIP phrases / random token tower with fusion",
      f"{shipped.describe('attributes_heldout_AP50')} / {over(lambda i: value('on', i, 'attributes_heldout_AP50'))} "
      f"({len(paired)} seeds, ± over seeds; shipped run {tokens_side.metrics['attributes_heldout_AP50']:.3f})"),
     ("seen pairs AP50 with CLIP phrases", shipped.describe("attributes_seen_AP50")),
+    (f"detection vs grounding data, seen-pair AP50 (one run each): names only / names + captions (chance {chance['seen']})",
+     f"{fmt(arms['names']['metrics']['attributes_seen_AP50'])} / {fmt(arms['names+captions']['metrics']['attributes_seen_AP50'])}"),
 ]
 display(Markdown("| claim | measured |\n|---|---|\n" + "\n".join(f"| {a} | {b} |" for a, b in summary)))
 

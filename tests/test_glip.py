@@ -432,7 +432,9 @@ def test_stored_results_the_notebook_reads_exist_and_name_their_metrics():
     assert set(arms) == {"names", "names+captions"}
     seeds = stored_result("fusion_seeds")
     assert set(seeds["runs"]) == {f"fusion={f} seed={i}" for f in ("on", "off") for i in (0, 1, 2)}
-    for r in [*arms.values(), stored_result("alignment"), stored_result("projection"), *seeds["runs"].values()]:
+    soft = stored_result("soft_token")
+    assert soft["recipe"]["soft_token_weight"] == 0.0 and soft["recipe"]["seed"] == 0
+    for r in [*arms.values(), stored_result("alignment"), stored_result("projection"), soft, *seeds["runs"].values()]:
         assert {"names_AP50", "attributes_seen_AP50", "attributes_heldout_AP50", "caption_accuracy"} <= set(r["metrics"])
         assert all(m["n"] == 5 or k == "caption_accuracy" for k, m in r["metrics"].items())
     assert stored_result("projection")["recipe"]["project_text"] is True
@@ -472,3 +474,21 @@ def test_attribute_word_probabilities_are_the_mean_token_probabilities_of_each_w
     assert r["target"].shape == (n_target, 2)
     assert r["distractor"].shape == (int(scenes.valid.sum()) - n_target, 2)
     assert ((r["target"] > 0) & (r["target"] < 1)).all()
+
+
+def test_training_history_records_each_loss_term_and_the_total_is_their_weighted_sum():
+    from mmcourse.glip.train import train_glip
+
+    _, hist = train_glip(GLIPConfig(), steps=3, batch_size=2, progress=False, soft_token_weight=0.5)
+    assert set(hist.metrics) == {"cls", "box", "ctr", "token"} and all(len(v) == 3 for v in hist.metrics.values())
+    m = hist.metrics
+    total = [c + b + t + 0.5 * k for c, b, t, k in zip(m["cls"], m["box"], m["ctr"], m["token"])]
+    np.testing.assert_allclose(hist.loss, total, rtol=1e-5)
+    assert all(v > 0 for v in m["token"])  # the soft-token term is computed when its weight is not 0
+
+
+def test_train_variant_rejects_a_negative_soft_token_weight():
+    from mmcourse.glip.checkpoints import train_variant
+
+    with pytest.raises(ValueError, match="soft_token_weight"):
+        train_variant(soft_token_weight=-1.0, progress=False)

@@ -43,17 +43,20 @@ TARGETS: dict[str, dict[str, dict[str, float]]] = {
 
 def train_variant(fusion: bool = True, text: str = "phrases", seed: int = 0, kinds: tuple[str, ...] = KINDS,
                   align_to_text: bool | None = None, project_text: bool | None = None, progress: bool = True,
-                  desc: str = "GLIP") -> tuple[GLIP, object]:
+                  desc: str = "GLIP", soft_token_weight: float | None = None) -> tuple[GLIP, object]:
     """The shipped recipe with one thing changed: fusion on/off, the text side, the seed, the
-    prompt kinds or how the phrases meet the regions (``align_to_text``: unfused or fused;
-    ``project_text``: with or without the head's learned projection) (the arms of
-    ``python -m bench glip``)."""
+    prompt kinds, how the phrases meet the regions (``align_to_text``: unfused or fused;
+    ``project_text``: with or without the head's learned projection) or the soft-token loss's
+    weight (``soft_token_weight``; 0: focal loss alone) (the arms of ``python -m bench glip``)."""
     if text not in TEXT_SIDES:
         raise ValueError(f"text must be one of {sorted(TEXT_SIDES)}, got {text!r}")
     side = TEXT_SIDES[text]
     align = side["align_to_text"] if align_to_text is None else align_to_text
+    if soft_token_weight is not None and soft_token_weight < 0:
+        raise ValueError(f"soft_token_weight must be >= 0, got {soft_token_weight}")
+    recipe = RECIPE if soft_token_weight is None else {**RECIPE, "soft_token_weight": soft_token_weight}
     cfg = GLIPConfig(fusion=fusion, text_encoder=side["text_encoder"], align_to_text=align, project_text=project_text)
-    return train_glip(cfg, seed=seed, kinds=kinds, text_init=side["text_init"], progress=progress, desc=desc, **RECIPE)
+    return train_glip(cfg, seed=seed, kinds=kinds, text_init=side["text_init"], progress=progress, desc=desc, **recipe)
 
 
 def load_glip(name: str = "glip_shapes") -> GLIP:

@@ -35,7 +35,8 @@ def train_glip(cfg: GLIPConfig | None = None, steps: int = 2000, batch_size: int
 
     The text transformer (mmcourse.clip's) starts with ``text_init``: "random" (word embeddings at
     std 1), a CLIP checkpoint name, or None (CLIP's own small initialisation); ``freeze_text``
-    keeps it fixed."""
+    keeps it fixed. The history's ``metrics`` hold each loss term per step ("cls" focal, "box"
+    GIoU, "ctr" centerness, "token" soft-token, unweighted)."""
     torch.manual_seed(seed)
     model = GLIP(cfg or GLIPConfig())
     if text_init == "random" and model.cfg.text_encoder == "phrases":
@@ -54,11 +55,17 @@ def train_glip(cfg: GLIPConfig | None = None, steps: int = 2000, batch_size: int
     world = glip_world()
     rng = np.random.default_rng(seed)
 
+    terms: dict[str, list[float]] = {"cls": [], "box": [], "ctr": [], "token": []}
+
     def loss_fn(m, g):
         scenes = world.sample(batch_size, seed=int(rng.integers(2**31)), split="train")
         batch = make_batch(scenes, list(rng.choice(kinds, size=batch_size)), rng, m.tokenizer)
-        return batch_loss(m, batch, soft_token_weight)["total"]
+        losses = batch_loss(m, batch, soft_token_weight)
+        for k, v in terms.items():  # each term per step, unweighted (History.metrics)
+            v.append(float(losses[k].detach()))
+        return losses["total"]
 
     hist = fit(model, loss_fn, steps, lr=lr, seed=seed, weight_decay=1e-4, warmup=100, cosine=True,
                grad_clip=1.0, progress=progress, desc=desc)
+    hist.metrics.update(terms)
     return model, hist
