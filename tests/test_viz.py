@@ -279,3 +279,18 @@ def test_committed_notebooks_stay_under_3_mb():
     assert english
     sizes = {str(p.relative_to(folder)): p.stat().st_size for p in notebooks}
     assert all(size < MAX_BYTES for size in sizes.values()), sizes
+
+
+def test_mask_outline_halo_draws_a_wider_stroke_beneath():
+    import matplotlib.pyplot as plt
+
+    m = torch.zeros(1, 8, 8, dtype=torch.bool)
+    m[0, 2:5, 2:5] = True
+    fig, ax = plt.subplots()
+    draw_mask_outlines(ax, m, lw=2)
+    draw_mask_outlines(ax, m, lw=2, halo="white")
+    plain, halo = ax.collections
+    assert not plain.get_path_effects()
+    stroke = halo.get_path_effects()[0]
+    assert stroke._gc["linewidth"] == 4 and stroke._gc["foreground"] == "white"
+    plt.close(fig)
