@@ -723,7 +723,7 @@ plt.show()
 # colour, so its connected pixels already answer a click; the cross shows only that the model's
 # answer does not hinge on shapes it saw. SAM's zero-shot claim is about photographs, where no
 # flood fill works. Why the model loses ground on crosses is not tested: a cross has more boundary
-# per pixel of area (table), where section 7 found most errors.
+# per pixel of area (table), and section 7 found most errors on boundaries.
 #
 # *Patch size (uncontrolled):* an earlier model with 8 × 8-pixel patches, under two per object,
 # and an older recipe scored lower, though its coarser masks were not the limit (printed).
@@ -757,8 +757,8 @@ print(f"8-pixel patches, 1,500 steps: 1-click {old['seen_1click_miou']:.3f}, box
 #   1 for a perfect detector (notebook 07 draws the curve).
 #
 # SAM's generator, the last stage of the paper's data engine, uses a 32 × 32 grid, thresholds 0.88
-# and 0.95 and NMS at 0.7; ours is coarser for 64-pixel images and a less confident model. The
-# figure's test scenes may hold crosses.
+# and 0.95 and NMS at 0.7; ours (above) has a coarser grid and lower thresholds, for 64-pixel images
+# and a less confident model. The figure's test scenes may hold crosses.
 
 # %%
 from mmcourse.clip import zero_shot_classifier, zero_shot_predict
@@ -921,8 +921,9 @@ for rule in ("box", "oracle box"):
 # `pos_embed` is reshaped and its MLP renamed (`lin1/lin2` → `fc1/fc2`). The configuration
 # (ViT-B: 12 blocks, 14 × 14 windows, 4 global blocks, relative positions) is read off the
 # weights' shapes. The course's own encoder has no MAE pre-training and global attention in every
-# block: at 64 pixels windows only made a step slower. With the ViT-B checkpoint on disk, the cell segments scikit-image's astronaut
-# from one click (expect minutes on one CPU thread); without it, it explains how to get it.
+# block: at 64 pixels windows only made a step slower. With the ViT-B checkpoint on disk, the cell
+# segments scikit-image's astronaut from one click (expect minutes on one CPU thread); without it,
+# it explains how to get it.
 
 # %%
 weights_file = os.environ.get("MMCOURSE_SAM_WEIGHTS", "")
