@@ -3,7 +3,7 @@ Every measurement follows :mod:`mmcourse.protocol`: choices on the SAM topic's v
 numbers on its test seeds, pooled over the 5 seeds with standard errors.
 
 1. ``speed``: encoder time per image and decoder time per prompt of the shipped ``sam_shapes``
-   (one thread, medians).
+   (one thread, medians of n timings and their quartiles).
 2. ``text``: which shipped CLIP's image and text spaces agree on single-object crops (val draws),
    for the crop SAM's text slot trains on and for the crops that fail (zoomed in, not masked).
 3. ``refinement``: mIoU after 1-5 clicks, with and without the mask prompt fed back, on plain
@@ -93,7 +93,9 @@ def speed(sam, n: int = 60) -> dict:
         t0 = time.perf_counter()
         sam.predict(points=[[x, y]], labels=[1])
         dec.append(1000 * (time.perf_counter() - t0))
-    out = {"encoder_ms_median": round(statistics.median(enc), 2), "decoder_ms_median": round(statistics.median(dec), 2),
+    q = lambda x: [round(v, 2) for v in statistics.quantiles(x, n=4)]  # noqa: E731  (quartiles: the spread)
+    out = {"n": n, "encoder_ms_median": round(statistics.median(enc), 2), "encoder_ms_quartiles": q(enc),
+           "decoder_ms_median": round(statistics.median(dec), 2), "decoder_ms_quartiles": q(dec),
            "decoder_ms_p90": round(sorted(dec)[int(0.9 * n)], 2), "threads": 1, "load": _load()}
     print("speed:", out)
     return out
@@ -162,7 +164,7 @@ def text(n: int = 100) -> dict:
     """Which CLIP's image and text spaces agree on single objects of SAM's scenes (val draws): for
     each object's crop, is the phrase "the <colour> <shape>" of the right object the nearest of the
     30 (top-1), and the cosine between the crop's image embedding and that phrase's text embedding.
-    Crops: SAM's training crop (:func:`object_crops`: the scene-sized window, outside the mask
+    Crops: the course's training crop for SAM's text slot (:func:`object_crops`: the scene-sized window, outside the mask
     painted background), the same window not masked, and the mask's box enlarged 2x (the paper's
     range, zoomed for a CLIP that saw objects at one scale)."""
     import itertools
@@ -185,7 +187,7 @@ def text(n: int = 100) -> dict:
     cross = shape == SHAPES.index("cross")
     phrases = [f"the {c} {s}" for c, s in itertools.product(COLOUR_NAMES, SHAPES)]
     box = mask_box(masks)
-    crops = {"scene-sized window, masked (SAM's training crop)": object_crops(images, masks),
+    crops = {"scene-sized window, masked (the course's training crop)": object_crops(images, masks),
              "scene-sized window, not masked": object_crops(images, masks, masked=False),
              "box enlarged 2x, masked": object_crops(images, masks, side=2 * (box[:, 2:] - box[:, :2]).amax(1))}
     out = {"objects": len(images), "crosses": int(cross.sum()), "models": {}}

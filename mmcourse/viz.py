@@ -217,17 +217,21 @@ def mask_outline_segments(mask: torch.Tensor | np.ndarray) -> np.ndarray:
     return np.array(segs, dtype=float).reshape(-1, 2, 2)
 
 
-def draw_mask_outlines(ax, masks: torch.Tensor, lw: float = 1.5) -> None:
+def draw_mask_outlines(ax, masks: torch.Tensor, lw: float = 1.5, halo: str | None = None) -> None:
     """Outline instance masks (K, H, W) on an axis in the instance colours, leaving the pixels as they are.
 
     A tint would mix the mask colour into the object (a red shape under an orange tint looks
-    orange); an outline keeps every object's true colour visible.
+    orange); an outline keeps every object's true colour visible. ``halo`` (a colour, e.g. "white")
+    draws each line over a wider stroke of that colour, so an outline stays visible on an object
+    of its own colour.
     """
+    from matplotlib import patheffects
     from matplotlib.collections import LineCollection
 
+    effects = None if halo is None else [patheffects.Stroke(linewidth=lw + 2, foreground=halo), patheffects.Normal()]
     for k, m in enumerate(masks):
         ax.add_collection(LineCollection(mask_outline_segments(m), colors=[_OVERLAY[k % len(_OVERLAY)]],
-                                         linewidths=lw, capstyle="projecting"))
+                                         linewidths=lw, capstyle="projecting", path_effects=effects))
 
 
 def draw_boxes(ax, boxes: torch.Tensor, labels: Sequence[str] | None = None, fontsize: float = MIN_FONT_PT,

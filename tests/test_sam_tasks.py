@@ -388,3 +388,62 @@ def test_click_widget_saves_its_picture_before_a_front_end_connects(shipped):
     url = box.canvas._data_url
     assert url.startswith("data:image/png;base64,")
     assert base64.b64decode(url.split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_flood_fill_returns_the_clicked_object_on_a_clean_scene():
+    from mmcourse.data.shapes import ShapesWorld
+    from mmcourse.sam.flood_fill import flood_fill
+
+    clean = ShapesWorld(image_size=64, max_objects=3, noise=0.0)
+    scene = clean.render([dict(shape="cross", colour="red", size="large", position="top left"),
+                          dict(shape="square", colour="blue", size="large", position="middle"),
+                          dict(shape="circle", colour="red", size="small", position="bottom right")], seed=0)
+    masks = scene.masks[scene.valid]
+    clicks = interior_point(masks)                        # each object's deepest pixel
+    filled = flood_fill(scene.image.expand(len(masks), -1, -1, -1), clicks)
+    iou = mask_iou(filled, masks)
+    assert bool((iou > 0.9).all()), iou
+    # the other red object is not connected to the first: each click returns only its own object
+    assert not bool((filled[0] & masks[2]).any())
+    with pytest.raises(ValueError, match="tolerance"):
+        flood_fill(scene.image[None], clicks[:1], tolerance=0)
+    with pytest.raises(ValueError, match="clicks"):
+        flood_fill(scene.image[None], clicks)
+    with pytest.raises(ValueError, match="clicks"):
+        flood_fill(scene.image[None], torch.tensor([[64.0, 3.0]]))
+
+
+def test_boundary_share_and_ambiguous_targets():
+    from mmcourse.sam.evaluate import ambiguous_targets, boundary_share
+
+    m = torch.zeros(3, 10, 10, dtype=torch.bool)
+    m[0, 2:7, 2:7] = True                                 # a 5 x 5 square: 16 of 25 pixels on the edge
+    m[1, :, :] = True                                     # the whole image: the border counts as outside
+    assert torch.allclose(boundary_share(m), torch.tensor([16 / 25, 36 / 100, 0.0]))
+    with pytest.raises(ValueError, match="masks"):
+        boundary_share(torch.zeros(5, dtype=torch.bool))
+    w = world()
+    batch = w.sample(200, seed=0, split="all")
+    lv = level_masks(batch, w)
+    amb = ambiguous_targets(batch, lv)
+    assert 0 < int(amb.sum()) < int(batch.valid.sum())
+    b, k = amb.nonzero()[0].tolist()
+    assert not torch.equal(lv[b, k, 0], lv[b, k, 1]) and not torch.equal(lv[b, k, 1], lv[b, k, 2])
+
+
+def test_proposal_kinds():
+    from mmcourse.sam.route import proposal_kinds
+
+    gt = torch.zeros(2, 20, 20, dtype=torch.bool)
+    gt[0, 2:8, 2:8] = True
+    gt[1, 8:14, 8:14] = True                              # meets object 0 at a corner
+    stray = gt[0].clone()
+    stray[18, 18] = True                                  # object 0 plus one far pixel: a stretched box
+    part = torch.zeros(20, 20, dtype=torch.bool)
+    part[2:4, 2:4] = True
+    props = torch.stack([gt[0], stray, gt[0] | gt[1], part])
+    kinds = proposal_kinds(mask_box(props), props, mask_box(gt), gt)
+    assert kinds == ["object", "duplicate", "group", "part"]
+    assert proposal_kinds(mask_box(props[1:2]), props[1:2], mask_box(gt), gt) == ["stretched"]
+    with pytest.raises(ValueError, match="boxes"):
+        proposal_kinds(mask_box(props), props[:2], mask_box(gt), gt)

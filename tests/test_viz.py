@@ -287,3 +287,18 @@ def test_markdown_table_is_in_viz_and_clip_widgets_re_exports_it():
 
     assert from_clip is markdown_table
     assert markdown_table(["a", "b"], [[1, 2]]).splitlines()[1] == "|---|---:|"
+
+
+def test_mask_outline_halo_draws_a_wider_stroke_beneath():
+    import matplotlib.pyplot as plt
+
+    m = torch.zeros(1, 8, 8, dtype=torch.bool)
+    m[0, 2:5, 2:5] = True
+    fig, ax = plt.subplots()
+    draw_mask_outlines(ax, m, lw=2)
+    draw_mask_outlines(ax, m, lw=2, halo="white")
+    plain, halo = ax.collections
+    assert not plain.get_path_effects()
+    stroke = halo.get_path_effects()[0]
+    assert stroke._gc["linewidth"] == 4 and stroke._gc["foreground"] == "white"
+    plt.close(fig)

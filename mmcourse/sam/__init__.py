@@ -15,10 +15,11 @@ segment-anything's ``modeling/``.
   MSE, ``mask_iou``.
 - :mod:`.train`: ``Recipe``, ``PromptTask`` (the interactive training recipe), ``train_sam``,
   ``load_sam`` and the ShapesWorld config.
-- :mod:`.evaluate`: test scenes with one target each, batched prediction, the click curve and the
-  protocol metrics of the checkpoint.
-- :mod:`.route`: segmentation -> detection -> recognition: everything mode, stability, the route's
-  measurements.
+- :mod:`.evaluate`: test scenes with one target each, batched prediction, the click curve, the
+  protocol metrics of the checkpoint, and the ambiguous targets and boundary share they rest on.
+- :mod:`.route`: segmentation -> detection -> recognition: everything mode, stability, the kinds of
+  its proposals, the route's measurements.
+- :mod:`.flood_fill`: the non-learned baseline for a click (the connected pixels of the clicked colour).
 - :mod:`.track`: moving clips and the propagation rules (click + mask, box, oracles).
 - :mod:`.tasks`: the thin entry point other topics import (``load_sam``, ``mask_iou``, ...).
 - :mod:`.checkpoints`: the builder, evaluator and targets of ``sam_shapes``.

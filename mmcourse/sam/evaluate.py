@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 
 from ..data.shapes import COLOUR_NAMES, SHAPES, SIZES, SceneBatch, ShapesWorld
 from .losses import mask_iou, upsample
@@ -46,6 +47,25 @@ class EvalSet:
     batch: SceneBatch
 
 
+def ambiguous_targets(batch: SceneBatch, levels: torch.Tensor) -> torch.Tensor:
+    """(N, K) bool: the objects whose three readings differ (part != whole: partly hidden; whole !=
+    group: its shape overlaps another's), given :func:`level_masks`' (N, K, 3, H, W)."""
+    return batch.valid & (levels[:, :, 0] != levels[:, :, 1]).flatten(2).any(-1) \
+        & (levels[:, :, 1] != levels[:, :, 2]).flatten(2).any(-1)
+
+
+def boundary_share(masks: torch.Tensor) -> torch.Tensor:
+    """(..., H, W) bool -> (...): the share of each mask's pixels on its boundary (a 4-neighbour,
+    or the image border, outside the mask); 0 for an empty mask."""
+    if masks.dim() < 2:
+        raise ValueError(f"masks must have shape (..., H, W), got {tuple(masks.shape)}")
+    m = masks.float().flatten(0, -3)                                             # (M, H, W)
+    p = F.pad(m, (1, 1, 1, 1))                                                   # the border: outside
+    inside = torch.minimum(torch.minimum(p[:, 1:-1, :-2], p[:, 1:-1, 2:]), torch.minimum(p[:, :-2, 1:-1], p[:, 2:, 1:-1]))
+    edge = (m - torch.minimum(m, inside)).flatten(1).sum(1)
+    return (edge / m.flatten(1).sum(1).clamp(min=1)).reshape(masks.shape[:-2])
+
+
 def eval_set(n: int = 500, seed: int = 1, target: str = "seen", split: str = "test") -> EvalSet:
     """``target``: "seen" (training shapes, scenes without the held-out shape), "heldout" (the
     target is a cross, among any shapes) or "ambiguous" (seen shapes, scenes of 4 objects; targets
@@ -61,8 +81,7 @@ def eval_set(n: int = 500, seed: int = 1, target: str = "seen", split: str = "te
     if target == "heldout":
         ok = batch.shape == SHAPES.index(HELDOUT_SHAPE)
     elif target == "ambiguous":
-        ok = batch.valid & (levels[:, :, 0] != levels[:, :, 1]).flatten(2).any(-1) \
-            & (levels[:, :, 1] != levels[:, :, 2]).flatten(2).any(-1)
+        ok = ambiguous_targets(batch, levels)
     else:
         ok = batch.valid
     # one target per scene: a random eligible object

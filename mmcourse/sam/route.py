@@ -42,6 +42,40 @@ def everything(sam: Sam, image: torch.Tensor, points_per_side: int = 8, pred_iou
     return {"masks": masks[k], "boxes": boxes[k], "scores": iou[k], "points": pts}
 
 
+def proposal_kinds(boxes: torch.Tensor, masks: torch.Tensor, gt_boxes: torch.Tensor,
+                   gt_masks: torch.Tensor) -> list[str]:
+    """What each proposal is, in score order. "object": a hit by AP50's rule (box IoU >= 0.5 with a
+    true box no better proposal took). The false positives: "group" (it holds at least half the visible
+    pixels of two or more objects), "duplicate" (its mask matches, IoU >= 0.5, an object a better
+    proposal took), "stretched" (its mask matches an object but its box does not: stray pixels
+    stretch it) and "part" (anything else).
+    boxes (n, 4), masks (n, H, W), gt_boxes (m, 4), gt_masks (m, H, W) -> n strings."""
+    if len(boxes) != len(masks) or len(gt_boxes) != len(gt_masks):
+        raise ValueError(f"boxes and masks must pair up: got {len(boxes)} boxes for {len(masks)} masks, "
+                         f"{len(gt_boxes)} gt_boxes for {len(gt_masks)} gt_masks")
+    n, m = len(boxes), len(gt_boxes)
+    if m == 0:
+        return ["part"] * n
+    box = box_iou(boxes, gt_boxes) if n else torch.zeros(0, m)                     # (n, m)
+    same = mask_iou(masks[:, None], gt_masks[None]) >= 0.5                          # (n, m) masks match
+    holds = (masks[:, None] & gt_masks[None]).flatten(2).sum(2) >= 0.5 * gt_masks.flatten(1).sum(1)
+    taken, kinds = torch.zeros(m, dtype=torch.bool), []
+    for d in range(n):
+        free = torch.where(taken, -1.0, box[d])
+        if free.max() >= 0.5:
+            taken[free.argmax()] = True
+            kinds.append("object")
+        elif int(holds[d].sum()) >= 2:
+            kinds.append("group")
+        elif (same[d] & taken).any():
+            kinds.append("duplicate")
+        elif same[d].any():
+            kinds.append("stretched")
+        else:
+            kinds.append("part")
+    return kinds
+
+
 @torch.no_grad()
 def route(sam: Sam, n: int = 100, seed: int = 21, heldout: bool = False, split: str = "test") -> dict:
     """Everything mode on n scenes -> detection AP50 (class-agnostic, and with CLIP's shape labels),

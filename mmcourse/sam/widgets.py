@@ -88,7 +88,7 @@ def draw_session(axes, session: ClickSession, result: ClickResult) -> None:
     """Draw the image with prompts and the best mask (axes[0]) and the 3 candidates (axes[1:4])."""
     from matplotlib.patches import Rectangle
 
-    from ..viz import _to_hwc, overlay_masks
+    from ..viz import _to_hwc, draw_mask_outlines
 
     img = _to_hwc(session.image)
     for ax in axes:
@@ -102,11 +102,13 @@ def draw_session(axes, session: ClickSession, result: ClickResult) -> None:
             ax.imshow(np.zeros_like(img[..., 0]), cmap="gray", vmin=0, vmax=1)
             ax.set_title(f"mask {k + 1}", fontsize=9)
         return
-    axes[0].imshow(overlay_masks(session.image, result.masks[result.best:result.best + 1], alpha=0.55))
+    # an outline with a white halo, not a tint: the object keeps its colour and the line shows on any colour
+    axes[0].imshow(img)
+    draw_mask_outlines(axes[0], result.masks[result.best:result.best + 1], lw=1.5, halo="white")
     axes[0].set_title(f"best: mask {result.best + 1}", fontsize=9)
     for (x, y), lab in zip(session.points, session.labels):
-        axes[0].scatter([x - 0.5], [y - 0.5], s=60, marker="*", c="lime" if lab else "red", edgecolors="black",
-                        linewidths=0.6)
+        axes[0].scatter([x - 0.5], [y - 0.5], s=90, marker="*", c="lime" if lab else "red", edgecolors="black",
+                        linewidths=0.8, zorder=3)
     if session.box is not None:
         x0, y0, x1, y1 = session.box
         axes[0].add_patch(Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False, ec="lime", lw=1.5))
