@@ -108,11 +108,19 @@ def proportion(outcomes: torch.Tensor | Iterable[bool]) -> Estimate:
 
 def binomial(share: float, n: int) -> Estimate:
     """A share of ``n`` independent yes/no items, stored without the items, with its binomial
-    standard error sqrt(p (1 - p) / n)."""
+    standard error sqrt(p (1 - p) / n).
+
+    When every item agrees (p = 0 or 1) that formula gives 0, which would claim certainty from a
+    finite sample; there the error is Agresti and Coull's: the same formula with two successes
+    and two failures added, sqrt(p~ (1 - p~) / (n + 4)) with p~ = (k + 2) / (n + 4) (130 of 130:
+    ± 0.01)."""
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"n must be a positive int, got {n!r}")
     if not 0.0 <= share <= 1.0:
         raise ValueError(f"share must be in [0, 1], got {share!r}")
+    if share in (0.0, 1.0):
+        p = (share * n + 2) / (n + 4)
+        return Estimate(share, math.sqrt(p * (1 - p) / (n + 4)), n)
     return Estimate(share, math.sqrt(share * (1 - share) / n), n)
 
 

@@ -116,3 +116,15 @@ def test_difference_adds_the_variances_of_independent_estimates():
 
     d = difference(Estimate(0.835, 0.03, 500), Estimate(0.808, 0.04, 400))
     assert d.value == pytest.approx(0.027) and d.se == pytest.approx(0.05) and d.n == 400
+
+
+def test_binomial_error_is_not_zero_when_every_item_agrees():
+    from mmcourse.protocol import binomial
+
+    all_right = binomial(1.0, 130)
+    assert all_right.value == 1.0 and all_right.se == pytest.approx(math.sqrt(132 * 2 / 134**2 / 134))
+    assert 0.009 < all_right.se < 0.011 and str(all_right) == "1.00 ± 0.01"
+    none = binomial(0.0, 130)
+    assert none.value == 0.0 and none.se == pytest.approx(all_right.se)
+    assert binomial(1.0, 1300).se < all_right.se / 3                 # still shrinks with n
+    assert binomial(0.5, 100).se == pytest.approx(0.05)              # inside (0, 1): the usual formula
