@@ -492,3 +492,44 @@ def test_train_variant_rejects_a_negative_soft_token_weight():
 
     with pytest.raises(ValueError, match="soft_token_weight"):
         train_variant(soft_token_weight=-1.0, progress=False)
+
+
+def test_repeated_phrases_mark_each_later_copy_in_its_own_caption():
+    import dataclasses
+
+    from mmcourse.glip.data import glip_world
+    from mmcourse.glip.evaluate import caption_ceiling, repeated_phrases
+    from mmcourse.protocol import seeds
+
+    scenes = glip_world().sample(3, seed=0, split="test")
+    valid = torch.zeros_like(scenes.valid)
+    valid[0, :3] = valid[1, :1] = valid[2, :4] = True
+    phrases = [["red circle", "blue square", "red circle"], ["red circle"],
+               ["cross", "cross", "red circle", "cross"]]
+    fake = dataclasses.replace(scenes, valid=valid, phrases=phrases)
+    # the first copy can hit, every later copy is a repeat; "red circle" in another caption is not
+    assert repeated_phrases(fake).tolist() == [False, False, True, False, False, True, False, True]
+    # on the test draws: as many flags as measure's caption phrases, and a ceiling below 1
+    c = caption_ceiling("test", n=100, k=1)
+    assert c["phrases"] == len(repeated_phrases(glip_world().sample(100, seed=seeds("glip", "test")[0], split="test")))
+    assert 0 < c["repeats"] < c["phrases"] and c["ceiling"] == pytest.approx(1 - c["repeats"] / c["phrases"])
+
+
+def test_shipped_glip_gives_identical_phrases_of_a_caption_one_top_box():
+    """The ceiling's premise, on the shipped checkpoint: a phrase that repeats an earlier one of its
+    caption is never a hit together with that earlier copy (they share one top box)."""
+    from mmcourse.glip.evaluate import caption_hits, repeated_phrases
+    from mmcourse.glip.tasks import glip_world, load_glip
+    from mmcourse.protocol import seeds
+
+    scenes = glip_world().sample(100, seed=seeds("glip", "test")[0], split="test")
+    hits, repeated = caption_hits(load_glip("glip_shapes"), scenes), repeated_phrases(scenes)
+    assert repeated.any()
+    j = 0
+    for i in range(len(scenes)):
+        mine = scenes.phrases[i][: int(scenes.valid[i].sum())]
+        for k, p in enumerate(mine):
+            if repeated[j + k]:
+                first = j + mine.index(p)
+                assert not (hits[first] and hits[j + k]), (scenes.captions[i], p)
+        j += len(mine)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+
 import pytest
 import torch
 
@@ -50,6 +52,13 @@ def test_heatmap_and_explorer(model, scenes):
     before = box.children[2].children[1].value
     text.value = "cross."
     assert box.children[2].children[1].value != before and "phrases: cross" in box.children[2].children[1].value
+    # the picker can start at another scene, and shows that scene's view
+    second = prompt_explorer(model, scenes, prompt="circle.", scene=1)
+    assert second.children[0].children[0].value == 1
+    assert second.children[2].children[1].value.endswith(
+        html.escape("\n".join(prompt_view(model, scenes.images[1], "circle.", 0.3).lines)) + "</pre>")
+    with pytest.raises(ValueError, match="scene must be"):
+        prompt_explorer(model, scenes, scene=len(scenes))
 
 
 def test_draw_detections_keeps_both_labels_of_one_object_readable(scenes):

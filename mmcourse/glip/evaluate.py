@@ -202,6 +202,29 @@ def caption_grounding_accuracy(model: GLIP, scenes: SceneBatch) -> float:
     return float(hits.float().mean()) if len(hits) else 0.0
 
 
+def repeated_phrases(scenes: SceneBatch) -> torch.Tensor:
+    """(phrases,) bool in :func:`caption_hits`'s order: is the phrase identical to an earlier
+    phrase of the same caption ("a large red diamond ... and a large red diamond")?
+
+    Identical phrases embed identically, so a model that ignores the position words around them
+    scores them alike at every location and gives them one top box: at most one of them can hit.
+    """
+    out = []
+    for i in range(len(scenes)):
+        phrases = scenes.phrases[i][: int(scenes.valid[i].sum())]
+        out += [p in phrases[:k] for k, p in enumerate(phrases)]
+    return torch.tensor(out, dtype=torch.bool)
+
+
+def caption_ceiling(part: str = "test", n: int = SCENES_PER_SEED, k: int = SEEDS_PER_PART) -> dict:
+    """The highest caption grounding accuracy a model blind to position words can reach on the
+    draws :func:`measure` grounds: each phrase that repeats an earlier phrase of its caption
+    (:func:`repeated_phrases`) is a miss. Returns the phrase count, the repeats, and the ceiling
+    1 - repeats / phrases."""
+    repeated = torch.cat([repeated_phrases(glip_world().sample(n, seed=s, split="test")) for s in seeds("glip", part, k)])
+    return {"phrases": len(repeated), "repeats": int(repeated.sum()), "ceiling": 1 - float(repeated.float().mean())}
+
+
 def positives_per_object(stride: int, n: int = 500, seed: int = 0) -> dict:
     """How many grid locations centre sampling assigns to each object at a given stride: the
     measurement behind the stride-4 feature map (objects with 0 positives cannot be detected)."""

@@ -96,11 +96,15 @@ def prompt_view(model, image: torch.Tensor, prompt: str, threshold: float = 0.3)
     return PromptView(png, lines, result)
 
 
-def prompt_explorer(model, scenes, prompt: str = "circle. square. triangle. diamond. cross.", threshold: float = 0.3):
-    """A scene picker, a prompt box and a score-threshold slider -> the grounded boxes."""
+def prompt_explorer(model, scenes, prompt: str = "circle. square. triangle. diamond. cross.", threshold: float = 0.3,
+                    scene: int = 0):
+    """A scene picker (starting at index ``scene``), a prompt box and a score-threshold slider ->
+    the grounded boxes."""
     import ipywidgets as W
 
-    pick = W.IntSlider(value=0, min=0, max=len(scenes) - 1, description="scene", continuous_update=False)
+    if isinstance(scene, bool) or not isinstance(scene, int) or not 0 <= scene < len(scenes):
+        raise ValueError(f"scene must be an index into the {len(scenes)} scenes, got {scene!r}")
+    pick = W.IntSlider(value=scene, min=0, max=len(scenes) - 1, description="scene", continuous_update=False)
     text = W.Text(value=prompt, description="prompt", continuous_update=False, layout=W.Layout(width="460px"))
     thr = W.FloatSlider(value=threshold, min=0.05, max=0.95, step=0.05, description="threshold",
                         continuous_update=False)
