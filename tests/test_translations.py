@@ -163,6 +163,24 @@ def test_update_adds_new_cells_untranslated_and_drops_removed_ones(tmp_path):
     assert any("untranslated entry" in p for p in tr.catalog_problems(stem, LANG, nbs, terms=[]))
 
 
+def test_update_is_idempotent_and_drops_stray_comments(tmp_path):
+    if not TRANSLATED:
+        pytest.skip("no notebook translated yet")
+    stem = TRANSLATED[0]
+    nbs = _copy_course(tmp_path, stem)
+    po = tr.catalog_path(stem, LANG, nbs)
+    text = po.read_text(encoding="utf-8")
+    first = text.index("\n#: ")  # the first entry's location line
+    stray = "\n# | msgid \"\" \"An old English cell, left behind by another tool, long enough to be wrapped by Babel\"\n# the"
+    po.write_text(text[:first] + stray + text[first:], encoding="utf-8")
+    english = nbs / f"{stem}.ipynb"
+    tr.update_catalog(po, english, LANG)
+    once = po.read_bytes()
+    assert b"old English cell" not in once and b"\n# the\n" not in once
+    tr.update_catalog(po, english, LANG)
+    assert po.read_bytes() == once
+
+
 def test_a_code_change_reaches_the_chinese_notebook_through_rebuild(tmp_path):
     """mmcourse.tools.execute calls rebuild_for after writing the English .ipynb."""
     if not TRANSLATED:

@@ -134,6 +134,14 @@ def update_catalog(path: Path, english: Path, lang: str) -> dict[str, int]:
     cat.update(template(english.stem, _read_json(english), lang), update_creation_date=False)
     dropped = len(cat.obsolete)
     cat.fuzzy = False  # the header entry: Babel's skeleton marks it fuzzy; it holds no translation
+    for m in entries(cat):
+        # The previous msgid is for the translator of a fuzzy entry only; once it is translated
+        # again it goes. The catalogs hold no free comments (the English cell is the context):
+        # copies of old msgids that other tools left as "# | msgid ..." comments were re-wrapped
+        # by Babel on every write, so update was not idempotent.
+        m.user_comments = []
+        if not m.fuzzy:
+            m.previous_id = []
     write_catalog(path, cat)
     ms = entries(cat)
     return {
