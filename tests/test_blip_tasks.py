@@ -214,7 +214,22 @@ def test_label_smoothing_floor_and_the_shape_word_loss():
     assert parts["floor"] > parts["floor_smoothing"] and parts["lm"] > parts["floor"]
     assert parts["shape_ce"] > 0 and 0 <= parts["shape_wrong"] <= 1
     tokens = sum(len(c.split()) + 1 for c in batch.captions) / 20   # words and [SEP] per caption
-    assert parts["shape_excess"] == pytest.approx((parts["shape_ce"] + math.log(hi)) / tokens, rel=1e-5)
+    # the shape word's share of lm - floor: KL(smoothed one-hot || model) at that word, per token
+    from mmcourse.blip.train import _trim
+
+    tok = tokenizer_for(model)
+    ids = _trim(tok(list(batch.captions)))
+    with torch.no_grad():
+        logq = model.lm_logits(model.encode_image(batch.images), ids).log_softmax(-1)
+    kl = []
+    for b, caption in enumerate(batch.captions):
+        (t,) = [w for w in caption.split() if w in SHAPES]
+        pos = ids[b].tolist().index(tok.stoi[t]) - 1            # position p - 1 predicts token p
+        target = torch.full((V,), lo)
+        target[tok.stoi[t]] = hi
+        kl.append(float((target * (target.log() - logq[b, pos])).sum()))
+    assert parts["shape_excess"] == pytest.approx(sum(kl) / len(kl) / tokens, rel=1e-4)
+    assert parts["shape_excess"] > 0
     with pytest.raises(ValueError, match="single-object"):
         lm_loss_parts(model, sample_scenes(4, seed=3, split="test", min_objects=2, max_objects=3))
 

@@ -11,10 +11,10 @@ Retrieval and zero-shot use notebook 04's test sets and scoring (:mod:`mmcourse.
 
 from __future__ import annotations
 
-import math
 from typing import Sequence
 
 import torch
+import torch.nn.functional as F
 
 from ..clip.tasks import sample_pairs
 from ..clip.zero_shot import recall_at_k, shapes_class_index, shapes_classnames, shapes_templates
@@ -315,9 +315,10 @@ def lm_loss_parts(model: BLIP, batch: SceneBatch) -> dict[str, float]:
       entropy of the smoothed one-hot target alone, ``-(1-eps+eps/V) ln(1-eps+eps/V) - (V-1) eps/V ln(eps/V)``;
     - ``shape_ce``: the unsmoothed cross-entropy of the shape word alone, given the true words
       before it (the image fixes the word, so a decoder that minimises the smoothed loss pays
-      ``-ln(1 - eps + eps / V)``, about 0.10, and no more), ``shape_excess``: what the shape word
-      adds above that to the loss per token (its excess divided by the tokens per caption), and
-      ``shape_wrong``: the share of scenes whose most likely shape word is wrong.
+      ``-ln(1 - eps + eps / V)``, about 0.10, and no more), ``shape_excess``: the shape word's
+      share of ``lm - floor``, in the same units: its smoothed loss above the floor there (the
+      KL divergence from the smoothed one-hot target, mean over scenes) divided by the tokens per
+      caption, and ``shape_wrong``: the share of scenes whose most likely shape word is wrong.
     """
     if not bool((batch.valid.sum(1) == 1).all()):
         raise ValueError("batch must hold single-object scenes only (min_objects = max_objects = 1)")
@@ -351,6 +352,8 @@ def lm_loss_parts(model: BLIP, batch: SceneBatch) -> dict[str, float]:
                 total_smooth += h_onehot
                 count += 1
     tokens_per_caption = float((targets != IGNORE).sum()) / len(batch)
-    shape_excess = (shape_ce + math.log(1 - eps + eps / V)) / tokens_per_caption
+    # the smoothed loss at the shape word minus its floor there (the image fixes the word: P one-hot)
+    shape_kl = float(F.cross_entropy(logp, true, label_smoothing=eps)) - h_onehot
+    shape_excess = shape_kl / tokens_per_caption
     return {"lm": lm, "floor": total / count, "floor_smoothing": total_smooth / count, "shape_ce": shape_ce,
             "shape_excess": shape_excess, "shape_wrong": shape_wrong}
