@@ -499,6 +499,18 @@ def test_cross_attention_maps(tiny_model):
             cross_attention_maps(tiny_model, "a red circle", 2.0, steps=6, at=at)
 
 
+def test_samples_per_prompt_are_the_samples_generate_draws_for_each_prompt_alone(tiny_model):
+    from mmcourse.text2image.evaluate import SAMPLER, samples_per_prompt
+    from mmcourse.text2image.sampling import generate
+
+    prompts = ["a red circle", "a blue cross"]
+    x = samples_per_prompt(tiny_model, prompts, 2.0, n=2, seed=11)
+    assert x.shape == (4, 3, 32, 32)
+    for i, p in enumerate(prompts):
+        torch.testing.assert_close(x[2 * i:2 * i + 2], generate(tiny_model, p, 2.0, seed=11 + i, n=2, **SAMPLER),
+                                   atol=1e-4, rtol=0)
+
+
 def test_free_attribute_spread(tiny_model, judges):
     from mmcourse.text2image.evaluate import free_attribute_spread
 
