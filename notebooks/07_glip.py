@@ -463,12 +463,12 @@ for box, score, label in sorted(zip(kept["boxes"].tolist(), kept["scores"].tolis
 # %% [markdown]
 # ## 4. How good is a detector? Precision, recall, AP
 #
-# Rank all the boxes a detector gives for one class,
-# say *circle*, over 100 test scenes, and walk down the ranking: a box is a true positive when its
-# IoU with a not yet claimed circle reaches a threshold, 0.5 say. After each box, **precision** is
-# the share of boxes so far that were right, **recall** the share of all circles found so far.
-# The **envelope** is the best precision at this or any higher recall. The shipped model with the
-# shape-name prompt, at IoU 0.5 and 0.9:
+# Rank all the boxes a detector gives for one class, say *circle*, over 100 test scenes, and
+# walk down the ranking: a box is a true positive when its IoU with a not yet claimed circle
+# reaches a threshold, 0.5 say. After each box, **precision** is the share of boxes so far that
+# were right, **recall** the share of all circles found so far. The **envelope** is the best
+# precision at this or any higher recall. The shipped model with the shape-name prompt, at IoU
+# 0.5 and 0.9:
 
 # %%
 from mmcourse.glip.evaluate import precision_recall
@@ -607,12 +607,11 @@ for m, title in ((unfused, "fusion off"), (fused, "fusion on")):
 # names do not need it (lowest run 0.996); captions show no clear gain (+0.014 ± 0.010), both
 # arms below section 3's ceiling of 0.981 (0.959 and 0.945).
 #
-# The histograms use the shipped pair, trained with seed 0 by an earlier
-# version of the code (the loss functions have since moved into `mmcourse.boxes`, with a
-# different ε): not a fourth seed; the three retrains are the seed figures. Unfused, the
-# colour word is weak (0.33 on targets, 0.22 on distractors), so distractors score 0.47 against
-# the targets' 0.52. With fusion the colour word falls to 0.12 on distractors, their scores to
-# 0.40.
+# The histograms use the shipped pair, trained with seed 0 by an earlier version of the code
+# (the loss functions have since moved into `mmcourse.boxes`, with a different ε): not a fourth
+# seed; the three retrains are the seed figures. Unfused, the colour word is weak (0.33 on
+# targets, 0.22 on distractors), so distractors score 0.47 against the targets' 0.52. With
+# fusion the colour word falls to 0.12 on distractors, their scores to 0.40.
 
 # %% [markdown]
 # ## 6. Zero-shot: phrase features that compose
