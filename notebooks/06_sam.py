@@ -33,8 +33,7 @@
 # - a fast **mask decoder** combines the two into masks, **once per prompt**, in milliseconds:
 #   that is why SAM feels instant when you click.
 #
-# This notebook builds each part (the kernels in `mmcourse.sam` load segment-anything's state
-# dicts and match its outputs to 1e-5: `tests/test_sam_reference.py`), uses a small SAM trained on
+# This notebook builds each part, uses a small SAM trained on
 # ShapesWorld with SAM's interactive recipe, and measures the claims: one click is ambiguous, extra
 # clicks refine, the model segments shapes it never saw, and the route can be walked on its masks,
 # each stage beside a baseline. Text prompting, the paper's proof of concept, fails in our recipe;
@@ -200,7 +199,7 @@ for j, ax in enumerate(axes[:4]):
 for j, ax in enumerate(axes[4:]):
     ax.imshow(sims[j].numpy(), cmap="viridis", vmin=-0.3, vmax=1)
     ax.scatter([clicks[0, j, 0]], [clicks[0, j, 1]], c="red", marker="*", s=50)
-    ax.set_title(f"similarity to click {j + 1}", fontsize=9)
+    ax.set_title(f"click {j + 1}: cosine (−0.3 to 1)", fontsize=9)
 for ax in axes:
     ax.set_xticks([]), ax.set_yticks([])
 plt.show()
@@ -375,16 +374,16 @@ show_source(MaskDecoder.predict_masks)
 #
 # A click inside an object can mean several masks. SAM predicts three for one click and trains
 # only the *best* of the three, so each output token is free to specialise; the IoU head scores
-# each, and the highest predicted IoU is SAM's pick. The paper motivates three by nested masks (a
-# person, their shirt, a pocket); which token answers which level is learned, never assigned. A
-# fourth token serves multiple prompts; a lone box also gets one mask here, as with
+# each, and the highest predicted IoU is SAM's pick. The paper motivates three by nested masks
+# (whole, part, subpart: a shirt, or the person wearing it); in SAM which token answers which level
+# is learned, never assigned (the course assigns them, below). A fourth token serves multiple prompts; a lone box also gets one mask here, as with
 # segment-anything's `multimask_output=False`.
 #
 # ShapesWorld's objects have no parts, so the course uses three **readings** of its own:
 #
 # | reading | the mask | in SAM |
 # |---|---|---|
-# | **part** | the object's visible pixels | the object |
+# | **part** | the object's visible pixels | the object (not SAM's *part*, a subpart) |
 # | **whole** | its whole shape, hidden pixels included (*amodal*, `full_masks`) | none: SAM's masks are all visible |
 # | **group** | the visible pixels of the overlapping objects it belongs to | a larger whole |
 #
@@ -403,12 +402,13 @@ show_source(MaskDecoder.predict_masks)
 # ```
 #
 # The paper trains 11 rounds per mask: a point or a box, 8 corrective points, and 2 rounds with
-# only the previous mask fed back. The course trains 2 rounds (a 10-minute CPU budget) on a mix of
-# points, boxes, text and tracking prompts; anything past 2 clicks (section 7) lies outside its
-# training. It adds a term SAM lacks: each output also learns one reading (1 part, 2 whole, 3
-# group) at a tenth of the weight. Most targets' readings are one mask (printed below), so the
-# first token to fit wins them all; in an earlier build (not kept) that left output 1 **dead**,
-# without gradient from the best-of-three (*winner-takes-all*) loss.
+# only the previous mask fed back. The course trains 2 rounds (a 10-minute CPU budget) on points,
+# boxes, text and tracking prompts, so anything past 2 clicks (section 7) lies outside its training.
+# It adds a term SAM lacks: each output also learns one reading (1 part, 2 whole, 3 group) at a
+# tenth of the weight. The reason is a hypothesis: in most training scenes all of an object's
+# readings are one mask (printed below), so under the best-of-three (*winner-takes-all*) loss the
+# first token to fit could win every target and leave another without gradient. An earlier build
+# showed such a **dead** output once; that run was not kept, so nothing stored backs it.
 
 # %%
 from mmcourse.protocol import proportion
@@ -429,8 +429,10 @@ print(f"training scenes (2–4 objects) holding an object whose three readings d
       f"± {differ.se:.0%} of {differ.n}")
 
 # %% [markdown]
-# One click chosen where the three readings all differ (part, whole and group pairwise below
-# 0.9 IoU), the one whose readings the outputs cover best among 100 ambiguous test clicks.
+# An **ambiguous** target is an object in a 4-object test scene whose part differs from its whole
+# and its whole from its group, by at least one pixel each; many differ by only a few pixels. The
+# figure shows one click where the three readings differ more (pairwise IoU below 0.9), the one
+# whose readings the outputs cover best among 100 ambiguous test clicks.
 # *Predict:* will each output match a different reading?
 
 # %%
@@ -475,7 +477,8 @@ print(f"clicks where output 1 matches no reading (IoU < 0.2 with all three): {(a
 # whole readings and cover about the same share of the image. Output 3 leans only slightly toward
 # the group: even on the click shown, picked as the best covered, it is the square plus a few
 # specks. SAM's pick is output 2, the one nudged toward the whole, on almost every click (printed);
-# it scores about equally on part and whole.
+# it scores about equally on part and whole. The order part / whole / group is the one the course's
+# extra term assigns, not a specialisation that emerged.
 #
 # Is the three-output model worth it? Measured on 400 ambiguous test clicks (stored),
 # against a **single-output** model trained with the same recipe and steps but one mask for every
@@ -494,8 +497,9 @@ print(f"{res['n']} clicks; share where output 1 / 2 / 3 is SAM's pick:",
 
 # %% [markdown]
 # By SAM's own pick the three-output model is slightly better than the single-output one on all
-# three readings (the paired differences, one to two hundredths, lie three or more standard errors
-# from zero). Output 3's group answer (oracle column) beats either model's first choice; a
+# three readings: the paired differences, one to two hundredths, lie three or more standard errors
+# from zero. That rests on one training run of each model; the standard error covers clicks, not
+# training runs, and a second run could move a gap this small. Output 3's group answer (oracle column) beats either model's first choice; a
 # user can pick it, or ask for it with a second click (section 7).
 
 # %% [markdown]
@@ -624,7 +628,7 @@ show_source(course_click_from_error)
 # prompt and without. Each corrective click is drawn at random from the error region (the
 # training rule); the dotted curve clicks as the paper's evaluation does, at the error pixel
 # farthest from the region's boundary. All first clicks here (and every 1-click mIoU) are random
-# interior pixels, as a user's fall, where the paper's evaluation puts the first click at the
+# interior pixels, as a user's clicks fall, where the paper's evaluation puts the first click at the
 # object's farthest-from-boundary pixel too. *Predict:* which curve climbs?
 
 # %%
@@ -695,10 +699,11 @@ from mmcourse.sam.flood_fill import FLOOD_TOLERANCES, flood_fill
 val = eval_set(150, seed=seeds("sam", "val")[0])
 tol = max(FLOOD_TOLERANCES, key=lambda t: mask_iou(flood_fill(val.images, val.clicks, t), val.levels[:, 0]).mean())
 heldout = eval_set(150, seed=2, target="heldout")
-rows = []
+rows, flood_miou = [], {}
 for name, s_ in (("seen", es), ("held-out cross", heldout)):
     r_ = per_scene_ious(sam, s_, text=False)
     flood = mask_iou(flood_fill(s_.images, s_.clicks, tol), s_.levels[:, 0])
+    flood_miou[name] = (mean(flood), mean(r_["1click"] - flood))
     rows.append([name, str(mean(r_["1click"])), f"{r_['oracle3'].mean():.3f}", f"{r_['box'].mean():.3f}",
                  str(mean(flood)), str(mean(r_["1click"] - flood)), f"{boundary_share(s_.levels[:, 0]).mean():.2f}"])
 display(Markdown(markdown_table(["targets (150 scenes)", "1 click", "best of 3 (oracle)", "box",
@@ -721,12 +726,10 @@ plt.show()
 # flood fill from the same click, which learns nothing and knows no shape, does as well on seen
 # shapes and better on crosses (paired differences in the table). A ShapesWorld object is one flat
 # colour, so its connected pixels already answer a click; the cross shows only that the model's
-# answer does not hinge on shapes it saw. SAM's zero-shot claim is about photographs, where no
-# flood fill works. Why the model loses ground on crosses is not tested: a cross has more boundary
+# answer does not hinge on shapes it saw. SAM's zero-shot claim is measured on 23 image datasets
+# against RITM, a trained interactive segmenter; flood fill is our baseline because ShapesWorld
+# objects are flat-coloured. Why the model loses ground on crosses is not tested: a cross has more boundary
 # per pixel of area (table), and section 7 found most errors on boundaries.
-#
-# *Patch size (uncontrolled):* an earlier model with 8 × 8-pixel patches, under two per object,
-# and an older recipe scored lower, though its coarser masks were not the limit (printed).
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -734,11 +737,6 @@ for m, what in (("seen_1click_miou", "1-click mIoU, seen shapes"), ("seen_box_mi
                 ("heldout_1click_miou", "1-click mIoU, held-out cross")):
     print(f"shipped sam_shapes (4-pixel patches), test scenes: {what:30s} {reg.describe(m)}")
     assert reg.metrics[m] >= reg.targets[m]["min"], f"{what} misses its target"
-longer = load_results("sam_longer_run")
-old = longer["patch8_1500_steps"]["metrics_500_scenes"]
-print(f"8-pixel patches, 1,500 steps: 1-click {old['seen_1click_miou']:.3f}, box {old['seen_box_miou']:.3f}; "
-      f"3,000 steps: 1-click {longer['metrics_500_scenes']['seen_1click_miou']:.3f}; "
-      f"its true masks through 32 × 32 and back: {longer['resolution_bound']['miou']:.3f}")
 
 # %% [markdown]
 # ## 9. The route, with SAM as the base
@@ -748,13 +746,9 @@ print(f"8-pixel patches, 1,500 steps: 1-click {old['seen_1click_miou']:.3f}, box
 # masks thresholded at logit −1 and +1 agree, IoU > 0.85) and at least 12 pixels, then NMS at
 # box IoU 0.5. **Detection:** each kept mask's box, scored by its predicted IoU. **Recognition:**
 # notebook 04's CLIP names each segment's crop zero-shot among the 30 colour–shape descriptions.
-#
-# - **NMS** (non-maximum suppression): keep the highest-scoring proposal, drop every other whose
-#   box overlaps it above a threshold IoU, repeat with the rest.
-# - **AP50**: a detection is correct if its box overlaps an unmatched true box at IoU ≥ 0.5.
-#   Ranked by score, each prefix gives a **precision** (share of detections correct) and a
-#   **recall** (share of true objects found); AP50 is the area under that precision–recall curve,
-#   1 for a perfect detector (notebook 07 draws the curve).
+# **NMS** (non-maximum suppression) keeps the highest-scoring proposal and drops every other whose
+# box overlaps it too much; **AP50** is the area under the precision–recall curve of detections
+# counted correct at box IoU ≥ 0.5 (notebook 07 defines and draws it).
 #
 # SAM's generator, the last stage of the paper's data engine, uses a 32 × 32 grid, thresholds 0.88
 # and 0.95 and NMS at 0.7; ours (above) has a coarser grid and lower thresholds, for 64-pixel images
@@ -802,7 +796,8 @@ for n, line in enumerate(listed):
 # %% [markdown]
 # The kinds: "object" is a hit by AP50's rule; the rest are the extra proposals that lower AP50. A
 # *duplicate* is an object found again, often with stray pixels that stretch its box past NMS
-# (*stretched*: the same, before the hit); a *group* covers two objects, a *part* less than one.
+# (*stretched*: a duplicate ranked above the clean mask of the same object, so it is the false
+# positive that comes first); a *group* covers two objects, a *part* less than one.
 
 # %%
 live_route = route(sam, n=10, seed=21)
@@ -822,16 +817,18 @@ for split, r in stored_route.items():
 display(Markdown(markdown_table(["scenes (held-out test set)", "AP50, class-agnostic", "recall at box IoU 0.5",
                                  "detections per scene (objects)", "AP50, CLIP's shape labels",
                                  "shape of found segments", "shape of true objects' crops", "chance"], rows)))
+print(f"{r['scenes']} scenes per row; AP50's standard error over {r['AP50_class_agnostic']['n']} draws of "
+      f"{r['scenes'] // r['AP50_class_agnostic']['n']} scenes")
 print(f"beside: GLIP (notebook 07), trained on boxes, shape-name prompt: AP50 {glip:.3f} (stored with the checkpoint)")
 
 # %% [markdown]
-# Each stage beside its baseline. Detection from SAM's masks finds the objects with no detection
-# training. GLIP, a detector trained on these scenes' boxes, scores higher (printed; from notebook
-# 07's evaluation, a reference point, not a paired comparison): everything mode misses almost no
-# object (recall, table; the 10 live scenes are a smaller draw) but pays for extra proposals (more
-# detections than objects per scene). Recognition of the found segments is far above chance (1 in
+# Detection from SAM's masks finds the objects with no detection training. GLIP, trained on these
+# scenes' boxes, scores higher (a reference point from notebook 07, not a paired comparison):
+# everything mode misses almost no object (recall) but pays for extra proposals. Recognition of the found segments is far above chance (1 in
 # 5 shapes) and close to CLIP reading the true objects' crops, so segmentation costs recognition
-# little.
+# little. AP50 with CLIP's labels can sit above the class-agnostic one: per class, a duplicate that
+# CLIP names as another shape is no false positive of this shape. No flood-fill grid baseline is
+# run here; on flat-coloured scenes it would likely score near the model, as in section 8.
 #
 # **Tracking.** A short clip (`ShapesWorld.draw_objects` draws the same objects at given pixel
 # positions per frame): a small object crosses a large one, behind it or in front. Every rule
@@ -841,10 +838,8 @@ print(f"beside: GLIP (notebook 07), trained on boxes, shape-name prompt: AP50 {g
 #   prompt. In training that pair is the *refinement* round, which assumes the mask is nearly
 #   right; a moved object is not;
 # - **box**: a box of the object's first-frame size where it should be now (last centre plus
-#   velocity), enlarged by a **margin**; while the mask's area strays beyond a **tolerance** of the
-#   first frame's, the box coasts on. Training saw tracking scenes prompted with the tight box, or
-#   with a box moved by up to 3 pixels plus the previous mask; the validation clips choose the
-#   margin, the tolerance and whether the previous mask goes with the box;
+#   velocity), enlarged by a margin; it coasts on while the mask's area looks wrong (the rules:
+#   `mmcourse.sam.track`);
 # - **oracle click**, **oracle box**: a click at the true object's interior, or its true box, in
 #   every frame: no propagation at all, the ceiling segmentation alone sets.
 #
@@ -903,26 +898,25 @@ for rule in ("box", "oracle box"):
           + ("; target ≥ 0.8, not met" if rule == "box" else ""))
 
 # %% [markdown]
-# Click + mask loses the object within a few frames (from t = 3): the mask spreads onto the large
-# neighbour it touches, the next click lands on the neighbour, and the mask becomes the pair, then
-# the neighbour alone (printed under the figure). The box rule keeps it, and loses ground at frame 1
-# (no velocity known yet), in the overlap frames (where the oracle box dips too: segmenting a partly
-# hidden object is the limit) and after a pass *behind* (the coasting box drifts). It misses the
-# course's target of 0.80. Feeding the previous mask with the box makes it worse: a wrong mask in
-# one frame is confirmed in the next. The oracle click scores below the oracle box because the IoU
-# head picks the course's amodal "whole" (hidden pixels included) while the target is the visible
-# part: that row measures the course's departure, not click prompting. SAM 2 adds what
-# frame-to-frame prompting lacks: a memory of past frames, read by attention.
+# Click + mask loses the object from t = 3: the mask spreads onto the large neighbour it touches,
+# the next click lands there, and the mask becomes the pair, then the neighbour (printed). The box
+# rule keeps it but loses ground at frame 1 (no velocity yet), in the overlap frames (the oracle
+# box dips too) and after a pass *behind*; it misses the target of 0.80. The oracle click scores
+# below the oracle box because the IoU head picks the amodal "whole" while the target is the
+# visible part: that row measures the course's departure. SAM 2 adds what
+# frame-to-frame prompting lacks: a memory bank of past frames' features and object pointers,
+# which memory attention reads before the decoder.
 #
 # ## 10. Optional: real SAM weights
 #
-# `from_segment_anything` loads segment-anything's state dicts into `mmcourse.sam`: the prompt
+# `from_segment_anything` loads segment-anything's state dicts into `mmcourse.sam` (outputs match
+# to 1e-5: `tests/test_sam_reference.py`): the prompt
 # encoder, two-way transformer and mask decoder keep their names; the image encoder's
 # `pos_embed` is reshaped and its MLP renamed (`lin1/lin2` → `fc1/fc2`). The configuration
 # (ViT-B: 12 blocks, 14 × 14 windows, 4 global blocks, relative positions) is read off the
 # weights' shapes. The course's own encoder has no MAE pre-training and global attention in every
 # block: at 64 pixels windows only made a step slower. With the ViT-B checkpoint on disk, the cell
-# segments scikit-image's astronaut from one click (expect minutes on one CPU thread); without it,
+# segments scikit-image's astronaut from one click (tens of seconds to minutes, depending on the CPU); without it,
 # it explains how to get it.
 
 # %%
@@ -969,13 +963,16 @@ refine = load_results("sam_refinement")
 tr = trk["rules"]
 summary = [[what, reg.describe(m)] for m, what in (
     ("seen_1click_miou", "1-click mIoU, seen shapes"), ("seen_box_miou", "box mIoU, seen shapes"),
-    ("heldout_1click_miou", "1-click mIoU, held-out cross"), ("seen_text_miou", "text mIoU, seen shapes"),
+    ("heldout_1click_miou", "1-click mIoU, held-out cross"))]
+summary += [[f"  baseline: flood fill from the click, {name} (150 scenes, section 8); model − flood fill",
+             f"{f_}; {d_}"] for name, (f_, d_) in flood_miou.items()]
+summary += [[what, reg.describe(m)] for m, what in (("seen_text_miou", "text mIoU, seen shapes"),
     ("seen_every_object_miou", "  baseline: every object"), ("seen_colour_only_miou", "  baseline: every object of the named colour"),
     ("seen_crop_miou", "  prompted with the training crops"),
     ("heldout_text_miou", "text mIoU, phrases naming a cross"))]
 summary += [
     ["decoder per prompt, one thread (median; target ≤ 5 ms)", f"{stored['decoder_ms_median']:.1f} ms"],
-    ["ambiguous clicks (400): SAM's pick minus single output, paired: part / whole / group",
+    ["ambiguous clicks (400; one training run of each model): SAM's pick minus single output, paired: part / whole / group",
      " / ".join(f"{r['pick_minus_single']['value']:+.3f} ± {r['pick_minus_single']['se']:.3f}" for r in res["levels"].values())],
     ["ambiguous clicks: mean predicted IoU of output 1 / 2 / 3 (none dead); best of 3 on the group",
      " / ".join(f"{v:.2f}" for v in res["mean_predicted_iou"]) + f"; {res['levels']['group']['best_of_3']['value']:.3f}"],

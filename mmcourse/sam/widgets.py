@@ -116,7 +116,7 @@ def draw_session(axes, session: ClickSession, result: ClickResult) -> None:
     for k, ax in enumerate(axes[1:]):
         ax.imshow(result.masks[k].numpy(), cmap="gray", vmin=0, vmax=1)
         title = "single mask" if same else f"mask {k + 1}"
-        ax.set_title(f"{title}: IoU {float(result.iou_predictions[k]):.2f}", fontsize=9,
+        ax.set_title(f"{title}: pred IoU {float(result.iou_predictions[k]):.2f}", fontsize=9,
                      color="tab:green" if k == result.best else "black")
         if same:
             break
