@@ -129,7 +129,8 @@ print(f"stored medians: encoder {stored['encoder_ms_median']:.2f} ms, decoder "
 
 # %% [markdown]
 # The stored ratio is the answer (the live one moves with the machine's load): at 64 × 64 pixels
-# the encoder is small too, so the split is barely lopsided here. Real SAM's ViT-H encoder has 632
+# the encoder is small too, so the split is barely lopsided here; even the parameters are not (the
+# decoder has nearly as many as the encoder). Real SAM's ViT-H encoder has 632
 # million parameters against about 4 million in prompt encoder and decoder, and reads a
 # 1024 × 1024 image as 64 × 64 tokens; its model card gives
 # about 0.15 s per image on an A100 GPU, and the paper runs prompt encoder and decoder on a CPU in
@@ -145,8 +146,8 @@ print(f"stored medians: encoder {stored['encoder_ms_median']:.2f} ms, decoder "
 # $$\mathrm{pe}(c) = [\sin(2\pi (2c - 1) G),\ \cos(2\pi (2c - 1) G)]$$
 #
 # The same function encodes the centre of every cell of the image embedding (the dense
-# positional encoding added to the image inside the decoder), so a click and the cells near it
-# get similar codes. Write it.
+# positional encoding, which the decoder adds to the image keys at every attention), so a click
+# and the cells near it get similar codes. Write it.
 
 # %%
 import math
@@ -216,8 +217,7 @@ print(f"pixels with similarity > 0.5 to click 1: {half} (a {math.sqrt(half):.0f}
 # becomes one token: its code plus a learned type embedding (positive, negative, box top-left,
 # box bottom-right). A mask prompt is already a picture aligned with the image; turning it into
 # tokens would throw away that alignment. So it stays dense: a small CNN shrinks it 4× to the
-# embedding grid and it is *added* to the image embedding. Text, like a point, is one token: a
-# CLIP embedding projected to the prompt width (section 6).
+# embedding grid and it is *added* to the image embedding. Text is one token (section 6).
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -473,11 +473,9 @@ print("share of clicks where output 1 / 2 / 3 is SAM's pick:",
 print(f"clicks where output 1 matches no reading (IoU < 0.2 with all three): {(amb_iou[:, :, 0].amax(1) < 0.2).float().mean():.2f}")
 
 # %% [markdown]
-# Only partly. Outputs 1 and 2 are near copies: they score about the same on the part and the
-# whole readings and cover about the same share of the image. Output 3 leans only slightly toward
-# the group: even on the click shown, picked as the best covered, it is the square plus a few
-# specks. SAM's pick is output 2, the one nudged toward the whole, on almost every click (printed);
-# it scores about equally on part and whole. The order part / whole / group is the one the course's
+# Only partly. Outputs 1 and 2 are near copies (same scores on part and whole, same share of the
+# image). Output 3 leans only slightly toward the group: even on the click shown it is the square
+# plus a few specks. SAM's pick is output 2 on almost every click (printed). The order part / whole / group is the one the course's
 # extra term assigns, not a specialisation that emerged.
 #
 # Is the three-output model worth it? Measured on 400 ambiguous test clicks (stored),
@@ -579,12 +577,11 @@ for m, what in (("seen_text_miou", "text, 'the red circle' (seen shapes; target 
 # %% [markdown]
 # Far worse than a click and than the trivial every-object mask, for phrases and for the very
 # crops the slot trained on alike: the decoder never learned to follow an embedding; CLIP is not
-# the problem (the table above). A mask of every object of the named colour
-# scores far higher. The decoder has collapsed to a near-empty answer for the text slot (printed),
-# and its IoU head knows it. Why is not tested; one candidate: with focal : dice at
-# 20 : 1, an empty mask is cheap when the decoder cannot localise (22% of the text masks are
-# empty, printed); others are that the text token carries no positional code and the encoder had
-# no semantic pre-training.
+# the problem (the table above). The decoder has collapsed to a near-empty answer for the text
+# slot (printed), and its IoU head knows it. Why is not tested; candidates: at focal : dice
+# 20 : 1 an empty mask is cheap when the decoder cannot localise (22% of the text masks are
+# empty, printed), the text token carries no positional code, the encoder had no semantic
+# pre-training.
 #
 # ## 7. Refinement: more clicks
 #
@@ -671,18 +668,15 @@ print(f"plain targets: {ref['plain_wrong_pixels_near_boundary']:.0%} of the wron
 # The group curve climbs; the others stay flat or slip a little:
 #
 # - **Group**: the first click usually returns one object; a click on a missed neighbour says "that
-#   one too", and mIoU climbs steeply over the next two clicks, then slowly (stored table): once the
-#   neighbours are in, the errors left are on boundaries, as for plain objects. Without the mask fed
-#   back it climbs less: in training every second-round click came with the previous logits.
-# - **Plain** objects: most wrong pixels sit on the boundary (the share printed above), so a random
-#   corrective click lands on a boundary pixel and says almost nothing new; without the previous
-#   mask fed back, each such click even costs a little (right column). The
-#   paper's farthest-pixel rule does not lift it either (dotted; it slips a little), so the flat
-#   curve is not an artefact of the random rule.
-# - **Whole shape**: a missed pixel of the hidden part lies under *another* object, so a positive
-#   click there reads as "include that object" (the group), not "the hidden part of this one" (our
-#   reading, not tested). A click cannot point at what is not visible, one more reason SAM's
-#   readings are visible masks.
+#   one too", and mIoU climbs steeply over the next two clicks, then slowly (stored table). Without
+#   the mask fed back it climbs less: in training every second-round click came with the previous
+#   logits.
+# - **Plain** objects: most wrong pixels sit on the boundary (the share printed above), so a
+#   corrective click says almost nothing new. The paper's farthest-pixel rule does not lift it
+#   either (dotted), so the flat curve is not an artefact of the random rule. The small slips
+#   (about 0.01) have no standard error here; read them as flat.
+# - **Whole shape**: our untested reading is that a click on a hidden pixel lands on *another*
+#   object and so asks for the group.
 
 # %% [markdown]
 # ## 8. Zero-shot: a shape it never saw
