@@ -33,11 +33,9 @@
 # - a fast **mask decoder** combines the two into masks, **once per prompt**, in milliseconds:
 #   that is why SAM feels instant when you click.
 #
-# This notebook builds each part, uses a small SAM trained on
-# ShapesWorld with SAM's interactive recipe, and measures the claims: one click is ambiguous, extra
-# clicks refine, the model segments shapes it never saw, and the route can be walked on its masks,
-# each stage beside a baseline. Text prompting, the paper's proof of concept, fails in our recipe;
-# the cause is not tested (section 6).
+# This notebook builds each part, uses a small SAM trained on ShapesWorld with SAM's interactive
+# recipe, and measures the claims (ambiguity, refinement, unseen shapes, the route), each beside a
+# baseline. Text prompting, the paper's proof of concept, fails in our recipe (section 6).
 #
 # ```mermaid
 # flowchart LR
@@ -504,14 +502,12 @@ print(f"{res['n']} clicks; share where output 1 / 2 / 3 is SAM's pick:",
 # ## 6. Text as a prompt, the paper's way
 #
 # The released SAM has no text prompt (the `text_proj` slot here is the course's). In the paper's
-# proof of concept, each manually collected mask larger than 100² pixels is prompted with the CLIP **image**
-# embedding of a crop around it (its box enlarged 1–2×, the outside blanked half the time); at
-# inference the CLIP **text** embedding of a phrase takes its place. Both are unit vectors in
-# CLIP's shared space, so the phrase lands where crops of matching objects landed in training:
-# text works zero-shot, without one phrase in training. The course does the same with notebook
-# 04's CLIP, with one change of crop: that CLIP saw only whole 32 × 32 scenes of one object, so
-# the crop is a scene-sized window centred on the object, the other objects painted over with the
-# background (`object_crops`). Which of 04's two CLIPs (`clip_shapes_named`, six palette colours;
+# proof of concept, each mask larger than 100² pixels is prompted in training with the CLIP
+# **image** embedding of a crop around it (its box enlarged 1–2×); at inference the CLIP **text**
+# embedding of a phrase takes its place. Both lie in CLIP's shared space, so text works zero-shot,
+# without one phrase in training. The course does the same with notebook 04's CLIP, which saw only
+# whole one-object scenes, so its crop is a scene-sized window centred on the object with the
+# other objects painted over (`object_crops`). Which of 04's two CLIPs (`clip_shapes_named`;
 # `clip_shapes_broad`, half its scenes in random colours) agrees with itself on such crops, and
 # what a zoomed crop (the paper's) or kept neighbours do (validation scenes, stored):
 
@@ -824,18 +820,17 @@ print(f"beside: GLIP (notebook 07), trained on boxes, shape-name prompt: AP50 {g
 # CLIP names as another shape is no false positive of this shape. No flood-fill grid baseline is
 # run here; on flat-coloured scenes it would likely score near the model, as in section 8.
 #
-# **Tracking.** A short clip (`ShapesWorld.draw_objects` draws the same objects at given pixel
-# positions per frame): a small object crosses a large one, behind it or in front. Every rule
-# starts from the object's true box in frame 0. Three ways to prompt the next frame:
+# ## 10. Tracking
+#
+# A short clip: a small object crosses a large one, behind it or in front, starting from its true
+# box in frame 0. Three ways to prompt the next frame:
 #
 # - **click + mask**: a click at the previous mask's deepest pixel plus its logits as the mask
-#   prompt. In training that pair is the *refinement* round, which assumes the mask is nearly
-#   right; a moved object is not;
+#   prompt, the pair training used for *refinement*, which assumes the mask is nearly right;
 # - **box**: a box of the object's first-frame size where it should be now (last centre plus
-#   velocity), enlarged by a margin; it coasts on while the mask's area looks wrong (the rules:
-#   `mmcourse.sam.track`);
-# - **oracle click**, **oracle box**: a click at the true object's interior, or its true box, in
-#   every frame: no propagation at all, the ceiling segmentation alone sets.
+#   velocity), enlarged by a margin (the rules: `mmcourse.sam.track`);
+# - **oracle click**, **oracle box**: a click inside the true object, or its true box, in every
+#   frame: no propagation, the ceiling segmentation alone sets.
 #
 # *Predict:* where does each rule lose the object?
 
@@ -901,7 +896,7 @@ for rule in ("box", "oracle box"):
 # frame-to-frame prompting lacks: a memory bank of past frames' features and object pointers,
 # which memory attention reads before the decoder.
 #
-# ## 10. Optional: real SAM weights
+# ## 11. Optional: real SAM weights
 #
 # `from_segment_anything` loads segment-anything's state dicts into `mmcourse.sam` (outputs match
 # to 1e-5: `tests/test_sam_reference.py`): the prompt
@@ -947,7 +942,7 @@ else:
           "restart the kernel with MMCOURSE_SAM_WEIGHTS=/path/to/sam_vit_b_01ec64.pth.")
 
 # %% [markdown]
-# ## 11. What we measured
+# ## 12. What we measured
 #
 # The shipped checkpoint's numbers (held-out test scenes: 1,000 scenes, 200 at each of 5 seeds, with
 # standard errors; stored with the checkpoint) and the stored measurements:
