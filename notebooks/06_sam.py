@@ -374,8 +374,8 @@ show_source(MaskDecoder.predict_masks)
 # only the *best* of the three, so each output token is free to specialise; the IoU head scores
 # each, and the highest predicted IoU is SAM's pick. The paper motivates three by nested masks
 # (whole, part, subpart: a shirt, or the person wearing it); in SAM which token answers which level
-# is learned, never assigned (the course assigns them, below). A fourth token serves multiple prompts; a lone box also gets one mask here, as with
-# segment-anything's `multimask_output=False`.
+# is learned, never assigned (the course assigns them, below). A fourth token serves multiple
+# prompts; a lone box also gets one mask here, as with segment-anything's `multimask_output=False`.
 #
 # ShapesWorld's objects have no parts, so the course uses three **readings** of its own:
 #
@@ -473,8 +473,8 @@ print(f"clicks where output 1 matches no reading (IoU < 0.2 with all three): {(a
 # %% [markdown]
 # Only partly. Outputs 1 and 2 are near copies (same scores on part and whole, same share of the
 # image). Output 3 leans only slightly toward the group: even on the click shown it is the square
-# plus a few specks. SAM's pick is output 2 on almost every click (printed). The order part / whole / group is the one the course's
-# extra term assigns, not a specialisation that emerged.
+# plus a few specks. SAM's pick is output 2 on almost every click (printed). The order part / whole
+# / group is the one the course's extra term assigns, not a specialisation that emerged.
 #
 # Is the three-output model worth it? Measured on 400 ambiguous test clicks (stored),
 # against a **single-output** model trained with the same recipe and steps but one mask for every
@@ -495,8 +495,9 @@ print(f"{res['n']} clicks; share where output 1 / 2 / 3 is SAM's pick:",
 # By SAM's own pick the three-output model is slightly better than the single-output one on all
 # three readings: the paired differences, one to two hundredths, lie three or more standard errors
 # from zero. That rests on one training run of each model; the standard error covers clicks, not
-# training runs, and a second run could move a gap this small. Output 3's group answer (oracle column) beats either model's first choice; a
-# user can pick it, or ask for it with a second click (section 7).
+# training runs, and a second run could move a gap this small. Output 3's group answer (oracle
+# column) beats either model's first choice; a user can pick it, or ask for it with a second click
+# (section 7).
 
 # %% [markdown]
 # ## 6. Text as a prompt, the paper's way
@@ -718,8 +719,8 @@ plt.show()
 # colour, so its connected pixels already answer a click; the cross shows only that the model's
 # answer does not hinge on shapes it saw. SAM's zero-shot claim is measured on 23 image datasets
 # against RITM, a trained interactive segmenter; flood fill is our baseline because ShapesWorld
-# objects are flat-coloured. Why the model loses ground on crosses is not tested: a cross has more boundary
-# per pixel of area (table), and section 7 found most errors on boundaries.
+# objects are flat-coloured. Why the model loses ground on crosses is not tested: a cross has more
+# boundary per pixel of area (table), and section 7 found most errors on boundaries.
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -814,11 +815,12 @@ print(f"beside: GLIP (notebook 07), trained on boxes, shape-name prompt: AP50 {g
 # %% [markdown]
 # Detection from SAM's masks finds the objects with no detection training. GLIP, trained on these
 # scenes' boxes, scores higher (a reference point from notebook 07, not a paired comparison):
-# everything mode misses almost no object (recall) but pays for extra proposals. Recognition of the found segments is far above chance (1 in
-# 5 shapes) and close to CLIP reading the true objects' crops, so segmentation costs recognition
-# little. AP50 with CLIP's labels can sit above the class-agnostic one: per class, a duplicate that
-# CLIP names as another shape is no false positive of this shape. No flood-fill grid baseline is
-# run here; on flat-coloured scenes it would likely score near the model, as in section 8.
+# everything mode misses almost no object (recall) but pays for extra proposals. Recognition of the
+# found segments is far above chance (1 in 5 shapes) and close to CLIP reading the true objects'
+# crops, so segmentation costs recognition little. AP50 with CLIP's labels can sit above the
+# class-agnostic one: per class, a duplicate that CLIP names as another shape is no false positive
+# of this shape. No flood-fill grid baseline is run here; on flat-coloured scenes it would likely
+# score near the model, as in section 8.
 #
 # ## 10. Tracking
 #
@@ -905,8 +907,8 @@ for rule in ("box", "oracle box"):
 # (ViT-B: 12 blocks, 14 × 14 windows, 4 global blocks, relative positions) is read off the
 # weights' shapes. The course's own encoder has no MAE pre-training and global attention in every
 # block: at 64 pixels windows only made a step slower. With the ViT-B checkpoint on disk, the cell
-# segments scikit-image's astronaut from one click (tens of seconds to minutes, depending on the CPU); without it,
-# it explains how to get it.
+# segments scikit-image's astronaut from one click (tens of seconds to minutes, depending on the
+# CPU); without it, it explains how to get it.
 
 # %%
 weights_file = os.environ.get("MMCOURSE_SAM_WEIGHTS", "")
