@@ -268,10 +268,9 @@ show_source(Sam.postprocess_masks)
 
 # %% [markdown]
 # **Click to segment.** Left click: a positive point; right click (or the *negative click*
-# toggle): a negative point; drag: a box. With one point the decoder returns three masks and
-# their predicted IoUs (the best is outlined on the image); with more prompts it returns one.
-# The picture below is what a first click on the first scene gives (saved with the notebook);
-# the widget under it answers your clicks once the kernel runs.
+# toggle): a negative point; drag: a box. One point returns three masks and their predicted IoUs
+# (the best outlined); more prompts return one. The picture below is a first click on the first
+# scene; the widget under it answers your clicks once the kernel runs.
 #
 # **Measures.**
 #
@@ -385,10 +384,9 @@ show_source(MaskDecoder.predict_masks)
 # | **whole** | its whole shape, hidden pixels included (*amodal*, `full_masks`) | none: SAM's masks are all visible |
 # | **group** | the visible pixels of the overlapping objects it belongs to | a larger whole |
 #
-# Each mask's loss is **focal** loss (per-pixel cross-entropy that down-weights confidently
-# classified pixels, so the hard boundary pixels dominate) plus **dice** loss (one minus the overlap
-# 2|A∩B| / (|A| + |B|) of soft masks, which ignores the easy background), 20 : 1 as in the paper.
-# The recipe, at small scale:
+# Each mask's loss is **focal** loss (cross-entropy that down-weights confidently classified
+# pixels, so hard boundary pixels dominate) plus **dice** loss (one minus 2|A∩B| / (|A| + |B|) on
+# soft masks), 20 : 1 as in the paper. The recipe, at small scale:
 #
 # ```mermaid
 # flowchart LR
@@ -414,10 +412,6 @@ from mmcourse.sam.evaluate import ambiguous_targets
 from mmcourse.sam.prompts import level_masks, world
 
 train_curve = load_results("sam_training")["sam_shapes"]
-fig, ax = plt.subplots(figsize=(5, 2.4))
-ax.plot(train_curve["step"], train_curve["loss"])
-ax.set_xlabel("training step"), ax.set_ylabel("loss (smoothed over 50 steps)")
-plt.show()
 print(f"{train_curve['recipe']['steps']} steps of {train_curve['recipe']['batch_size']} scenes, one thread: "
       f"{train_curve['train_cpu_s'] / 60:.1f} min of CPU time (the course's budget: 10 min)")
 train_world = world()
@@ -742,8 +736,8 @@ for m, what in (("seen_1click_miou", "1-click mIoU, seen shapes"), ("seen_box_mi
 # counted correct at box IoU ≥ 0.5 (notebook 07 defines and draws it).
 #
 # SAM's generator, the last stage of the paper's data engine, uses a 32 × 32 grid, thresholds 0.88
-# and 0.95 and NMS at 0.7; ours (above) has a coarser grid and lower thresholds, for 64-pixel images
-# and a less confident model. The figure's test scenes may hold crosses.
+# and 0.95 and NMS at 0.7; ours is coarser and lower, for 64-pixel images and a less confident
+# model. The figure's test scenes may hold crosses.
 
 # %%
 from mmcourse.clip import zero_shot_classifier, zero_shot_predict
