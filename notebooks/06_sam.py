@@ -133,6 +133,24 @@ print(f"stored medians: encoder {stored['encoder_ms_median']:.2f} ms, decoder "
 # 1024 × 1024 image as 64 × 64 tokens; its model card gives
 # about 0.15 s per image on an A100 GPU, and the paper runs prompt encoder and decoder on a CPU in
 # a web browser in about 50 ms: the split that makes clicking interactive.
+#
+# **How the shipped model was trained** (a target's three *readings* are section 5's).
+# Each mask's loss is **focal** loss (cross-entropy that down-weights confidently classified
+# pixels, so hard boundary pixels dominate) plus **dice** loss (one minus 2|A∩B| / (|A| + |B|) on
+# soft masks), 20 : 1 as in the paper. SAM's interactive recipe, at small scale:
+#
+# ```mermaid
+# flowchart LR
+#     scene["scene, 2–4 objects<br/>(no crosses)"] --> tgt["target object + reading<br/>part / whole / group"]
+#     tgt --> p1["first prompt: a click inside it,<br/>its noisy box, or the CLIP<br/>embedding of its crop"]
+#     p1 --> r1["3 masks (1 for box, CLIP)<br/>loss: 20 focal + dice, best mask only<br/>+ MSE on predicted IoU"]
+#     r1 --> p2["second round (half the clicks):<br/>a click from the error region<br/>+ previous logits as mask prompt"]
+#     p2 --> r2["1 mask, same loss"]
+# ```
+#
+# The paper trains 11 rounds per mask: a point or a box, 8 corrective points, and 2 rounds with
+# only the previous mask fed back. The course trains 2 rounds (a 10-minute CPU budget) on points,
+# boxes, text and tracking prompts, so anything past 2 clicks (section 7) lies outside its training.
 
 # %% [markdown]
 # ## 2. Prompts as positional encodings
@@ -384,27 +402,12 @@ show_source(MaskDecoder.predict_masks)
 # | **whole** | its whole shape, hidden pixels included (*amodal*, `full_masks`) | none: SAM's masks are all visible |
 # | **group** | the visible pixels of the overlapping objects it belongs to | a larger whole |
 #
-# Each mask's loss is **focal** loss (cross-entropy that down-weights confidently classified
-# pixels, so hard boundary pixels dominate) plus **dice** loss (one minus 2|A∩B| / (|A| + |B|) on
-# soft masks), 20 : 1 as in the paper. The recipe, at small scale:
-#
-# ```mermaid
-# flowchart LR
-#     scene["scene, 2–4 objects<br/>(no crosses)"] --> tgt["target object + reading<br/>part / whole / group"]
-#     tgt --> p1["first prompt: a click inside it,<br/>its noisy box, or the CLIP<br/>embedding of its crop"]
-#     p1 --> r1["3 masks (1 for box, CLIP)<br/>loss: 20 focal + dice, best mask only<br/>+ MSE on predicted IoU"]
-#     r1 --> p2["second round (half the clicks):<br/>a click from the error region<br/>+ previous logits as mask prompt"]
-#     p2 --> r2["1 mask, same loss"]
-# ```
-#
-# The paper trains 11 rounds per mask: a point or a box, 8 corrective points, and 2 rounds with
-# only the previous mask fed back. The course trains 2 rounds (a 10-minute CPU budget) on points,
-# boxes, text and tracking prompts, so anything past 2 clicks (section 7) lies outside its training.
-# It adds a term SAM lacks: each output also learns one reading (1 part, 2 whole, 3 group) at a
-# tenth of the weight. The reason is a hypothesis: in most training scenes all of an object's
-# readings are one mask (printed below), so under the best-of-three (*winner-takes-all*) loss the
-# first token to fit could win every target and leave another without gradient. An earlier build
-# showed such a **dead** output once; that run was not kept, so nothing stored backs it.
+# To section 1's recipe the course adds a term SAM lacks: each output also learns one reading (1
+# part, 2 whole, 3 group) at a tenth of the weight. The reason is a hypothesis: in most training
+# scenes all of an object's readings are one mask (printed below), so under the best-of-three
+# (*winner-takes-all*) loss the first token to fit could win every target and leave another without
+# gradient. An earlier build showed such a **dead** output once; that run was not kept, so nothing
+# stored backs it.
 
 # %%
 from mmcourse.protocol import proportion
