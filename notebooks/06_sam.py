@@ -712,9 +712,8 @@ plt.show()
 # %% [markdown]
 # The model segments the cross without ever training on one, but the baseline sizes that: a
 # flood fill from the same click, which learns nothing and knows no shape, does as well on seen
-# shapes and better on crosses (paired differences in the table). A ShapesWorld object is one flat
-# colour, so its connected pixels already answer a click; the cross shows only that the model's
-# answer does not hinge on shapes it saw. SAM's zero-shot claim is measured on 23 image datasets
+# shapes and better on crosses (paired differences in the table). The cross shows only that the
+# model's answer does not hinge on shapes it saw. SAM's zero-shot claim is measured on 23 image datasets
 # against RITM, a trained interactive segmenter; flood fill is our baseline because ShapesWorld
 # objects are flat-coloured. Why the model loses ground on crosses is not tested: a cross has more
 # boundary per pixel of area (table), and section 7 found most errors on boundaries.
