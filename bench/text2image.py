@@ -17,7 +17,7 @@ Stored in bench/results/:
   test draws, :mod:`mmcourse.text2image.evaluate`), diversity (pixel variance across seeds of
   one prompt) and the CLIP score; DDIM-50 time for one image and per image in a batch.
 - ``text2image_heldout.json``: the shipped model on held-out colour-shape pairs at its chosen
-  guidance scale, on the protocol's test draws (5 seeds x 200 prompts), each attribute with its
+  guidance scale, on the protocol's test draws (5 seeds x 400 prompts), each attribute with its
   standard error: the held-out counterpart of the registry's seen-pair numbers.
 - ``text2image_guidance_gain.json``: what guidance adds over w = 1 on the registry's own test
   draws (its scale, its prompts per seed), measured prompt by prompt
@@ -212,16 +212,18 @@ def guidance(n_prompts: int = 300, n_seeds: int = 8, n_diversity_prompts: int = 
 def heldout() -> dict:
     """Held-out pairs at the registry's guidance scale on the protocol's test draws."""
     from mmcourse.text2image.evaluate import REPORT_PROMPTS_PER_SEED, guidance_sweep, sweep_to_json
+
+    n_per_seed = REPORT_PROMPTS_PER_SEED["test"]
     from mmcourse.text2image.judges import Judges
     from mmcourse.text2image.model import load_text2image
     from mmcourse.weights import entry
 
     w = float(entry("text2image_shapes").metrics["guidance_scale"])
     out: dict = {"date": str(date.today()), "threads": 1, "loadavg_before": round(os.getloadavg()[0], 2),
-                 "guidance_scale": w, "part": "test", "n_per_seed": REPORT_PROMPTS_PER_SEED}
+                 "guidance_scale": w, "part": "test", "n_per_seed": n_per_seed}
     t0 = time.perf_counter()
     sweep = guidance_sweep(load_text2image(), Judges.load(), [w], part="test", split="heldout",
-                           n_per_seed=REPORT_PROMPTS_PER_SEED)
+                           n_per_seed=n_per_seed)
     out["heldout"] = sweep_to_json(sweep)[str(w)]
     out["seconds"] = round(time.perf_counter() - t0, 1)
     out["loadavg_after"] = round(os.getloadavg()[0], 2)

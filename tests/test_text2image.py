@@ -721,6 +721,76 @@ def test_text_eps_loss_snr_gamma_weights_each_example():
     assert bool((min_snr_weights(schedule, t, 5.0) < 1).any())         # this draw has damped examples
 
 
+def _latent_data(n: int = 12):
+    from mmcourse.text2image.train import LatentData
+
+    g = torch.Generator().manual_seed(0)
+    texts = TextCondition(torch.randn(3, 5, 8, generator=g), torch.ones(3, 5, dtype=torch.bool), torch.randn(3, 8, generator=g))
+    null = TextCondition(torch.randn(1, 5, 8, generator=g), torch.ones(1, 5, dtype=torch.bool), torch.randn(1, 8, generator=g))
+    return LatentData(torch.randn(n, 4, 8, 8, generator=g), torch.randint(0, 3, (n,), generator=g), texts, null,
+                      ["a", "b", "c"])
+
+
+def test_train_denoiser_emas_gives_each_decay_its_own_run():
+    """One run with several moving averages: each is the model one run with that decay alone gives,
+    the averages differ from each other, and the plain run's model is unchanged by them."""
+    from mmcourse.text2image.train import train_denoiser, train_denoiser_emas
+
+    schedule = NoiseSchedule.make(1000, "squaredcos_cap_v2")
+    data = _latent_data()
+
+    def unet():
+        torch.manual_seed(0)
+        return TextUNet(in_channels=4, base=8, channel_mults=(1,), image_size=8, context_dim=8, pooled_dim=8, num_heads=2)
+
+    emas, hist = train_denoiser_emas(unet(), schedule, data, steps=6, batch_size=4, ema_decays=(0.5, 0.9),
+                                     snr_gamma=2.0, progress=False)
+    alone, hist_alone = train_denoiser(unet(), schedule, data, steps=6, batch_size=4, ema_decay=0.9, snr_gamma=2.0,
+                                       progress=False)
+    assert set(emas) == {0.5, 0.9} and hist.loss == hist_alone.loss
+    for k, v in alone.state_dict().items():
+        torch.testing.assert_close(emas[0.9].state_dict()[k], v, atol=0, rtol=0)
+    assert not all(torch.equal(emas[0.5].state_dict()[k], v) for k, v in alone.state_dict().items())
+    assert not emas[0.5].training and not emas[0.9].training
+    for bad in ((1.0,), (0.0,), (0.9, -0.1), (True,)):
+        with pytest.raises(ValueError, match="ema_decays"):
+            train_denoiser_emas(unet(), schedule, data, steps=1, ema_decays=bad, progress=False)
+
+
+def test_choose_and_measure_picks_the_decay_then_w_on_validation_draws(tiny_model, monkeypatch):
+    """The recipe's choice: each decay's denoiser at DECAY_CHOICE_SCALE, the best one's w searched on
+    the grid (the known row not measured again), then the test numbers for that model and w."""
+    from dataclasses import replace
+
+    import mmcourse.text2image.evaluate as ev
+    from mmcourse.protocol import Estimate
+    from mmcourse.text2image import recipe
+
+    unets = {0.995: _tiny_unet(1), 0.999: _tiny_unet(2), 0.9995: _tiny_unet(3)}
+    base = {0.995: 0.80, 0.999: 0.86, 0.9995: 0.84}                    # the validation score at w = 3 by decay
+    bump = {2.0: -0.03, 2.5: -0.01, 3.0: 0.0, 3.5: 0.01, 4.0: -0.02}   # then by w: 3.5 is best
+    calls = []
+
+    def fake_sweep(model, judges, scales, part="val", **kw):
+        assert part == "val"
+        d = next(d for d, u in unets.items() if model.unet is u)
+        calls.append((d, tuple(scales)))
+        return {str(float(w)): {"shape_and_colour": Estimate(base[d] + bump[float(w)], 0.01, 2000)} for w in scales}
+
+    def fake_test(part, model, w, judges):
+        assert part == "test" and model.unet is unets[0.999] and w == 3.5
+        return {"shape_and_colour": Estimate(0.9, 0.01, 2000)}
+
+    monkeypatch.setattr(ev, "guidance_sweep", fake_sweep)
+    monkeypatch.setattr(ev, "evaluate_text2image", fake_test)
+    model, decay, w, by_decay, val, test = recipe.choose_and_measure(replace(tiny_model), unets, judges=None)
+    assert (decay, w) == (0.999, 3.5) and model.unet is unets[0.999]
+    assert set(by_decay) == {"0.995", "0.999", "0.9995"} and set(val) == {"2.0", "2.5", "3.0", "3.5", "4.0"}
+    assert calls == [(0.995, (3.0,)), (0.999, (3.0,)), (0.9995, (3.0,)), (0.999, (2.0,)), (0.999, (2.5,)),
+                     (0.999, (3.5,)), (0.999, (4.0,))]                 # w = 3 measured once; stops at the drop
+    assert val["3.0"]["shape_and_colour"]["value"] == 0.86
+
+
 def test_generate_restores_the_onednn_flag_and_matches_onednn(tiny_model):
     import mmcourse.text2image.sampling as sampling
 

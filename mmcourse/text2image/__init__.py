@@ -3,7 +3,8 @@
 - :mod:`.model`: ``T2IConfig``, the pieces (``TextToImage``: autoencoder, text U-Net, frozen CLIP
   text tower, schedule), ``load_text2image`` (the shipped checkpoint) and ``world`` (its scenes).
 - :mod:`.train`: stage 1, the autoencoder (``autoencoder_loss``, ``train_autoencoder``); stage 2,
-  the text-conditioned denoiser (``encode_dataset``, ``text_eps_loss``, ``train_denoiser``);
+  the text-conditioned denoiser (``encode_dataset``, ``text_eps_loss``, ``train_denoiser``,
+  ``train_denoiser_emas``: several moving averages of the weights from one run);
   ``train_text2image`` runs both.
 - :mod:`.sampling`: ``generate`` (prompts -> guided DDIM/DDPM in latent space -> pictures).
 - :mod:`.prompts`: what a prompt asks for (``parse_prompt``) and seen / held-out prompt sets.

@@ -4,7 +4,7 @@
 - ``BUILDERS``: the recipe (:mod:`.recipe`) that trains and registers ``text2image_shapes``.
 - ``EVALUATORS``: given a protocol part ("test" or "check"), the shipped checkpoint's numbers on
   that part's draws (:func:`~mmcourse.text2image.evaluate.evaluate_text2image`, no retraining,
-  about 90 s on one thread). The builder stores what the same function measures on "test".
+  about 3 minutes on one thread). The builder stores what the same function measures on "test".
 - ``TARGETS``: checkpoint -> metric -> {"min": x}.
 """
 

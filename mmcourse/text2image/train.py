@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -143,10 +144,30 @@ def train_denoiser(model: TextUNet, schedule: NoiseSchedule, data: LatentData, s
 
     ``snr_gamma``: Min-SNR loss weighting (see :func:`text_eps_loss`); None weights every t alike.
     """
-    ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(ema_decay)) if ema_decay else None
+    emas, hist = train_denoiser_emas(model, schedule, data, steps, batch_size=batch_size, lr=lr, p_uncond=p_uncond,
+                                     seed=seed, ema_decays=(ema_decay,) if ema_decay else (), snr_gamma=snr_gamma,
+                                     progress=progress)
+    return (emas[ema_decay] if ema_decay else model.eval()), hist
+
+
+def train_denoiser_emas(model: TextUNet, schedule: NoiseSchedule, data: LatentData, steps: int,
+                        batch_size: int = 128, lr: float = 2e-3, p_uncond: float = 0.1, seed: int = 0,
+                        ema_decays: Sequence[float] = (0.995,), snr_gamma: float | None = None,
+                        progress: bool = True) -> tuple[dict[float, nn.Module], History]:
+    """:func:`train_denoiser` keeping one exponential moving average of the weights per decay in
+    ``ema_decays`` (``ema = d * ema + (1 - d) * weights`` after every step); returns
+    ({decay: that average in eval mode}, the history).
+
+    The averages only read the weights, so one run gives the model each decay would have given
+    alone, at the cost of a few copies of a small network.
+    """
+    for d in ema_decays:
+        if isinstance(d, bool) or not isinstance(d, (int, float)) or not 0.0 < d < 1.0:
+            raise ValueError(f"ema_decays must hold numbers in (0, 1), got {ema_decays!r}")
+    emas = {float(d): AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(d)) for d in ema_decays}
 
     def loss_fn(m: nn.Module, g: torch.Generator) -> torch.Tensor:
-        if ema is not None:
+        for ema in emas.values():
             ema.update_parameters(m)
         idx = torch.randint(0, len(data.latents), (batch_size,), generator=g)
         return text_eps_loss(m, schedule, data.latents[idx], data.texts.index(data.caption[idx]), data.null,
@@ -154,18 +175,20 @@ def train_denoiser(model: TextUNet, schedule: NoiseSchedule, data: LatentData, s
 
     hist = fit(model, loss_fn, steps=steps, lr=lr, seed=seed, warmup=min(100, steps - 1), cosine=True, grad_clip=1.0,
                progress=progress, desc="text-to-image denoiser")
-    if ema is None:
-        return model.eval(), hist
-    ema.update_parameters(model)
-    return ema.module.eval(), hist
+    for ema in emas.values():
+        ema.update_parameters(model)
+    return {d: ema.module.eval() for d, ema in emas.items()}, hist
 
 
 def train_text2image(cfg: T2IConfig | None = None, ae_steps: int = 2000, steps: int = 4000, batch_size: int = 64,
                      n_train: int = 20_000, ae_latent_noise: float = 0.05, ae_edge_weight: float = 0.0,
                      snr_gamma: float | None = None, seed: int = 0, progress: bool = True,
-                     stage1: tuple | None = None) -> tuple[TextToImage, dict]:
+                     stage1: tuple | None = None, ema_decays: Sequence[float] = (0.995,)) -> tuple[TextToImage, dict]:
     """Both stages; returns the model and {"ae_history", "history", "ae_seconds", "seconds", "ae_cpu_seconds",
-    "cpu_seconds"} (wall and CPU time of each stage; CPU time counts every thread).
+    "cpu_seconds", "denoisers"} (wall and CPU time of each stage; CPU time counts every thread).
+
+    The model's denoiser is the weights' moving average with the first of ``ema_decays``;
+    "denoisers" holds one per decay ({decay: U-Net}, see :func:`train_denoiser_emas`).
 
     ``stage1`` = (autoencoder state, its history, its seconds[, its CPU seconds]) from an earlier run
     of stage 1 with the same config, seed and number of threads skips retraining it (stage 1 is then
@@ -190,8 +213,10 @@ def train_text2image(cfg: T2IConfig | None = None, ae_steps: int = 2000, steps: 
     unet = cfg.denoiser()
     schedule = cfg.schedule()
     t0, c0 = time.perf_counter(), time.process_time()
-    unet, hist = train_denoiser(unet, schedule, data, steps, batch_size=batch_size, p_uncond=cfg.p_uncond, seed=seed,
-                                snr_gamma=snr_gamma, progress=progress)
+    denoisers, hist = train_denoiser_emas(unet, schedule, data, steps, batch_size=batch_size, p_uncond=cfg.p_uncond,
+                                          seed=seed, ema_decays=ema_decays, snr_gamma=snr_gamma, progress=progress)
     seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
-    return TextToImage(ae, unet, encoder, schedule, cfg), dict(ae_history=ae_hist, history=hist, ae_seconds=ae_seconds,
-                                                               seconds=seconds, ae_cpu_seconds=ae_cpu, cpu_seconds=cpu)
+    first = denoisers[float(ema_decays[0])]
+    return TextToImage(ae, first, encoder, schedule, cfg), dict(ae_history=ae_hist, history=hist, ae_seconds=ae_seconds,
+                                                                seconds=seconds, ae_cpu_seconds=ae_cpu, cpu_seconds=cpu,
+                                                                denoisers=denoisers)
