@@ -34,7 +34,8 @@
 #    words can change what the image side looks for (here it helped in two of three runs).
 # 3. **Zero-shot needs phrase features that compose.** Used as they are, CLIP's phrase features
 #    (notebook 04) find colour–shape pairs never seen in training (AP50 0.99); through GLIP's
-#    learned projection they do not (0.40); random per-word codes barely do (0.50; chance 0.38).
+#    learned projection they do not (0.40); a random, frozen causal token transformer barely
+#    does (0.50; chance 0.38).
 # 4. **Grounding data teach what detection data cannot.** Trained on class names alone, a
 #    detector does not learn attribute words; captions teach them.
 #
@@ -195,10 +196,11 @@ for stride in (4, 8):
 # enclosing box the two leave empty) and a binary cross-entropy on the centerness.
 #
 # The focal loss gives each word its own sigmoid, so "circle" and "square" can rise together.
-# Training for minutes, not GLIP's days, the course adds the *soft-token* loss of MDETR (Kamath
-# et al., 2021) at the positive locations: a softmax over the prompt's words, so "circle" rises
-# only if "square" falls (`soft_token_loss`). One stored run without it (one run per arm;
-# section 5 shows reruns move more than these gaps):
+# The course adds MDETR's *soft-token* loss (Kamath et al., 2021) at the positive locations: a
+# softmax over the prompt's words, so "circle" rises only if "square" falls (`soft_token_loss`);
+# GLIP's code has it as an option, off in GLIP-T (`USE_TOKEN_LOSS`). One stored run without it
+# (one run per arm); the shape-name gap, 0.012, exceeds the spread of section 5's six retrains
+# (0.996–0.999), so it may be real:
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -628,10 +630,9 @@ print("random token tower, held-out pairs AP50:", tokens_side.describe("attribut
 print("random token tower, seen pairs AP50:    ", fmt(tokens_side.estimate("attributes_seen_AP50")))
 
 # %% [markdown]
-# This run (section 5's shipped pair, lower than each of the three retrains) is at chance on
-# held-out pairs (0.362 against 0.384 ± 0.010); the fused retrains average 0.495 ± 0.030: the
-# random token tower composes a little once fusion lets the image side read it. This run's scores
-# and word probabilities on 100 held-out scenes:
+# This run (section 5's shipped pair, earlier code) is at chance on held-out pairs (0.362
+# against 0.384 ± 0.010); the three retrains, above chance (0.495 ± 0.030), were not probed. Its
+# scores and word probabilities on 100 held-out scenes:
 
 # %%
 held = attribute_scenes(100, seed=3, split="heldout")  # a held-out pair, seen-pair distractors of its shape
@@ -642,9 +643,9 @@ print(f"random token tower, held-out pairs: targets {s['target'].mean():.2f} on 
       f"distractors {w['distractor'][:, 1].mean():.2f}")
 
 # %% [markdown]
-# Held-out targets score no higher than their distractors (0.35 against 0.37 on average). Our
-# reading (not tested against a bidirectional tower): the tower is causal. In "red square." the
-# colour token reads only `<start> red`, as in every red pair trained on, so it transfers: it
+# Held-out targets score no higher than their distractors (0.35 against 0.37). Our reading, for
+# this run only (untested against a bidirectional tower): the tower is causal. In "red square."
+# the colour token reads only `<start> red`, as in every red pair trained on, so it transfers: it
 # fires more on held-out targets (0.12 against 0.04). The shape token has read the colour, so
 # "square" after "red" is a feature training never produced: it fires less (0.21 against 0.33).
 #
