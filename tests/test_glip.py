@@ -515,6 +515,7 @@ def test_repeated_phrases_mark_each_later_copy_in_its_own_caption():
     assert 0 < c["repeats"] < c["phrases"] and c["ceiling"] == pytest.approx(1 - c["repeats"] / c["phrases"])
 
 
+@pytest.mark.slow  # a re-measurement of the shipped checkpoint
 def test_shipped_glip_gives_identical_phrases_of_a_caption_one_top_box():
     """The ceiling's premise, on the shipped checkpoint: a phrase that repeats an earlier one of its
     caption is never a hit together with that earlier copy (they share one top box)."""

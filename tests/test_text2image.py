@@ -452,6 +452,7 @@ def test_protocol_sweep_and_choice(tiny_model, judges):
         evaluate_text2image("test", tiny_model, None, judges)
 
 
+@pytest.mark.slow  # about 3 s: sweeps two scales on the tiny model
 def test_guidance_gain_pairs_the_same_draws(tiny_model, judges):
     """The gain is the difference of the two scales' shares on the same draws, with a paired error."""
     from mmcourse.protocol import paired_difference
