@@ -172,6 +172,7 @@ def one_draw(model, judges, n_prompts: int, guidance_scales, split: str = "test"
 
 def guidance(n_prompts: int = 300, n_seeds: int = 8, n_diversity_prompts: int = 16) -> dict:
     """The shipped model across guidance scales, seen and held-out prompts."""
+    from mmcourse.protocol import mean
     from mmcourse.text2image.judges import Judges
     from mmcourse.text2image.model import load_text2image
     from mmcourse.text2image.prompts import prompt_set
@@ -191,7 +192,9 @@ def guidance(n_prompts: int = 300, n_seeds: int = 8, n_diversity_prompts: int = 
             x = generate(model, p, w, steps=50, seed=1, n=n_seeds)
             var.append(float(x.var(dim=0).mean()))
             score.append(float(judges.clip_score(x, [p] * n_seeds).mean()))
-        diversity[str(w)], clip[str(w)] = round(statistics.mean(var), 5), round(statistics.mean(score), 4)
+        # the prompts are the independent units (a prompt's n_seeds pictures share it), so the
+        # standard error is over the n_diversity_prompts per-prompt means
+        diversity[str(w)], clip[str(w)] = round(statistics.mean(var), 5), mean(score).to_dict()
     out["diversity_pixel_variance"] = diversity
     out["clip_score"] = clip
     out["sweep_seconds"] = round(time.perf_counter() - t0, 1)

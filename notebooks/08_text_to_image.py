@@ -76,7 +76,7 @@ w_star = shipped.metrics["guidance_scale"]  # the guidance scale chosen on valid
 
 # %%
 from mmcourse.clip.widgets import markdown_table
-from mmcourse.protocol import seeds
+from mmcourse.protocol import Estimate, seeds
 from mmcourse.text2image import evaluate as protocol
 from mmcourse.text2image.evaluate import load_results
 
@@ -581,12 +581,13 @@ print(f"two standard errors above the target: {'yes' if est.clears(0.90) else 'n
 #
 # A wider view, one stored draw of 300 seen prompts (one standard error 0.01 to 0.02), with the
 # CLIP score: the course CLIP's image–prompt cosine (not Hessel et al.'s CLIPScore), averaged over
-# n = 128 pictures (16 other prompts × 8 seeds), stored without a standard error:
+# 128 pictures (16 other prompts × 8 seeds), its standard error taken over the 16 prompts' means (a
+# prompt's eight pictures are not independent of one another):
 
 # %%
 ws = list(sweep["seen"])
 rows = [[w, *(f"{sweep['seen'][w][a]:.3f}" for a in ("shape", "colour", "size", "position", "shape_and_colour")),
-         f"{sweep['clip_score'][w]:.3f}"] for w in ws]
+         str(Estimate(**sweep["clip_score"][w]))] for w in ws]
 display(Markdown(markdown_table(["w", "shape", "colour", "size", "position", "shape and colour", "CLIP score"], rows)))
 fig, ax = plt.subplots(figsize=(5.5, 3))
 for a in ("shape", "colour", "position", "shape_and_colour"):
@@ -662,7 +663,7 @@ for w, s in spread.items():
 # turn darker and speckled and the circles grow a dark rim; our reading, not measured: the latents
 # leave what the decoder was trained on (Imagen's dynamic thresholding addresses this for pixels;
 # diffusers documents it as unsuited to latent models). At w = 0 the prompt is ignored: the shape
-# is right 0.220 of the time, about the 1 in 5 of guessing, and the CLIP score is −0.025, about 0.
+# is right 0.220 of the time, about the 1 in 5 of guessing, and the CLIP score is −0.02 ± 0.02, about 0.
 #
 # Variety pays where the prompt leaves a choice, the *size*. Training scenes are half large, yet
 # at w = 1 0.83 ± 0.06 of the samples are large: every training caption names size and place, so
