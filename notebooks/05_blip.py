@@ -165,7 +165,11 @@ plt.show()
 # `BLIP.forward` runs all three on one batch. ITC is CLIP's loss (with BLIP's learned
 # temperature, clamped to [0.001, 0.5]; BLIP's momentum distillation and queue: section 8); ITM classifies B true pairs and up to 2B hard negatives
 # (section 5); LM is next-word cross-entropy with label smoothing 0.1.
-#
+
+# %%
+show_source(BLIP.forward)
+
+# %% [markdown]
 # **Predict, then run:** an untrained model guesses. What should each loss be? (Batch of 16;
 # vocabulary of 36 tokens: 31 words and 5 special tokens; ITM sees one true pair for every two
 # false ones.)
@@ -173,7 +177,6 @@ plt.show()
 # %%
 from mmcourse.blip.captions import content_ids
 
-show_source(BLIP.forward)
 torch.manual_seed(0)
 fresh = BLIP(shapes_blip_config())
 batch = sample_scenes(16, seed=0)
