@@ -575,7 +575,7 @@ for m, what in (("seen_text_miou", "text, 'the red circle' (seen shapes; target 
 # the problem (the table above). The decoder has collapsed to a near-empty answer for the text
 # slot (printed), and its IoU head knows it.
 #
-# The slot can learn; it lacked training. Issue 26's text-slot recipe (`TEXT_SLOT_RECIPE`, bench
+# The slot can learn, given more training and more weight. Issue 26's text-slot recipe (`TEXT_SLOT_RECIPE`, bench
 # `text_gap`, not shipped) decodes one more text prompt on every scene's cached embedding (32 a
 # step instead of 8, as SAM decodes many masks per image embedding), weighs the text prompts' mean
 # loss as much as all other prompts', gives the first prompts to points and boxes only, and scales
@@ -608,10 +608,10 @@ print(f"text-slot recipe trained in {gapr['training']['train_cpu_s']:.0f} CPU s 
 # %% [markdown]
 # Text now follows the phrase: far above the every-object mask, on seen shapes a little below the
 # training crops, and the move across the gap adds a little (paired; not in every recipe tried:
-# README's maintainer notes). A cross, a shape SAM never saw, is found by
-# name too. It stays below the colour-only baseline, a rule that reads the colour word alone, and
-# it costs the point prompts and the tracker, which share the decoder and the training budget
-# (the one-click target is missed, tracking falls): so the shipped checkpoint keeps its recipe.
+# README's maintainer notes). A cross, a shape SAM never saw, is found by name too. It stays below
+# the colour-only baseline, a rule that reads the colour word alone, and it costs the point prompts
+# and the tracker, which share the decoder and the training budget (the one-click target is missed,
+# tracking falls): so the shipped checkpoint keeps its recipe.
 #
 # ## 7. Refinement: more clicks
 #
@@ -930,9 +930,9 @@ for rule in ("box", "oracle box"):
 # rule keeps it. Frame 1, with no velocity yet, needs the wider box (the paired gain, printed); the
 # rest of its loss lies in the overlap frames, where the oracle box dips too, and after a pass
 # *behind*. It misses the target of 0.80. The oracle box, the true box in every frame, dips in the
-# same frames (the plot) and ends close to the target itself (printed): segmenting a half-hidden
-# object sets the ceiling, and the coasting box loses a little more behind the large object. The oracle click scores
-# below the oracle box because the IoU head picks the amodal "whole" while the target is the
+# same frames (the plot) and over the clip scores only a few hundredths above the target (printed):
+# segmenting a half-hidden object sets the ceiling, and the coasting box loses a little more behind
+# the large object. The oracle click scores below the oracle box because the IoU head picks the amodal "whole" while the target is the
 # visible part: that row measures the course's departure. SAM 2 adds what
 # frame-to-frame prompting lacks: a memory bank of past frames' features and object pointers,
 # which memory attention reads before the decoder.
