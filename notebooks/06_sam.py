@@ -611,7 +611,8 @@ print(f"text-slot recipe trained in {gapr['training']['train_cpu_s']:.0f} CPU s 
 # README's maintainer notes). A cross, a shape SAM never saw, is found by name too. It stays below
 # the colour-only baseline, a rule that reads the colour word alone, and it costs the point prompts
 # and the tracker, which share the decoder and the training budget (the one-click target is missed,
-# tracking falls): so the shipped checkpoint keeps its recipe.
+# tracking falls): so the shipped checkpoint keeps its recipe. These are one training run; a second
+# seed of the same recipe scored a few hundredths higher on validation draws (README's notes).
 #
 # ## 7. Refinement: more clicks
 #
