@@ -35,7 +35,8 @@
 #
 # This notebook builds each part, uses a small SAM trained on ShapesWorld with SAM's interactive
 # recipe, and measures the claims (ambiguity, refinement, unseen shapes, the route), each beside a
-# baseline. Text prompting, the paper's proof of concept, fails in our recipe (section 6).
+# baseline. Text prompting, the paper's proof of concept, fails in the shipped recipe; a recipe that
+# trains it more learns it, at the cost of the click and tracking targets (section 6).
 #
 # ```mermaid
 # flowchart LR
@@ -572,10 +573,46 @@ for m, what in (("seen_text_miou", "text, 'the red circle' (seen shapes; target 
 # Far worse than a click and than the trivial every-object mask, for phrases and for the very
 # crops the slot trained on alike: the decoder never learned to follow an embedding; CLIP is not
 # the problem (the table above). The decoder has collapsed to a near-empty answer for the text
-# slot (printed), and its IoU head knows it. Why is not tested; candidates: at focal : dice
-# 20 : 1 an empty mask is cheap when the decoder cannot localise (22% of the text masks are
-# empty, printed), the text token carries no positional code, the encoder had no semantic
-# pre-training.
+# slot (printed), and its IoU head knows it.
+#
+# The slot can learn, given more training and more weight. Issue 26's text-slot recipe (`TEXT_SLOT_RECIPE`, bench
+# `text_gap`, not shipped) decodes one more text prompt on every scene's cached embedding (32 a
+# step instead of 8, as SAM decodes many masks per image embedding), weighs the text prompts' mean
+# loss as much as all other prompts', gives the first prompts to points and boxes only, and scales
+# the CLIP embedding 8× before `text_proj`: several changes in one run, not separated. It departs
+# from the paper once more: a small CLIP's image and text embeddings occupy separate regions of its
+# space (Liang et al. 2022, "Mind the Gap"), and the slot learned the crops' region, so at
+# inference the text embedding is moved by the mean crop embedding minus the mean phrase embedding
+# (training scenes and phrases only; stored with the weights) and renormalised. Test draws, stored:
+
+# %%
+gapr = load_results("sam_text_gap")
+gt = gapr["parts"]["test"]
+fmt = lambda r: f"{r['value']:.3f} ± {r['se']:.3f}"  # noqa: E731
+rows = [[what, fmt(gt["seen"][key]), fmt(gt["heldout"][key])] for what, key in (
+    ("text, the CLIP text embedding as it is", "text_plain"),
+    ("text, moved across the modality gap", "text_shifted"),
+    ("  the move's gain, paired over the same scenes", "text_shift_gain"),
+    ("the training prompt: CLIP image embedding of the crop", "crop"),
+    ("baseline: one mask of every object", "every_object"),
+    ("baseline: every object of the named colour", "colour_only"),
+    ("one click (target ≥ 0.92 seen, ≥ 0.78 held out)", "1click"), ("box (target ≥ 0.92)", "box"))]
+rows.append(["tracking over 40 clips: box rule / oracle box", " / ".join(fmt(gt["tracking"][k]) for k in ("box rule", "oracle box")), ""])
+display(Markdown(markdown_table([f"text-slot recipe, {gt['seen']['text_plain']['n']:,} test scenes", "seen shapes",
+                                 "held-out cross"], rows)))
+print(f"shipped checkpoint: text {reg.describe('seen_text_miou')}, one click {reg.describe('seen_1click_miou')}, "
+      f"tracking {reg.describe('tracking_miou')}")
+print(f"text-slot recipe trained in {gapr['training']['train_cpu_s']:.0f} CPU s on one thread (limit 600; the shipped "
+      f"recipe {reg.metrics['train_cpu_s']:.0f}); text target ≥ 0.75 on seen phrases")
+
+# %% [markdown]
+# Text now follows the phrase: far above the every-object mask, on seen shapes a little below the
+# training crops, and the move across the gap adds a little (paired; not in every recipe tried:
+# README's maintainer notes). A cross, a shape SAM never saw, is found by name too. It stays below
+# the colour-only baseline, a rule that reads the colour word alone, and it costs the point prompts
+# and the tracker, which share the decoder and the training budget (the one-click target is missed,
+# tracking falls): so the shipped checkpoint keeps its recipe. These are one training run; a second
+# seed of the same recipe scored a few hundredths higher on validation draws (README's notes).
 #
 # ## 7. Refinement: more clicks
 #
@@ -826,7 +863,8 @@ print(f"beside: GLIP (notebook 07), trained on boxes, shape-name prompt: AP50 {g
 # - **click + mask**: a click at the previous mask's deepest pixel plus its logits as the mask
 #   prompt, the pair training used for *refinement*, which assumes the mask is nearly right;
 # - **box**: a box of the object's first-frame size where it should be now (last centre plus
-#   velocity), enlarged by a margin (the rules: `mmcourse.sam.track`);
+#   velocity), enlarged by a margin, wider in frame 1, where no velocity is known yet (the rules:
+#   `mmcourse.sam.track`);
 # - **oracle click**, **oracle box**: a click inside the true object, or its true box, in every
 #   frame: no propagation, the ceiling segmentation alone sets.
 #
@@ -864,8 +902,8 @@ plt.tight_layout()
 plt.show()
 
 # %% [markdown]
-# The stored run: the box rule's margin and tolerance chosen on 20 validation clips, then every
-# rule on the same 20 test clips (half behind, half in front):
+# The stored run: the box rule's margin, tolerance, dense prompt and frame-1 margin chosen on 40
+# validation clips, then every rule on the same 40 test clips (half behind, half in front):
 
 # %%
 trk = load_results("sam_tracking")
@@ -878,8 +916,11 @@ for rule, r in trk["rules"].items():
 ax.set_xlabel("frame"), ax.set_ylabel("mean IoU over clips")
 ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1))
 plt.show()
-print("chosen on validation clips:", f"margin {trk['val_choice']['margin']:g} px, tolerance {trk['val_choice']['tolerance']:g},",
+print("chosen on validation clips:", f"margin {trk['val_choice']['margin']:g} px (frame 1: {trk['val_choice']['first_margin']:g} px),",
+      f"tolerance {trk['val_choice']['tolerance']:g},",
       "previous mask as dense prompt" if trk["val_choice"]["dense"] else "no dense prompt")
+gain = trk["first_margin_gain"]
+print(f"frame 1's wider box, paired over the {gain['n']} test clips: {gain['value']:+.3f} ± {gain['se']:.3f}")
 for rule in ("box", "oracle box"):
     print(f"{rule}: tracking mIoU over {trk['clips']} test clips {reg.describe('tracking_miou' if rule == 'box' else 'tracking_oracle_box_miou')}"
           + ("; target ≥ 0.8, not met" if rule == "box" else ""))
@@ -887,9 +928,12 @@ for rule in ("box", "oracle box"):
 # %% [markdown]
 # Click + mask loses the object from t = 3: the mask spreads onto the large neighbour it touches,
 # the next click lands there, and the mask becomes the pair, then the neighbour (printed). The box
-# rule keeps it but loses ground at frame 1 (no velocity yet), in the overlap frames (the oracle
-# box dips too) and after a pass *behind*; it misses the target of 0.80. The oracle click scores
-# below the oracle box because the IoU head picks the amodal "whole" while the target is the
+# rule keeps it. Frame 1, with no velocity yet, needs the wider box (the paired gain, printed); the
+# rest of its loss lies in the overlap frames, where the oracle box dips too, and after a pass
+# *behind*. It misses the target of 0.80. The oracle box, the true box in every frame, dips in the
+# same frames (the plot) and over the clip scores only a few hundredths above the target (printed):
+# segmenting a half-hidden object sets the ceiling, and the coasting box loses a little more behind
+# the large object. The oracle click scores below the oracle box because the IoU head picks the amodal "whole" while the target is the
 # visible part: that row measures the course's departure. SAM 2 adds what
 # frame-to-frame prompting lacks: a memory bank of past frames' features and object pointers,
 # which memory attention reads before the decoder.
@@ -957,6 +1001,8 @@ summary += [[what, reg.describe(m)] for m, what in (("seen_text_miou", "text mIo
     ("seen_every_object_miou", "  baseline: every object"), ("seen_colour_only_miou", "  baseline: every object of the named colour"),
     ("seen_crop_miou", "  prompted with the training crops"),
     ("heldout_text_miou", "text mIoU, phrases naming a cross"))]
+summary += [["text-slot recipe (not shipped), text mIoU seen: as it is → moved across the gap",
+             f"{fmt(gt['seen']['text_plain'])} → {fmt(gt['seen']['text_shifted'])}"]]
 summary += [
     ["decoder per prompt, one thread (median; target ≤ 5 ms)", f"{stored['decoder_ms_median']:.1f} ms"],
     ["ambiguous clicks (400; one training run of each model): SAM's pick minus single output, paired: part / whole / group",

@@ -16,8 +16,9 @@ LAST = ROOT / "build" / "sam_shapes_last.safetensors"
 # Issue 11's targets (seen shapes; held-out shape type). Issue 26's targets are not met and so are
 # reported, not enforced: text on seen phrases >= 0.75 (the shipped model: 0.09, below the 0.40 of
 # a mask of every object; a build giving text 14 of 32 prompts at twice the weight reached 0.59 but
-# cost the click and box targets, README maintainer notes) and tracking >= 0.80 over 20 clips (the
-# box rule: 0.74 ± 0.03, the per-frame oracle box 0.83 ± 0.01).
+# cost the click and box targets, README maintainer notes; bench ``text_gap`` stores issue 26's
+# text-slot recipe, not shipped) and tracking >= 0.80 over 40 clips (the box rule with frame 1's
+# margin 3: 0.77 ± 0.02, the per-frame oracle box 0.83 ± 0.01: the ceiling is segmentation).
 TARGETS: dict[str, dict[str, dict[str, float]]] = {
     "sam_shapes": {"seen_1click_miou": {"min": 0.92}, "seen_box_miou": {"min": 0.92},
                    "heldout_1click_miou": {"min": 0.78}},
@@ -40,13 +41,13 @@ def evaluate_sam_shapes(part: str, sam=None) -> dict:
         torch.set_num_threads(threads)
 
 
-# The tracker's rule (notebook 06, bench ``tracking``): the box where the object should be, with the
-# previous mask as the dense prompt; its margin and tolerance chosen on validation clips.
-TRACK_RULE = dict(rule="box", margin=1.0, tolerance=0.5, dense=False)
+# The tracker's rule (notebook 06, bench ``tracking``): the box where the object should be, without
+# the previous mask as the dense prompt; its margin, tolerance and frame-1 margin chosen on validation clips.
+TRACK_RULE = dict(rule="box", margin=1.0, tolerance=0.5, dense=False, first_margin=3.0)
 
 
 @torch.no_grad()
-def evaluate_tracking(sam, part: str, per_seed: int = 4) -> dict:
+def evaluate_tracking(sam, part: str, per_seed: int = 8) -> dict:
     """mIoU per clip over ``per_seed`` clips at each of ``part``'s seeds (:func:`mmcourse.sam.track.clip_set`:
     half passing behind a large object, half in front) for three rules: today's
     (:data:`TRACK_RULE`), click + mask (the first rule) and the per-frame oracle box (its ceiling)."""

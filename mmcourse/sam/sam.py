@@ -44,6 +44,7 @@ class SamConfig:
     attention_downsample_rate: int = 2
     text_dim: int | None = None          # width of the CLIP embeddings for the text path (None: no text)
     text_scale: float = 1.0              # multiplies the unit CLIP embedding before text_proj
+    text_shift: bool = False             # a stored shift moves CLIP text embeddings to where image crops lie
     pixel_mean: tuple[float, float, float] = PIXEL_MEAN
     pixel_std: tuple[float, float, float] = PIXEL_STD
 
@@ -51,6 +52,8 @@ class SamConfig:
         if isinstance(self.encoder, dict):
             self.encoder = ImageEncoderConfig(**self.encoder)
         self.pixel_mean, self.pixel_std = tuple(self.pixel_mean), tuple(self.pixel_std)
+        if self.text_shift and self.text_dim is None:
+            raise ValueError("text_shift needs a text path (text_dim)")
 
     @property
     def embed_dim(self) -> int:
@@ -94,6 +97,10 @@ class Sam(nn.Module):
         )
         self.register_buffer("pixel_mean", torch.tensor(cfg.pixel_mean).view(-1, 1, 1), persistent=False)
         self.register_buffer("pixel_std", torch.tensor(cfg.pixel_std).view(-1, 1, 1), persistent=False)
+        if cfg.text_shift:         # the modality gap, set by the build (:func:`mmcourse.sam.train.modality_gap`)
+            self.register_buffer("text_shift", torch.zeros(cfg.text_dim))
+        else:
+            self.text_shift = None
         self._text = None          # (frozen CLIP, tokenizer), not a submodule: not in the state dict
         self.reset_image()
 
@@ -152,7 +159,11 @@ class Sam(nn.Module):
 
     def encode_text(self, texts: list[str]) -> torch.Tensor:
         """Phrases -> unit CLIP text embeddings (B, text_dim), no gradient (the tower is frozen).
-        SAM normalises both CLIP embeddings, so text can stand in for the image embeddings it trained on."""
+        SAM normalises both CLIP embeddings, so text can stand in for the image embeddings it trained on.
+        With ``cfg.text_shift`` each is moved by the stored ``text_shift`` (the mean image-crop embedding
+        minus the mean text embedding, both of training data) and renormalised: a small CLIP's two
+        embeddings occupy separate regions of its space (the modality gap), and the slot learned the
+        image crops' region."""
         if self._text is None:
             raise ValueError("text: no text encoder attached; call set_text_encoder(clip, tokenizer) first")
         clip, tok = self._text
@@ -162,7 +173,8 @@ class Sam(nn.Module):
                 raise ValueError(f"text: unknown words {unknown} in {t!r}; the text tower knows only "
                                  f"ShapesWorld's vocabulary ({len(tok.words)} words)")
         with torch.no_grad():
-            return clip.encode_text(tok(texts).to(self.pixel_mean.device), normalize=True)
+            feats = clip.encode_text(tok(texts).to(self.pixel_mean.device), normalize=True)
+            return feats if self.text_shift is None else F.normalize(feats + self.text_shift, dim=-1)
 
     # -- interactive use: one image, many prompts ---------------------------------------------
 

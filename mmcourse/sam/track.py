@@ -11,7 +11,8 @@ prompt is one the model was trained on. Three rules, compared on the same clips
   touches, the next click lands on the neighbour, and the mask becomes the pair, then the
   neighbour alone);
 - ``"box"``: frame 0's box size, centred where the object is expected (the last centre plus its
-  smoothed velocity) and enlarged by ``margin`` pixels, single output: a noisy box, SAM's trained
+  smoothed velocity) and enlarged by ``margin`` pixels (``first_margin`` in frame 1, before any
+  velocity is known), single output: a noisy box, SAM's trained
   box prompt; pixels outside the box are dropped. While the mask's area strays from frame 0's (the
   object partly hidden, or merged with a neighbour) the box coasts on at the last velocity. The
   training recipe includes this prompt on overlapping still scenes (``PromptTask.track_loss``: the
@@ -96,12 +97,14 @@ def _centre(box: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def track(sam: Sam, clip: SceneBatch, k: int = 0, rule: str = "box", margin: float = 1.0,
-          tolerance: float = 0.5, dense: bool = False) -> dict:
+          tolerance: float = 0.5, dense: bool = False, first_margin: float | None = 3.0) -> dict:
     """Track object k through ``clip`` with one of :data:`RULES` (see the module docstring). Frame 0
     is the object's true box as the prompt (the same for every rule). The box rule's ``margin``
     (pixels added on each side) and ``tolerance`` (how far the mask's area may stray from frame 0's
     before the box coasts) default to the values chosen on validation clips (bench/sam.py);
-    ``dense`` adds the previous low-res logits as the mask prompt. Returns the IoU per frame with the
+    ``dense`` adds the previous low-res logits as the mask prompt; ``first_margin`` (None: ``margin``)
+    is frame 1's margin, when no velocity is known yet and the box must cover any direction the
+    object may have moved in. Returns the IoU per frame with the
     object's visible mask (an empty prediction of a fully hidden object counts 1), their mean
     ``miou`` and the predicted masks (T, H, W)."""
     if rule not in RULES:
@@ -130,7 +133,8 @@ def track(sam: Sam, clip: SceneBatch, k: int = 0, rule: str = "box", margin: flo
                                        multimask=False)
             pred = m[:, 0]
         else:
-            guess = torch.cat([centre + velocity - size / 2 - margin, centre + velocity + size / 2 + margin])
+            mg = first_margin if t == 1 and first_margin is not None else margin
+            guess = torch.cat([centre + velocity - size / 2 - mg, centre + velocity + size / 2 + mg])
             guess = guess.clamp(0, IMAGE_SIZE)
             m, _, low = predict_batch(sam, emb[t:t + 1], boxes=guess[None], mask_input=prev if dense else None,
                                       multimask=False)
