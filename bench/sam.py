@@ -21,7 +21,11 @@ numbers on its test seeds, pooled over the 5 seeds with standard errors.
    once, ~10 min, cached in build/; not shipped), its text mIoU with the CLIP text embedding plain
    and moved across the modality gap, beside crop, click, box and the baselines, val and test.
 
-8. ``longer`` (not in the default set: it trains 3,000 steps, ~14 min quiet, 27 min at load 4): the
+8. ``text_twins``: which word the text prompt reads, on test scenes where the named object has a
+   twin of its colour (only the shape word separates them) or of its shape (only the colour word
+   does), for the text-slot model and the shipped one.
+
+9. ``longer`` (not in the default set: it trains 3,000 steps, ~14 min quiet, 27 min at load 4): the
    earlier patch-8 model (8 x 8 tokens, 32 x 32 low-res masks; shipped until patch 4 replaced it)
    at twice its 1,500 steps, not registered, and ``resolution_bound``, the IoU its 32 x 32 masks
    could reach at best: what showed that the token grid, not the mask resolution, was the limit.
@@ -366,6 +370,29 @@ def text_gap(sam, n: int = 200) -> dict:
 
 
 @torch.no_grad()
+def text_twins(models: dict, per_seed: int = 100) -> dict:
+    """Which word of the phrase the text prompt reads (:func:`mmcourse.sam.evaluate.twin_choice`):
+    on scenes where the named object has a same-colour twin of another shape (only the shape word
+    tells them apart) and on scenes where its twin shares the shape (only the colour word does),
+    the share of scenes whose mask covers the named object better than the twin, and both IoUs;
+    ``per_seed`` scenes of each kind at each of the protocol's test seeds."""
+    from mmcourse.sam.evaluate import twin_choice
+
+    torch.set_num_threads(1)
+    out = {"per_seed": per_seed, "part": "test", "chance": 0.5, "models": {}}
+    for name, sam in models.items():
+        rows = {}
+        for same in ("colour", "shape"):
+            got = [twin_choice(sam, per_seed, s, same) for s in seeds("sam", "test")]
+            rows[f"same_{same}"] = {"picks_named": proportion(torch.cat([g["picks"] for g in got])).to_dict(),
+                                    "iou_named": mean(torch.cat([g["named"] for g in got])).to_dict(),
+                                    "iou_twin": mean(torch.cat([g["twin"] for g in got])).to_dict()}
+        out["models"][name] = rows
+    print("text_twins:", json.dumps(out, indent=1))
+    return out
+
+
+@torch.no_grad()
 def resolution_bound(n: int = 500) -> float:
     """mIoU of the ground-truth masks themselves after a trip through the decoder's 32 x 32 grid
     (area down, bilinear up, threshold 0.5): what the low-res masks could reach at best."""
@@ -400,7 +427,7 @@ def longer_run(steps: int = 3000) -> dict:
     return out
 
 
-PARTS = ("speed", "text", "refinement", "route", "tracking", "text_gap", "ambiguity")
+PARTS = ("speed", "text", "refinement", "route", "tracking", "text_gap", "text_twins", "ambiguity")
 
 
 def run(parts: tuple[str, ...] = PARTS) -> None:
@@ -420,6 +447,9 @@ def run(parts: tuple[str, ...] = PARTS) -> None:
     if "text_gap" in parts:
         slot, meta = train_text_slot()
         _save("text_gap", {"training": meta, **text_gap(slot)})
+    if "text_twins" in parts:
+        slot, _ = train_text_slot()   # cached in build/ after its first training
+        _save("text_twins", text_twins({"text-slot recipe": slot, "shipped": multi}))
     if "ambiguity" not in parts:
         return
     single, meta = train_single()

@@ -36,7 +36,7 @@
 # This notebook builds each part, uses a small SAM trained on ShapesWorld with SAM's interactive
 # recipe, and measures the claims (ambiguity, refinement, unseen shapes, the route), each beside a
 # baseline. Text prompting, the paper's proof of concept, fails in the shipped recipe; a recipe that
-# trains it more learns it, at the cost of the click and tracking targets (section 6).
+# trains it more learns to follow the colour word, hardly the shape word (section 6).
 #
 # ```mermaid
 # flowchart LR
@@ -503,8 +503,8 @@ print(f"{res['n']} clicks; share where output 1 / 2 / 3 is SAM's pick:",
 # The released SAM has no text prompt (the `text_proj` slot here is the course's). In the paper's
 # proof of concept, each mask larger than 100² pixels is prompted in training with the CLIP
 # **image** embedding of a crop around it (its box enlarged 1–2×); at inference the CLIP **text**
-# embedding of a phrase takes its place. Both lie in CLIP's shared space, so text works zero-shot,
-# without one phrase in training. The course does the same with notebook 04's CLIP, which saw only
+# embedding of a phrase takes its place. The paper relies on CLIP's alignment alone: text works
+# zero-shot, without one phrase in training. The course does the same with notebook 04's CLIP, which saw only
 # whole one-object scenes, so its crop is a scene-sized window centred on the object with the
 # other objects painted over (`object_crops`). Which of 04's two CLIPs (`clip_shapes_named`;
 # `clip_shapes_broad`, half its scenes in random colours) agrees with itself on such crops, and
@@ -575,15 +575,17 @@ for m, what in (("seen_text_miou", "text, 'the red circle' (seen shapes; target 
 # the problem (the table above). The decoder has collapsed to a near-empty answer for the text
 # slot (printed), and its IoU head knows it.
 #
-# The slot can learn, given more training and more weight. Issue 26's text-slot recipe (`TEXT_SLOT_RECIPE`, bench
-# `text_gap`, not shipped) decodes one more text prompt on every scene's cached embedding (32 a
-# step instead of 8, as SAM decodes many masks per image embedding), weighs the text prompts' mean
-# loss as much as all other prompts', gives the first prompts to points and boxes only, and scales
-# the CLIP embedding 8× before `text_proj`: several changes in one run, not separated. It departs
-# from the paper once more: a small CLIP's image and text embeddings occupy separate regions of its
-# space (Liang et al. 2022, "Mind the Gap"), and the slot learned the crops' region, so at
-# inference the text embedding is moved by the mean crop embedding minus the mean phrase embedding
-# (training scenes and phrases only; stored with the weights) and renormalised. Test draws, stored:
+# The slot can learn, given more training and more weight. A second recipe (`TEXT_SLOT_RECIPE`,
+# trained once by the bench, not shipped) decodes one extra text prompt on every scene's image
+# embedding, on top of the ordinary prompts, which are now all points and boxes (as SAM decodes many
+# masks per image embedding); it weighs the text prompts' mean loss as much as all the others', and
+# scales the CLIP embedding before `text_proj` (both printed below): several changes in one run, not
+# separated. It departs from the paper once more. CLIP's image and text embeddings sit in two
+# separate cones of its space, large CLIPs' too (Liang et al. 2022, "Mind the Gap"), and the slot
+# learned the image crops' cone; so at inference the text embedding is moved by the mean crop
+# embedding minus the mean phrase embedding (of training scenes and phrases; stored with the
+# weights) and renormalised, as text-only captioning methods do. One training run, so the errors
+# cover scenes, not runs. Test draws, stored:
 
 # %%
 gapr = load_results("sam_text_gap")
@@ -593,6 +595,8 @@ rows = [[what, fmt(gt["seen"][key]), fmt(gt["heldout"][key])] for what, key in (
     ("text, the CLIP text embedding as it is", "text_plain"),
     ("text, moved across the modality gap", "text_shifted"),
     ("  the move's gain, paired over the same scenes", "text_shift_gain"),
+    ("text with the size word ('the small red circle'), moved", "text_size_shifted"),
+    ("  the move's gain, paired", "text_size_shift_gain"),
     ("the training prompt: CLIP image embedding of the crop", "crop"),
     ("baseline: one mask of every object", "every_object"),
     ("baseline: every object of the named colour", "colour_only"),
@@ -602,17 +606,40 @@ display(Markdown(markdown_table([f"text-slot recipe, {gt['seen']['text_plain']['
                                  "held-out cross"], rows)))
 print(f"shipped checkpoint: text {reg.describe('seen_text_miou')}, one click {reg.describe('seen_1click_miou')}, "
       f"tracking {reg.describe('tracking_miou')}")
-print(f"text-slot recipe trained in {gapr['training']['train_cpu_s']:.0f} CPU s on one thread (limit 600; the shipped "
-      f"recipe {reg.metrics['train_cpu_s']:.0f}); text target ≥ 0.75 on seen phrases")
+tr = gapr["training"]
+print(f"text-slot recipe: {tr['recipe']['batch_size']} scenes a step, each with 1 extra text prompt; text embedding "
+      f"× {tr['config']['text_scale']:g}; distance moved across the gap {gapr['gap_norm']:.2f} (unit embeddings); "
+      f"trained in {tr['train_cpu_s']:.0f} CPU s on one thread (limit 600; the shipped recipe "
+      f"{reg.metrics['train_cpu_s']:.0f}); text target ≥ 0.75 on seen phrases")
 
 # %% [markdown]
-# Text now follows the phrase: far above the every-object mask, on seen shapes a little below the
-# training crops, and the move across the gap adds a little (paired; not in every recipe tried:
-# README's maintainer notes). A cross, a shape SAM never saw, is found by name too. It stays below
-# the colour-only baseline, a rule that reads the colour word alone, and it costs the point prompts
-# and the tracker, which share the decoder and the training budget (the one-click target is missed,
-# tracking falls): so the shipped checkpoint keeps its recipe. These are one training run; a second
-# seed of the same recipe scored a few hundredths higher on validation draws (README's notes).
+# Text now finds something: far above the every-object mask, on seen shapes a little below the
+# training crops. The move across the gap adds a little to the plain phrase (paired), but it costs
+# the held-out phrases with a size word (both printed), so it is no general fix. Yet the slot stays
+# below the colour-only rule, a rule that reads the colour word alone. Which word does it read? On
+# scenes where the named object has a twin of its colour and another shape, only the shape word can
+# tell them apart; where the twin shares its shape, only the colour word can (test scenes, stored):
+
+# %%
+twins = load_results("sam_text_twins")
+rows = [[name, *(f"{fmt(r[k]['picks_named'])} (IoU {r[k]['iou_named']['value']:.2f} / {r[k]['iou_twin']['value']:.2f})"
+                 for k in ("same_colour", "same_shape"))] for name, r in twins["models"].items()]
+display(Markdown(markdown_table([f"text prompt, {twins['per_seed'] * 5} scenes each",
+                                 "twin of the same colour: covers the named one better (IoU named / twin)",
+                                 "twin of the same shape"], rows)))
+print(f"chance: {twins['chance']}")
+
+# %% [markdown]
+# The colour word decides: against a twin of another colour the mask is right every time, against
+# a twin of the same colour it is little better than a coin, and it overlaps the twin almost as much
+# as the named object (the IoUs). (The shipped slot's near-empty masks tie at about 0, and a tie
+# counts as a miss.)
+# Colour alone names the target in most training scenes, so matching the colour already lowered the
+# loss; the shape, which needed more, was hardly learned. A shortcut, not the paper's result, and a
+# reason we do not claim the cross is found by name. The recipe also costs the shipped model a
+# little in clicks (printed: 0.917 against 0.930) and more in tracking (0.685 against 0.769), so
+# the shipped checkpoint keeps its recipe. Training text on scenes with such twins would be the
+# next step.
 #
 # ## 7. Refinement: more clicks
 #
@@ -928,13 +955,14 @@ for rule in ("box", "oracle box"):
 # %% [markdown]
 # Click + mask loses the object from t = 3: the mask spreads onto the large neighbour it touches,
 # the next click lands there, and the mask becomes the pair, then the neighbour (printed). The box
-# rule keeps it. Frame 1, with no velocity yet, needs the wider box (the paired gain, printed); the
+# rule keeps it. In frame 1, with no velocity yet, the wider box helps (the paired gain, printed); the
 # rest of its loss lies in the overlap frames, where the oracle box dips too, and after a pass
 # *behind*. It misses the target of 0.80. The oracle box, the true box in every frame, dips in the
 # same frames (the plot) and over the clip scores only a few hundredths above the target (printed):
 # segmenting a half-hidden object sets the ceiling, and the coasting box loses a little more behind
-# the large object. The oracle click scores below the oracle box because the IoU head picks the amodal "whole" while the target is the
-# visible part: that row measures the course's departure. SAM 2 adds what
+# the large object. The oracle click scores below the oracle box, in front as much as behind; why
+# is not tested (a click on an object that touches a neighbour may return the pair, as click +
+# mask did). SAM 2 adds what
 # frame-to-frame prompting lacks: a memory bank of past frames' features and object pointers,
 # which memory attention reads before the decoder.
 #
@@ -1001,8 +1029,11 @@ summary += [[what, reg.describe(m)] for m, what in (("seen_text_miou", "text mIo
     ("seen_every_object_miou", "  baseline: every object"), ("seen_colour_only_miou", "  baseline: every object of the named colour"),
     ("seen_crop_miou", "  prompted with the training crops"),
     ("heldout_text_miou", "text mIoU, phrases naming a cross"))]
-summary += [["text-slot recipe (not shipped), text mIoU seen: as it is → moved across the gap",
-             f"{fmt(gt['seen']['text_plain'])} → {fmt(gt['seen']['text_shifted'])}"]]
+summary += [["text-slot recipe (not shipped): text mIoU seen, moved across the gap (the move's paired gain); "
+             "named object over a same-colour twin (chance 0.5); 1-click; tracking",
+             f"{fmt(gt['seen']['text_shifted'])} ({fmt(gt['seen']['text_shift_gain'])}); "
+             f"{fmt(twins['models']['text-slot recipe']['same_colour']['picks_named'])}; "
+             f"{fmt(gt['seen']['1click'])}; {fmt(gt['tracking']['box rule'])}"]]
 summary += [
     ["decoder per prompt, one thread (median; target ≤ 5 ms)", f"{stored['decoder_ms_median']:.1f} ms"],
     ["ambiguous clicks (400; one training run of each model): SAM's pick minus single output, paired: part / whole / group",

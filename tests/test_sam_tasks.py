@@ -440,6 +440,48 @@ def test_stored_text_slot_run():
     assert est["1click"].value < TARGETS["sam_shapes"]["seen_1click_miou"]["min"]
 
 
+def test_twin_scenes_differ_only_in_the_word_asked_about(shipped):
+    """twin_scenes: object 0 is named; object 1 shares exactly one of its colour and shape; object 2
+    shares neither; no two objects overlap; bad arguments are refused. twin_choice compares the
+    named object's IoU with the twin's, scene by scene."""
+    from mmcourse.data.shapes import COLOUR_NAMES, SHAPES
+    from mmcourse.sam.evaluate import twin_choice, twin_scenes
+
+    for same in ("colour", "shape"):
+        images, masks, phrases = twin_scenes(6, seed=3, same=same)
+        assert images.shape == (6, 3, 64, 64) and masks.shape == (6, 3, 64, 64) and len(phrases) == 6
+        assert not (masks.sum(1) > 1).any() and masks.flatten(2).any(2).all()   # separate, all visible
+        for ph in phrases:
+            words = ph.split()
+            assert words[0] == "the" and words[1] in COLOUR_NAMES and words[2] in SHAPES
+            assert words[2] in TRAIN_SHAPES
+        # the twin's colour (or shape) equals the named object's: compare mean pixel colours
+        colour = torch.stack([(images * masks[:, j, None]).sum((2, 3)) / masks[:, j, None].sum((2, 3))
+                              for j in range(3)], 1)
+        twin_same_colour = (colour[:, 0] - colour[:, 1]).abs().amax(1) < 0.1
+        other_same_colour = (colour[:, 0] - colour[:, 2]).abs().amax(1) < 0.1
+        assert twin_same_colour.all() if same == "colour" else not twin_same_colour.any()
+        assert not other_same_colour.any()
+    assert twin_scenes(2, seed=5, same="shape")[2] == twin_scenes(2, seed=5, same="shape")[2]
+    with pytest.raises(ValueError, match="same must be"):
+        twin_scenes(2, seed=0, same="size")
+    with pytest.raises(ValueError, match="n must be"):
+        twin_scenes(0, seed=0, same="colour")
+    got = twin_choice(shipped, 4, seed=1, same="shape")
+    assert set(got) == {"named", "twin", "picks"} and torch.equal(got["picks"], got["named"] > got["twin"])
+
+
+def test_stored_twin_probe_shows_the_text_slot_reads_colour_not_shape():
+    """bench ``text_twins``: the text-slot model tells the named object from a twin of another colour
+    every time, from a same-colour twin of another shape hardly better than chance."""
+    from mmcourse.protocol import Estimate, load_results
+
+    r = load_results("sam_text_twins")["models"]["text-slot recipe"]
+    colour_word, shape_word = (Estimate(**r[k]["picks_named"]) for k in ("same_shape", "same_colour"))
+    assert colour_word.value > 0.95
+    assert shape_word.value < 0.7 and shape_word.value < colour_word.value - 0.2
+
+
 def test_shapes_config_grid():
     """Patch 4 (shipped): 16 x 16 image tokens and 64 x 64 low-res masks, the image's own size;
     patch 8: 8 x 8 and 32 x 32. Other patch sizes are refused by name."""
