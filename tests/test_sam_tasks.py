@@ -471,6 +471,22 @@ def test_twin_scenes_differ_only_in_the_word_asked_about(shipped):
     assert set(got) == {"named", "twin", "picks"} and torch.equal(got["picks"], got["named"] > got["twin"])
 
 
+def test_twin_objects_are_those_only_the_shape_word_singles_out():
+    from mmcourse.data.shapes import COLOUR_NAMES
+    from mmcourse.sam.prompts import twin_objects, world
+
+    b = world(train=True).sample(300, seed=4)
+    t = twin_objects(b)
+    assert not t[~b.valid].any()
+    for i in range(300):
+        for j in range(4):
+            if not b.valid[i, j]:
+                continue
+            others = [k for k in range(4) if k != j and b.valid[i, k] and b.colour[i, k] == b.colour[i, j]]
+            assert bool(t[i, j]) == any(int(b.shape[i, k]) != int(b.shape[i, j]) for k in others)
+    assert 0.1 < t[b.valid].float().mean() < 0.5 and len(COLOUR_NAMES) == 6   # about a quarter, six colours
+
+
 def test_stored_twin_probe_shows_the_text_slot_reads_colour_not_shape():
     """bench ``text_twins``: the text-slot model tells the named object from a twin of another colour
     every time, from a same-colour twin of another shape hardly better than chance."""

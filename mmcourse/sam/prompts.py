@@ -140,6 +140,15 @@ def text_targets(batch: SceneBatch, k: torch.Tensor, with_size: torch.Tensor) ->
     return (batch.masks & same[..., None, None]).any(1)
 
 
+def twin_objects(batch: SceneBatch) -> torch.Tensor:
+    """(B, K) bool: the objects that share their colour with another object of another shape in
+    their scene, so that only the shape word of their phrase singles them out (for the others the
+    colour word alone names every object the phrase names)."""
+    c, s, v = batch.colour, batch.shape, batch.valid
+    pair = (c[:, :, None] == c[:, None, :]) & (s[:, :, None] != s[:, None, :]) & v[:, :, None] & v[:, None, :]
+    return pair.any(2)
+
+
 
 def object_crops(images: torch.Tensor, masks: torch.Tensor, scale: torch.Tensor | None = None,
                  side: torch.Tensor | None = None, masked: bool = True) -> torch.Tensor:
