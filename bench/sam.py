@@ -62,28 +62,46 @@ def _load() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3]) if Path("/proc/loadavg").exists() else "?"
 
 
-def train_single(progress: bool = True):
-    """The single-output ablation (cached in build/ so the measurements can be rerun)."""
-    from safetensors.torch import load_file, save_file
+def _cache_key(cfg, recipe) -> str:
+    return json.dumps({"config": cfg.to_dict(), "recipe": recipe.__dict__}, sort_keys=True, default=str)
+
+
+def _load_cached(path: Path, cfg, recipe):
+    """(the model, its training meta) from a cache in build/ made by this config and recipe, or None."""
+    from safetensors.torch import load_file
 
     from mmcourse.sam import Sam
 
+    meta_path = path.with_suffix(".json")
+    if not (path.exists() and meta_path.exists()):
+        return None
+    meta = json.loads(meta_path.read_text())
+    if meta.pop("key", None) != _cache_key(cfg, recipe):
+        return None
+    sam = Sam(cfg)
+    sam.load_state_dict(load_file(str(path)))
+    return sam, meta
+
+
+def _store_cached(path: Path, sam, cfg, recipe, meta: dict) -> None:
+    from safetensors.torch import save_file
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in sam.state_dict().items()}, str(path))
+    path.with_suffix(".json").write_text(json.dumps({**meta, "key": _cache_key(cfg, recipe)}))
+
+
+def train_single(progress: bool = True):
+    """The single-output ablation (cached in build/ so the measurements can be rerun)."""
     cfg, recipe = shapes_sam_config(), Recipe(multimask=False)
-    key = json.dumps({"config": cfg.to_dict(), "recipe": recipe.__dict__}, sort_keys=True, default=str)
-    meta_path = SINGLE_CACHE.with_suffix(".json")
-    if SINGLE_CACHE.exists() and meta_path.exists() and json.loads(meta_path.read_text()).get("key") == key:
-        sam = Sam(cfg)
-        sam.load_state_dict(load_file(str(SINGLE_CACHE)))
-        meta = json.loads(meta_path.read_text())
-        meta.pop("key")
-        return sam.eval(), meta
+    cached = _load_cached(SINGLE_CACHE, cfg, recipe)
+    if cached is not None:
+        return cached[0].eval(), cached[1]
     torch.set_num_threads(1)
     sam, hist, seconds = train_sam(recipe, cfg=cfg, progress=progress, desc="single-output SAM")
-    SINGLE_CACHE.parent.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.contiguous() for k, v in sam.state_dict().items()}, str(SINGLE_CACHE))
     meta = {"train_seconds": round(seconds, 1), "final_loss": round(hist.final(), 4), "load": _load(),
             "steps": recipe.steps}
-    meta_path.write_text(json.dumps({**meta, "key": key}))
+    _store_cached(SINGLE_CACHE, sam, cfg, recipe, meta)
     return sam, meta
 
 
@@ -302,29 +320,19 @@ TEXT_CACHE = ROOT / "build" / "sam_text_slot.safetensors"
 def train_text_slot(progress: bool = True):
     """Issue 26's text-slot model (:data:`mmcourse.sam.train.TEXT_SLOT_RECIPE`, with the modality
     gap stored), cached in build/ so the measurements can be rerun."""
-    from safetensors.torch import load_file, save_file
-
-    from mmcourse.sam import Sam
     from mmcourse.sam.train import TEXT_SLOT_RECIPE, attach_clip, text_slot_config
 
     cfg, recipe = text_slot_config(), TEXT_SLOT_RECIPE
-    key = json.dumps({"config": cfg.to_dict(), "recipe": recipe.__dict__}, sort_keys=True, default=str)
-    meta_path = TEXT_CACHE.with_suffix(".json")
-    if TEXT_CACHE.exists() and meta_path.exists() and json.loads(meta_path.read_text()).get("key") == key:
-        sam = Sam(cfg)
-        sam.load_state_dict(load_file(str(TEXT_CACHE)))
-        meta = json.loads(meta_path.read_text())
-        meta.pop("key")
-        return attach_clip(sam).eval(), meta
+    cached = _load_cached(TEXT_CACHE, cfg, recipe)
+    if cached is not None:
+        return attach_clip(cached[0]).eval(), cached[1]
     torch.set_num_threads(1)
     cpu0 = time.process_time()
     sam, hist, seconds = train_sam(recipe, cfg=cfg, progress=progress, desc="SAM, text-slot recipe")
     meta = {"train_cpu_s": round(time.process_time() - cpu0, 1), "train_wall_s": round(seconds, 1),
             "final_loss": round(hist.final(), 4), "load": _load(), "steps": recipe.steps,
             "recipe": recipe.__dict__, "config": {"text_scale": cfg.text_scale, "text_shift": cfg.text_shift}}
-    TEXT_CACHE.parent.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.contiguous() for k, v in sam.state_dict().items()}, str(TEXT_CACHE))
-    meta_path.write_text(json.dumps({**meta, "key": key}))
+    _store_cached(TEXT_CACHE, sam, cfg, recipe, meta)
     return sam, meta
 
 

@@ -161,9 +161,9 @@ class Sam(nn.Module):
         """Phrases -> unit CLIP text embeddings (B, text_dim), no gradient (the tower is frozen).
         SAM normalises both CLIP embeddings, so text can stand in for the image embeddings it trained on.
         With ``cfg.text_shift`` each is moved by the stored ``text_shift`` (the mean image-crop embedding
-        minus the mean text embedding, both of training data) and renormalised: a small CLIP's two
-        embeddings occupy separate regions of its space (the modality gap), and the slot learned the
-        image crops' region."""
+        minus the mean text embedding, both of training data) and renormalised: CLIP's image and text
+        embeddings occupy separate cones of its space (the modality gap, Liang et al. 2022), and the
+        slot learned the image crops' cone."""
         if self._text is None:
             raise ValueError("text: no text encoder attached; call set_text_encoder(clip, tokenizer) first")
         clip, tok = self._text
