@@ -319,6 +319,7 @@ def test_single_share_sets_the_share_of_single_object_scenes():
         blip_loss_fn(single_share=1.5)
 
 
+@pytest.mark.slow  # about 2 s: the whole CapFilt pipeline on tiny data (make test runs it)
 def test_capfilt_experiment_runs_end_to_end_and_its_numbers_agree():
     from mmcourse.blip.bootstrap import capfilt_experiment
     from mmcourse.protocol import seeds

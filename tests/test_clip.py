@@ -148,6 +148,7 @@ def test_loss_validates_its_inputs():
         clip_loss(torch.randn(3, 4), torch.randn(3, 4), 1.0, torch.zeros(2, dtype=torch.long))
 
 
+@pytest.mark.slow  # about 4 s: real training steps (make test runs it)
 def test_a_few_training_steps_lower_the_loss():
     from mmcourse.train import fit
 

@@ -237,6 +237,7 @@ def _smallest_text_in_widget_pictures(module, make) -> float:
     return min(seen)
 
 
+@pytest.mark.slow  # about 2 s: renders every widget picture (make test runs it)
 def test_vit_and_clip_widget_pictures_are_sharp_and_legible():
     """The widget pictures of notebooks 03 and 04: rendered at 2x, shown at their 72-dpi width,
     no text under 8 pt."""
