@@ -35,8 +35,9 @@
 #
 # This notebook builds each part, uses a small SAM trained on ShapesWorld with SAM's interactive
 # recipe, and measures the claims (ambiguity, refinement, unseen shapes, the route), each beside a
-# baseline. Text prompting, the paper's proof of concept, fails in the shipped recipe; a recipe that
-# trains it more learns to follow the colour word, hardly the shape word (section 6).
+# baseline. Text prompting, the paper's proof of concept, fails in the main checkpoint's recipe; a
+# second checkpoint trained for it finds objects by name, but by the colour word more than the
+# shape word (section 6).
 #
 # ```mermaid
 # flowchart LR
@@ -575,54 +576,74 @@ for m, what in (("seen_text_miou", "text, 'the red circle' (seen shapes; target 
 # the problem (the table above). The decoder has collapsed to a near-empty answer for the text
 # slot (printed), and its IoU head knows it.
 #
-# The slot can learn, given more training and more weight. A second recipe (`TEXT_SLOT_RECIPE`,
-# trained once by the bench, not shipped) decodes one extra text prompt on every scene's image
-# embedding, on top of the ordinary prompts, which are now all points and boxes (as SAM decodes many
-# masks per image embedding); it weighs the text prompts' mean loss as much as all the others', and
-# scales the CLIP embedding before `text_proj` (both printed below): several changes in one run, not
-# separated. It departs from the paper once more. CLIP's image and text embeddings sit in two
-# separate cones of its space, large CLIPs' too (Liang et al. 2022, "Mind the Gap"), and the slot
-# learned the image crops' cone; so at inference the text embedding is moved by the mean crop
-# embedding minus the mean phrase embedding (of training scenes and phrases; stored with the
-# weights) and renormalised, as text-only captioning methods do. One training run, so the errors
-# cover scenes, not runs. Test draws, stored:
+# The slot can learn, given more training and more weight. A second checkpoint, `sam_shapes_text`,
+# is the same model trained by a second recipe (`TEXT_SLOT_RECIPE`): two extra text prompts on
+# every scene's image embedding, on top of the ordinary prompts, which are now all points and boxes
+# (as SAM decodes many masks per image embedding); the text prompts' mean loss weighs as much as
+# all the others'; the CLIP embedding is scaled before `text_proj`; no tracking scenes, to stay
+# within the 10-minute build (all printed below). Several changes at once, not separated. It
+# departs from the paper once more. CLIP's image and text embeddings sit in two separate cones of
+# its space, large CLIPs' too (Liang et al. 2022, "Mind the Gap"), and the slot learned the image
+# crops' cone. So at inference the text embedding is moved by the mean crop embedding minus the
+# mean phrase embedding (of training scenes and phrases; stored with the weights) and renormalised,
+# as text-only captioning methods do. *Predict:* which of the four phrases find their object now?
 
 # %%
-gapr = load_results("sam_text_gap")
-gt = gapr["parts"]["test"]
-fmt = lambda r: f"{r['value']:.3f} ± {r['se']:.3f}"  # noqa: E731
-rows = [[what, fmt(gt["seen"][key]), fmt(gt["heldout"][key])] for what, key in (
-    ("text, the CLIP text embedding as it is", "text_plain"),
-    ("text, moved across the modality gap", "text_shifted"),
+from mmcourse.sam.tasks import TEXT_CHECKPOINT, load_sam
+
+sam_text = load_sam(TEXT_CHECKPOINT)
+reg_text = entry(TEXT_CHECKPOINT)
+sam_text.set_image(scene.image)
+fig, axes = plt.subplots(1, 4, figsize=(8, 2.4))
+for ax, t in zip(axes, texts):
+    pred = sam_text.predict(text=t, multimask_output=False)
+    show_image(ax, scene.image, f'"{t}"\nIoU pred {float(pred.iou_predictions[0]):.2f}', pred.masks[:1], fontsize=8,
+               halo="white")
+plt.show()
+live_text = per_scene_ious(sam_text, es)
+print(f"this run, the same {len(es.images)} scenes: text mIoU {live_text['text'].mean():.3f} "
+      f"(sam_shapes: {live['text'].mean():.3f}), one click {live_text['1click'].mean():.3f}")
+
+# %%
+fmt = lambda r, sign="": f"{r['value']:{sign}.3f} ± {r['se']:.3f}"  # noqa: E731  (sign="+" for a gain)
+rows = [[what, *(fmt(reg_text.estimate(f"{part}_{key}").to_dict(), "+" if key.endswith("gain") else "")
+                 for part in ("seen", "heldout"))] for what, key in (
+    ("text, the CLIP text embedding as it is", "text_plain_miou"),
+    ("text, moved across the modality gap (target ≥ 0.75 seen)", "text_miou"),
     ("  the move's gain, paired over the same scenes", "text_shift_gain"),
-    ("text with the size word ('the small red circle'), moved", "text_size_shifted"),
+    ("text with the size word ('the small red circle'), moved", "text_size_miou"),
     ("  the move's gain, paired", "text_size_shift_gain"),
-    ("the training prompt: CLIP image embedding of the crop", "crop"),
-    ("baseline: one mask of every object", "every_object"),
-    ("baseline: every object of the named colour", "colour_only"),
-    ("one click (target ≥ 0.92 seen, ≥ 0.78 held out)", "1click"), ("box (target ≥ 0.92)", "box"))]
-rows.append(["tracking over 40 clips: box rule / oracle box", " / ".join(fmt(gt["tracking"][k]) for k in ("box rule", "oracle box")), ""])
-display(Markdown(markdown_table([f"text-slot recipe, {gt['seen']['text_plain']['n']:,} test scenes", "seen shapes",
-                                 "held-out cross"], rows)))
-print(f"shipped checkpoint: text {reg.describe('seen_text_miou')}, one click {reg.describe('seen_1click_miou')}, "
-      f"tracking {reg.describe('tracking_miou')}")
-tr = gapr["training"]
-ship = load_results("sam_training")["sam_shapes"]["recipe"]
+    ("the training prompt: CLIP image embedding of the crop", "crop_miou"),
+    ("baseline: one mask of every object", "every_object_miou"),
+    ("baseline: every object of the named colour", "colour_only_miou"),
+    ("one click (sam_shapes's targets: ≥ 0.92 seen, ≥ 0.78 held out)", "1click_miou"),
+    ("box (sam_shapes's target: ≥ 0.92)", "box_miou"))]
+display(Markdown(markdown_table(["sam_shapes_text, 1,000 test scenes", "seen shapes", "held-out cross"], rows)))
+curves = load_results("sam_training")
+text_recipe, ship = curves[TEXT_CHECKPOINT]["recipe"], curves["sam_shapes"]["recipe"]
 shipped_text = round(ship["batch_size"] * (1 - ship["point_share"] - ship["box_share"]))
-print(f"text-slot recipe: {tr['recipe']['batch_size'] * tr['recipe']['text_per_scene']} text prompts a step, one extra on "
-      f"each scene (shipped: {shipped_text} of its {ship['batch_size']} prompts); the text prompts' mean loss × "
-      f"{tr['recipe']['text_weight']:g} beside the others' mean; text embedding × {tr['config']['text_scale']:g}; "
-      f"distance moved across the gap {gapr['gap_norm']:.2f} (unit embeddings); "
-      f"trained in {tr['train_cpu_s']:.0f} CPU s on one thread (limit 600; the shipped recipe "
-      f"{reg.metrics['train_cpu_s']:.0f}); text target ≥ 0.75 on seen phrases")
+print(f"its recipe: {text_recipe['batch_size'] * text_recipe['text_per_scene']} text prompts a step, "
+      f"{text_recipe['text_per_scene']} extra on each scene (sam_shapes: {shipped_text} of its {ship['batch_size']} prompts); "
+      f"the text prompts' mean loss × {text_recipe['text_weight']:g} beside the others' mean; "
+      f"text embedding × {sam_text.cfg.text_scale:g}; {text_recipe['track_prompts']} tracking scenes a step "
+      f"(sam_shapes: {ship['track_prompts']}); distance moved across the gap {float(sam_text.text_shift.norm()):.2f} "
+      f"(unit embeddings); trained in {reg_text.metrics['train_cpu_s']:.0f} CPU s on one thread (limit 600)")
+seed1 = load_results("sam_text_seed")["metrics"]
+print(f"the same recipe, training seed 1 (stored, the same test scenes): text moved {fmt(seed1['seen_text_miou'])}, "
+      f"as it is {fmt(seed1['seen_text_plain_miou'])}, the move's gain {fmt(seed1['seen_text_shift_gain'], '+')}; "
+      f"one click {fmt(seed1['seen_1click_miou'])}; "
+      f"box {fmt(seed1['seen_box_miou'])}")
 
 # %% [markdown]
-# Text now finds something: far above the every-object mask, on seen shapes a little below the
-# training crops. The move across the gap adds a little to the plain phrase (paired), but it costs
-# the held-out phrases with a size word (both printed), so it is no general fix. Yet the slot stays
-# below the colour-only rule, a rule that reads the colour word alone. Which word does it read? On
-# scenes where the named object has a twin of its colour and another shape, only the shape word can
-# tell them apart; where the twin shares its shape, only the colour word can (test scenes, stored):
+# The four phrases now find their objects (the figure), and on 1,000 test scenes text lies far above
+# the every-object mask and `sam_shapes`'s slot, a few hundredths below the training crops it stands
+# in for. This run meets the target on seen phrases; the same recipe at a second training seed
+# misses it (both printed), so the target is not met. Moving the text embedding across the gap
+# helps or is neutral in every row of the table, and helps at seed 1 (the paired gains). Clicks and
+# boxes stay close to `sam_shapes` (a hundredth lower at seed 1). Yet text stays below the
+# colour-only rule, a rule that reads the colour word alone. Which word does it read? On scenes
+# where the named object has a twin of its colour and another shape, only the shape word can tell
+# them apart; where the twin shares its shape, only the colour word can (test scenes, stored):
 
 # %%
 twins = load_results("sam_text_twins")
@@ -639,17 +660,15 @@ alone = 1 - twin_objects(train_scenes)[train_scenes.valid].float().mean()
 print(f"training scenes (1,000): the colour word alone names what the phrase names for {alone:.0%} of objects")
 
 # %% [markdown]
-# The colour word decides: against a twin of another colour the mask is right every time, against
-# a twin of the same colour it is little better than a coin, and it overlaps the twin almost as much
-# as the named object (the IoUs). (The shipped slot's near-empty masks tie at about 0, and a tie
-# counts as a miss.) In training scenes the colour word alone names the target of most prompts
-# (printed). Our reading, not tested: matching the colour already lowered most of the loss, so the
-# shape, needed for the rest, was hardly learned; a shortcut, not the paper's result. So we do not
-# claim the cross is found by name. The recipe also costs the shipped model a little in clicks
-# (printed: 0.917 against 0.930, just under the target of 0.92) and more in tracking (0.685 against
-# 0.769), so
-# the shipped checkpoint keeps its recipe. Training text on scenes with such twins would be the
-# next step.
+# The colour word decides: against a twin of another colour the mask is right nearly every time,
+# against a twin of the same colour it picks the named object in not many more than half the scenes
+# (chance: one half), and it covers the twin almost as much as the named object (the IoUs). (`sam_shapes`'s
+# near-empty masks tie at about 0, and a tie counts as a miss.) So the slot reads the shape word a
+# little and the colour word fully, and we do not claim the held-out cross is found by its name. In
+# training scenes the colour word alone names the target of most prompts (printed). Our reading,
+# not tested: matching the colour already lowered most of the loss, so the shape, needed for the
+# rest, was learned less; a shortcut, not the paper's result. `sam_shapes_text` trains no tracking
+# scenes, so `sam_shapes` keeps its recipe and does everything else in this notebook.
 #
 # ## 7. Refinement: more clicks
 #
@@ -1041,15 +1060,15 @@ summary = [[what, reg.describe(m)] for m, what in (
     ("heldout_1click_miou", "1-click mIoU, held-out cross"))]
 summary += [[f"  baseline: flood fill from the click, {name} (150 scenes, section 8); model − flood fill",
              f"{f_}; {d_}"] for name, (f_, d_) in flood_miou.items()]
-summary += [[what, reg.describe(m)] for m, what in (("seen_text_miou", "text mIoU, seen shapes"),
+summary += [[what, reg.describe(m)] for m, what in (("seen_text_miou", "sam_shapes: text mIoU, seen shapes"),
     ("seen_every_object_miou", "  baseline: every object"), ("seen_colour_only_miou", "  baseline: every object of the named colour"),
     ("seen_crop_miou", "  prompted with the training crops"),
     ("heldout_text_miou", "text mIoU, phrases naming a cross"))]
-summary += [["text-slot recipe (not shipped): text mIoU seen, moved across the gap (the move's paired gain); "
-             "named object over a same-colour twin (chance 0.5); 1-click; tracking",
-             f"{fmt(gt['seen']['text_shifted'])} ({fmt(gt['seen']['text_shift_gain'])}); "
-             f"{fmt(twins['models']['text-slot recipe']['same_colour']['picks_named'])}; "
-             f"{fmt(gt['seen']['1click'])}; {fmt(gt['tracking']['box rule'])}"]]
+summary += [[what, reg_text.describe(m)] for m, what in (
+    ("seen_text_miou", "sam_shapes_text: text mIoU, seen shapes, moved across the gap (target ≥ 0.75)"),
+    ("seen_text_plain_miou", "  the same, the text embedding as it is"),
+    ("twin_shape_word_picks", "  named object over a same-colour twin (chance 0.5)"),
+    ("seen_1click_miou", "  1-click mIoU, seen shapes"))]
 summary += [
     ["decoder per prompt, one thread (median; target ≤ 5 ms)", f"{stored['decoder_ms_median']:.1f} ms"],
     ["ambiguous clicks (400; one training run of each model): SAM's pick minus single output, paired: part / whole / group",

@@ -22,7 +22,7 @@ segment-anything's ``modeling/``.
 - :mod:`.flood_fill`: the non-learned baseline for a click (the connected pixels of the clicked colour).
 - :mod:`.track`: moving clips and the propagation rules (click + mask, box, oracles).
 - :mod:`.tasks`: the thin entry point other topics import (``load_sam``, ``mask_iou``, ...).
-- :mod:`.checkpoints`: the builder, evaluator and targets of ``sam_shapes``.
+- :mod:`.checkpoints`: the builders, evaluators and targets of ``sam_shapes`` and ``sam_shapes_text``.
 - :mod:`.widgets`: the notebook's click-to-segment widget.
 """
 

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from ..data.shapes import COLOUR_NAMES, SHAPES, SIZES, SceneBatch, ShapesWorld
 from .losses import mask_iou, upsample
 from .prompts import (HELDOUT_SHAPE, IMAGE_SIZE, TRAIN_SHAPES, farthest_click, level_masks, mask_box,
-                      object_crops, phrase, random_points, sample_click, text_targets, world)
+                      object_crops, phrase, random_points, sample_click, text_targets, twin_scenes, world)
 from .sam import Sam
 
 
@@ -137,23 +137,25 @@ def click_curve(sam: Sam, es: EvalSet, target: torch.Tensor, clicks: int = 5, fe
 
 
 @torch.no_grad()
-def per_scene_ious(sam: Sam, es: EvalSet, text: bool = True) -> dict[str, torch.Tensor]:
+def per_scene_ious(sam: Sam, es: EvalSet, text: bool = True, points: bool = True) -> dict[str, torch.Tensor]:
     """Per-scene IoUs (n,) of one evaluation set: ``1click`` (best predicted of 3, against the visible
     part), ``oracle3`` (best of 3), ``box`` (the part's tight box, single output) and, with a CLIP
     attached, ``text`` ("the red circle": every object it names), ``text_size`` ("the small red
     circle"), ``crop`` (the training prompt itself: the CLIP image embedding of the target's crop,
     against every object that looks the same), ``every_object`` (the trivial baseline: one mask
     of all objects, against the same targets as ``text``) and ``colour_only`` (the mask of every
-    object of the named colour: what following the colour word alone would score)."""
+    object of the named colour: what following the colour word alone would score). ``points=False``
+    skips the click and box prompts."""
     n = len(es.images)
     emb = sam.embed(es.images)
     part = es.levels[:, 0]
     out = {}
-    masks, iou, _ = predict_batch(sam, emb, es.clicks[:, None], torch.ones(n, 1, dtype=torch.long))
-    out["1click"] = mask_iou(best_of(masks, iou), part)
-    out["oracle3"] = mask_iou(masks, part[:, None]).amax(1)
-    masks, _, _ = predict_batch(sam, emb, boxes=mask_box(part), multimask=False)
-    out["box"] = mask_iou(masks[:, 0], part)
+    if points:
+        masks, iou, _ = predict_batch(sam, emb, es.clicks[:, None], torch.ones(n, 1, dtype=torch.long))
+        out["1click"] = mask_iou(best_of(masks, iou), part)
+        out["oracle3"] = mask_iou(masks, part[:, None]).amax(1)
+        masks, _, _ = predict_batch(sam, emb, boxes=mask_box(part), multimask=False)
+        out["box"] = mask_iou(masks[:, 0], part)
     if text and sam._text is not None:
         b, i = es.batch, torch.arange(n)
         table = TextTable(sam)
@@ -180,49 +182,37 @@ def evaluate(sam: Sam, part: str = "test", n: int = 200) -> dict:
     ``seen_*`` on scenes of the training shapes, ``heldout_*`` on scenes whose target is a cross
     (a shape SAM never saw; CLIP knows its name). Keys: ``{seen,heldout}_{1click,oracle3,box}_miou``
     and, with CLIP, ``{seen,heldout}_text_miou``, ``seen_text_size_miou``, ``{seen,heldout}_crop_miou``
-    and the baselines ``{seen,heldout}_every_object_miou`` and ``{seen,heldout}_colour_only_miou``."""
-    from ..protocol import mean, seeds
+    and the baselines ``{seen,heldout}_every_object_miou`` and ``{seen,heldout}_colour_only_miou``.
+    With a stored modality gap (``cfg.text_shift``) the text keys use the moved text embedding, and
+    ``{seen,heldout}_{text,text_size}_plain_miou`` the embedding as CLIP gives it, with the move's gain
+    paired over the same scenes, ``{seen,heldout}_{text,text_size}_shift_gain`` (``heldout_text_size_miou``
+    then too)."""
+    from ..protocol import mean, paired_difference, seeds
 
     out = {}
     for name in ("seen", "heldout"):
         pooled: dict[str, list[torch.Tensor]] = {}
         for s in seeds("sam", part):
-            for key, v in per_scene_ious(sam, eval_set(n, s, name)).items():
+            es = eval_set(n, s, name)
+            for key, v in per_scene_ious(sam, es).items():
                 pooled.setdefault(key, []).append(v)
+            if sam._text is not None and sam.text_shift is not None:
+                shift = sam.text_shift.clone()
+                sam.text_shift.zero_()
+                try:
+                    plain = per_scene_ious(sam, es, points=False)
+                finally:
+                    sam.text_shift.copy_(shift)
+                for key in ("text", "text_size"):
+                    pooled.setdefault(f"{key}_plain", []).append(plain[key])
         for key, v in pooled.items():
-            if name == "heldout" and key == "text_size":
+            if name == "heldout" and key == "text_size" and "text_plain" not in pooled:
                 continue
             out[f"{name}_{key}_miou"] = mean(torch.cat(v))
+        for key in ("text", "text_size"):
+            if f"{key}_plain" in pooled:
+                out[f"{name}_{key}_shift_gain"] = paired_difference(torch.cat(pooled[key]), torch.cat(pooled[f"{key}_plain"]))
     return out
-
-
-def twin_scenes(n: int, seed: int, same: str) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
-    """``n`` scenes that only a phrase's other word can tell apart: three objects of the training
-    shapes, each on its own cell of a 3 x 3 grid, where object 0 (the one the phrase names) has a
-    twin, object 1, of the same colour and another shape (``same="colour"``: only the shape word
-    tells them apart) or of the same shape and another colour (``same="shape"``: only the colour
-    word does); object 2 differs from object 0 in both. Returns images (n, 3, 64, 64), visible masks
-    (n, 3, 64, 64) and each scene's phrase ("the red circle", naming object 0)."""
-    if same not in ("colour", "shape"):
-        raise ValueError(f"same must be 'colour' or 'shape', got {same!r}")
-    if not isinstance(n, int) or n < 1:
-        raise ValueError(f"n must be a positive int, got {n!r}")
-    g = torch.Generator().manual_seed(seed)
-    w, train = world(train=True), torch.tensor([SHAPES.index(s) for s in TRAIN_SHAPES])
-    images, masks, phrases = [], [], []
-    for i in range(n):
-        a, b = train[torch.randperm(len(train), generator=g)[:2]]
-        c, d = torch.randperm(len(COLOUR_NAMES), generator=g)[:2]
-        shape = torch.stack([a, b, b] if same == "colour" else [a, a, b])
-        colour = torch.stack([c, c, d] if same == "colour" else [c, d, d])
-        cells = torch.randperm(9, generator=g)[:3]
-        centres = torch.stack([cells % 3, cells // 3], 1).float() * 20 + 12 + torch.rand(3, 2, generator=g) * 4 - 2
-        scene = w.draw_objects(shape, colour, torch.randint(0, len(SIZES), (3,), generator=g), centres[None],
-                               seed=seed * 100_000 + i)
-        images.append(scene.images)
-        masks.append(scene.masks)
-        phrases.append(phrase(int(a), int(c)))
-    return torch.cat(images), torch.cat(masks), phrases
 
 
 @torch.no_grad()

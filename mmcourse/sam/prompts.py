@@ -214,3 +214,32 @@ def overlap_scenes(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch
         vis.append(b.masks[0, k])
         full.append(whole)
     return torch.stack(images), torch.stack(vis), torch.stack(full)
+
+
+def twin_scenes(n: int, seed: int, same: str) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+    """``n`` scenes that only a phrase's other word can tell apart: three objects of the training
+    shapes, each on its own cell of a 3 x 3 grid, where object 0 (the one the phrase names) has a
+    twin, object 1, of the same colour and another shape (``same="colour"``: only the shape word
+    tells them apart) or of the same shape and another colour (``same="shape"``: only the colour
+    word does); object 2 differs from object 0 in both. Returns images (n, 3, 64, 64), visible masks
+    (n, 3, 64, 64) and each scene's phrase ("the red circle", naming object 0)."""
+    if same not in ("colour", "shape"):
+        raise ValueError(f"same must be 'colour' or 'shape', got {same!r}")
+    if not isinstance(n, int) or n < 1:
+        raise ValueError(f"n must be a positive int, got {n!r}")
+    g = torch.Generator().manual_seed(seed)
+    w, train = world(train=True), torch.tensor([SHAPES.index(s) for s in TRAIN_SHAPES])
+    images, masks, phrases = [], [], []
+    for i in range(n):
+        a, b = train[torch.randperm(len(train), generator=g)[:2]]
+        c, d = torch.randperm(len(COLOUR_NAMES), generator=g)[:2]
+        shape = torch.stack([a, b, b] if same == "colour" else [a, a, b])
+        colour = torch.stack([c, c, d] if same == "colour" else [c, d, d])
+        cells = torch.randperm(9, generator=g)[:3]
+        centres = torch.stack([cells % 3, cells // 3], 1).float() * 20 + 12 + torch.rand(3, 2, generator=g) * 4 - 2
+        scene = w.draw_objects(shape, colour, torch.randint(0, len(SIZES), (3,), generator=g), centres[None],
+                               seed=seed * 100_000 + i)
+        images.append(scene.images)
+        masks.append(scene.masks)
+        phrases.append(phrase(int(a), int(c)))
+    return torch.cat(images), torch.cat(masks), phrases

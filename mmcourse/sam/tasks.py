@@ -7,7 +7,8 @@ from .prompts import (HELDOUT_SHAPE, IMAGE_SIZE, LEVELS, TRAIN_SHAPES, click_fro
                       noisy_boxes, object_crops, phrase, random_points, sample_click, text_targets, world)
 from .route import everything, route, stability_score
 from .track import RULES, clip_set, interior_point, moving_clip, track
-from .train import CHECKPOINT, CLIP_CHECKPOINT, PromptTask, Recipe, attach_clip, load_sam, shapes_sam_config, train_sam
+from .train import (CHECKPOINT, CLIP_CHECKPOINT, TEXT_CHECKPOINT, PromptTask, Recipe, attach_clip, load_sam,
+                    shapes_sam_config, train_sam)
 
 __all__ = [
     "EvalSet", "TextTable", "best_of", "click_curve", "eval_set", "evaluate", "per_scene_ious", "predict_batch",
@@ -15,5 +16,5 @@ __all__ = [
     "HELDOUT_SHAPE", "IMAGE_SIZE", "LEVELS", "TRAIN_SHAPES", "click_from_error", "level_masks", "mask_box",
     "noisy_boxes", "object_crops", "phrase", "random_points", "sample_click", "text_targets", "world",
     "everything", "route", "stability_score", "RULES", "clip_set", "interior_point", "moving_clip", "track",
-    "CHECKPOINT", "CLIP_CHECKPOINT", "PromptTask", "Recipe", "attach_clip", "load_sam", "shapes_sam_config", "train_sam",
+    "CHECKPOINT", "CLIP_CHECKPOINT", "TEXT_CHECKPOINT", "PromptTask", "Recipe", "attach_clip", "load_sam", "shapes_sam_config", "train_sam",
 ]
