@@ -501,15 +501,17 @@ print(f"{res['n']} clicks; share where output 1 / 2 / 3 is SAM's pick:",
 # %% [markdown]
 # ## 6. Text as a prompt, the paper's way
 #
-# The released SAM has no text prompt (the `text_proj` slot here is the course's). In the paper's
-# proof of concept, each mask larger than 100² pixels is prompted in training with the CLIP
-# **image** embedding of a crop around it (its box enlarged 1–2×); at inference the CLIP **text**
-# embedding of a phrase takes its place. The paper relies on CLIP's alignment alone: text works
-# zero-shot, without one phrase in training. The course does the same with notebook 04's CLIP, which saw only
-# whole one-object scenes, so its crop is a scene-sized window centred on the object with the
-# other objects painted over (`object_crops`). Which of 04's two CLIPs (`clip_shapes_named`;
-# `clip_shapes_broad`, half its scenes in random colours) agrees with itself on such crops, and
-# what a zoomed crop (the paper's) or kept neighbours do (validation scenes, stored):
+# The released SAM has no text prompt (the `text_proj` slot here is the course's). The paper's
+# proof of concept is a separately trained model: each mask larger than 100² pixels is prompted in
+# training with the CLIP **image** embedding of a crop around it (its box enlarged 1–2×, the pixels
+# outside the mask zeroed on half the crops), followed by corrective clicks; at inference the CLIP
+# **text** embedding of a phrase takes its place. The paper relies on CLIP's alignment alone: text
+# works zero-shot, without one phrase in training, and it shows the result in pictures, without a
+# score. The course does the same with notebook 04's CLIP, which saw only whole one-object scenes,
+# so its crop is a scene-sized window centred on the object with the other objects always painted
+# over (`object_crops`), and no clicks follow a text prompt in training. Which of 04's two CLIPs
+# (`clip_shapes_named`; `clip_shapes_broad`, half its scenes in random colours) agrees with itself
+# on such crops, and what a zoomed crop or kept neighbours do (validation scenes, stored):
 
 # %%
 agree = load_results("sam_text")
@@ -524,8 +526,9 @@ print(f"{agree['objects']} objects of validation scenes, {agree['crosses']} of t
 
 # %% [markdown]
 # Both CLIPs name almost every object from the scene-sized crop, and `clip_shapes_named`'s text
-# embedding lies closer to the crop's, so SAM uses it; zoomed crops (which this CLIP never saw)
-# and kept neighbours confuse it. *Predict:* better or worse than a click?
+# embedding lies closer to the crop's, so SAM uses it. Kept neighbours confuse it, and so do zoomed
+# crops (which this CLIP never saw) on seen shapes; that zoomed crosses score perfectly suggests it
+# reads most zoomed crops as crosses (not tested). *Predict:* better or worse than a click?
 
 # %%
 from mmcourse.data.shapes import ShapesWorld
@@ -574,19 +577,29 @@ for m, what in (("seen_text_miou", "text, 'the red circle' (seen shapes; target 
 # Far worse than a click and than the trivial every-object mask, for phrases and for the very
 # crops the slot trained on alike: the decoder never learned to follow an embedding; CLIP is not
 # the problem (the table above). The decoder has collapsed to a near-empty answer for the text
-# slot (printed), and its IoU head knows it.
+# slot (printed), and its IoU head, a regression not clamped to [0, 1], knows it. In `sam_shapes`'s
+# recipe text is 8 of 32 prompts a step, its loss averaged in with the rest, and the unit CLIP
+# embedding enters `text_proj` unscaled, while a point token is the size of a positional encoding.
 #
-# The slot can learn, given more training and more weight. A second checkpoint, `sam_shapes_text`,
-# is the same model trained by a second recipe (`TEXT_SLOT_RECIPE`): two extra text prompts on
-# every scene's image embedding, on top of the ordinary prompts, which are now all points and boxes
-# (as SAM decodes many masks per image embedding); the text prompts' mean loss weighs as much as
-# all the others'; the CLIP embedding is scaled before `text_proj`; no tracking scenes, to stay
-# within the 10-minute build (all printed below). Several changes at once, not separated. It
-# departs from the paper once more. CLIP's image and text embeddings sit in two separate cones of
-# its space, large CLIPs' too (Liang et al. 2022, "Mind the Gap"), and the slot learned the image
-# crops' cone. So at inference the text embedding is moved by the mean crop embedding minus the
-# mean phrase embedding (of training scenes and phrases; stored with the weights) and renormalised,
-# as text-only captioning methods do. *Predict:* which of the four phrases find their object now?
+# The paper, too, trained a separate model for text. The course's is `sam_shapes_text`: the same
+# model, trained by a second recipe (`TEXT_SLOT_RECIPE`, printed below) that changes three things
+# at once, not separated:
+#
+# - **more text prompts**: two extra on every scene's image embedding (as SAM decodes many masks
+#   per image embedding), on top of the ordinary prompts, which are now all points and boxes;
+# - **more weight**: the text prompts' mean loss counts as much as all the others';
+# - **a larger token**: the CLIP embedding is scaled before `text_proj`.
+#
+# It trains no tracking scenes, to stay within the 10-minute build. Its target is every object that
+# looks like the crop (same shape, colour and size), as a crop cannot tell such objects apart.
+#
+# It departs from the paper once more. CLIP's image and text embeddings sit in two separate cones
+# of its space, large CLIPs' too (Liang et al. 2022, "Mind the Gap"), and the slot learned the
+# image crops' cone. So at inference the text embedding is moved by the mean crop embedding minus
+# the mean phrase embedding (of training scenes and phrases; stored with the weights) and
+# renormalised: the shift Liang et al. apply to study the gap, and one of the fixes CLOSE (Gu et
+# al. 2022) compares for training on text alone. *Predict:* which of the four phrases find their
+# object now?
 
 # %%
 from mmcourse.sam.tasks import TEXT_CHECKPOINT, load_sam
@@ -635,15 +648,17 @@ print(f"the same recipe, training seed 1 (stored, the same test scenes): text mo
       f"box {fmt(seed1['seen_box_miou'])}")
 
 # %% [markdown]
-# The four phrases now find their objects (the figure), and on 1,000 test scenes text lies far above
-# the every-object mask and `sam_shapes`'s slot, a few hundredths below the training crops it stands
-# in for. This run meets the target on seen phrases; the same recipe at a second training seed
-# misses it (both printed), so the target is not met. Moving the text embedding across the gap
-# helps or is neutral in every row of the table, and helps at seed 1 (the paired gains). Clicks and
-# boxes stay close to `sam_shapes` (a hundredth lower at seed 1). Yet text stays below the
-# colour-only rule, a rule that reads the colour word alone. Which word does it read? On scenes
-# where the named object has a twin of its colour and another shape, only the shape word can tell
-# them apart; where the twin shares its shape, only the colour word can (test scenes, stored):
+# The four phrases now find their objects (the figure), and text lies far above the every-object
+# mask and `sam_shapes`'s slot, a few hundredths below the training crops it stands in for. The
+# course's target of 0.75 on seen phrases (the paper gives no score to match) is met by the shipped
+# training run on the 1,000 test scenes, even without the move across the gap, but not by the same
+# recipe at a second training seed (both printed; the 150 scenes above are a smaller, noisier
+# sample), so it is not met. The move helps or is neutral in every row of the table, and helps at
+# seed 1 (the paired gains). Clicks and boxes stay close to `sam_shapes`; at seed 1 one click falls
+# just under `sam_shapes`'s target of 0.92. Yet text stays below the colour-only rule, a rule that
+# reads the colour word alone. Which word does it read? On scenes where the named object has a twin
+# of its colour and another shape, only the shape word can tell them apart; where the twin shares
+# its shape, only the colour word can (test scenes, stored):
 
 # %%
 twins = load_results("sam_text_twins")
@@ -662,13 +677,14 @@ print(f"training scenes (1,000): the colour word alone names what the phrase nam
 # %% [markdown]
 # The colour word decides: against a twin of another colour the mask is right nearly every time,
 # against a twin of the same colour it picks the named object in not many more than half the scenes
-# (chance: one half), and it covers the twin almost as much as the named object (the IoUs). (`sam_shapes`'s
+# (chance: one half), and its mask covers much of the twin as well (the IoUs). (`sam_shapes`'s
 # near-empty masks tie at about 0, and a tie counts as a miss.) So the slot reads the shape word a
-# little and the colour word fully, and we do not claim the held-out cross is found by its name. In
-# training scenes the colour word alone names the target of most prompts (printed). Our reading,
-# not tested: matching the colour already lowered most of the loss, so the shape, needed for the
-# rest, was learned less; a shortcut, not the paper's result. `sam_shapes_text` trains no tracking
-# scenes, so `sam_shapes` keeps its recipe and does everything else in this notebook.
+# little and the colour word fully, and we do not claim the held-out cross is found by its name.
+# Training has no words, but in its scenes the colour alone picks out the target of most crops
+# (printed). Our reading, not tested: matching the colour already lowered most of the loss, so the
+# shape, needed for the rest, was learned less; a shortcut, not the paper's result.
+# `sam_shapes_text` trains no tracking scenes, so `sam_shapes` keeps its recipe and does everything
+# else in this notebook.
 #
 # ## 7. Refinement: more clicks
 #
@@ -1060,12 +1076,13 @@ summary = [[what, reg.describe(m)] for m, what in (
     ("heldout_1click_miou", "1-click mIoU, held-out cross"))]
 summary += [[f"  baseline: flood fill from the click, {name} (150 scenes, section 8); model − flood fill",
              f"{f_}; {d_}"] for name, (f_, d_) in flood_miou.items()]
-summary += [[what, reg.describe(m)] for m, what in (("seen_text_miou", "sam_shapes: text mIoU, seen shapes"),
+summary += [[what, reg.describe(m)] for m, what in (("seen_text_miou", "sam_shapes: text mIoU, seen shapes (target ≥ 0.75, not met)"),
     ("seen_every_object_miou", "  baseline: every object"), ("seen_colour_only_miou", "  baseline: every object of the named colour"),
     ("seen_crop_miou", "  prompted with the training crops"),
-    ("heldout_text_miou", "text mIoU, phrases naming a cross"))]
+    ("heldout_text_miou", f"sam_shapes: text mIoU, phrases naming a cross (every-object mask: {reg.metrics['heldout_every_object_miou']:.3f})"))]
 summary += [[what, reg_text.describe(m)] for m, what in (
-    ("seen_text_miou", "sam_shapes_text: text mIoU, seen shapes, moved across the gap (target ≥ 0.75)"),
+    ("seen_text_miou", "sam_shapes_text: text mIoU, seen shapes, moved across the gap (target ≥ 0.75; "
+                       f"not met: the second training seed gives {seed1['seen_text_miou']['value']:.3f})"),
     ("seen_text_plain_miou", "  the same, the text embedding as it is"),
     ("twin_shape_word_picks", "  named object over a same-colour twin (chance 0.5)"),
     ("seen_1click_miou", "  1-click mIoU, seen shapes"))]
