@@ -566,6 +566,18 @@ text_masks, text_pred, _ = predict_batch(sam, sam.embed(es.images), text=feats, 
 area = text_masks[:, 0].flatten(1).sum(1).float()
 print(f"the text masks: {(area == 0).float().mean():.0%} empty, median area {area.median():.0f} of 4,096 pixels; "
       f"mean predicted IoU {text_pred[:, 0].mean():.3f} against the actual {live['text'].mean():.3f}")
+
+
+def token_norms(model):
+    """The size (norm) of the sparse token a click makes and of the one a phrase makes."""
+    one_click = (es.clicks[:1, None], torch.ones(1, 1, dtype=torch.long))
+    point_token = model.prompt_encoder(points=one_click, boxes=None, masks=None)[0][0, 0]
+    text_token = model.prompt_encoder(points=None, boxes=None, masks=None,
+                                      text=model.encode_text(["the red circle"]))[0][0, 0]
+    return point_token.norm().item(), text_token.norm().item()
+
+
+print("token sizes in sam_shapes: a click's token %.1f, a phrase's token %.1f" % token_norms(sam))
 for m, what in (("seen_text_miou", "text, 'the red circle' (seen shapes; target ≥ 0.75, not met)"),
                 ("seen_every_object_miou", "  baseline: one mask of every object"),
                 ("seen_colour_only_miou", "  baseline: every object of the named colour"),
@@ -582,8 +594,9 @@ for m, what in (("seen_text_miou", "text, 'the red circle' (seen shapes; target 
 # the problem (the table above). The decoder has collapsed to a near-empty answer for the text
 # slot (printed), and its IoU head, a regression not clamped to [0, 1], knows it. Three suspects,
 # never separated: in `sam_shapes`'s recipe text is 8 of 32 prompts a step, its loss is averaged in
-# with the rest, and the CLIP embedding enters `text_proj` at unit length (entries of about 1/8),
-# several times smaller than a point token's sines and cosines of its position.
+# with the rest, and the CLIP embedding enters `text_proj` at unit length, so a phrase's token is
+# several times smaller than a click's, whose sines and cosines of its position are of order 1
+# (printed).
 #
 # The paper, too, trained a separate model for text. The course's is `sam_shapes_text`: the same
 # model, trained by a second recipe (`TEXT_SLOT_RECIPE`, printed below) that changes three things
@@ -639,10 +652,12 @@ display(Markdown(markdown_table(["sam_shapes_text, 1,000 test scenes", "seen sha
 curves = load_results("sam_training")
 text_recipe, ship = curves[TEXT_CHECKPOINT]["recipe"], curves["sam_shapes"]["recipe"]
 shipped_text = round(ship["batch_size"] * (1 - ship["point_share"] - ship["box_share"]))
+click_token, text_token = token_norms(sam_text)
 print(f"its recipe: {text_recipe['batch_size'] * text_recipe['text_per_scene']} text prompts a step, "
       f"{text_recipe['text_per_scene']} extra on each scene (sam_shapes: {shipped_text} of its {ship['batch_size']} prompts); "
       f"the text prompts' mean loss × {text_recipe['text_weight']:g} beside the others' mean; "
-      f"text embedding × {sam_text.cfg.text_scale:g}; {text_recipe['track_prompts']} tracking scenes a step "
+      f"text embedding × {sam_text.cfg.text_scale:g} (token sizes now: a click's {click_token:.1f}, "
+      f"a phrase's {text_token:.1f}); {text_recipe['track_prompts']} tracking scenes a step "
       f"(sam_shapes: {ship['track_prompts']}); distance moved across the gap {float(sam_text.text_shift.norm()):.2f} "
       f"(unit embeddings); trained in {reg_text.metrics['train_cpu_s']:.0f} CPU s on one thread (limit 600)")
 seed1 = load_results("sam_text_seed")["metrics"]
