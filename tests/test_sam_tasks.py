@@ -275,8 +275,10 @@ def test_shipped_checkpoint_meets_its_targets_on_the_test_draws(shipped):
         assert m[metric].value >= bound["min"], (metric, str(m[metric]))
     for metric, est in m.items():
         assert est.agrees_with(reg.estimate(metric)), (metric, str(est), reg.describe(metric))
-    # the swap from image to text embedding costs nothing: text does as well as the training crops
-    assert m["seen_text_miou"].value >= m["seen_crop_miou"].value - 3 * m["seen_crop_miou"].se
+    # sam_shapes's text slot fails (notebook 06; sam_shapes_text is the text checkpoint): its text
+    # and its own training crops both lie below the mask of every object
+    for key in ("seen_text_miou", "seen_crop_miou"):
+        assert m[key].value < m["seen_every_object_miou"].value, (key, str(m[key]))
 
 
 def test_text_prompts_are_unit_clip_embeddings(shipped):

@@ -89,7 +89,7 @@ class Recipe:
     group_mean: bool = False      # True: loss = mean over click/box/track prompts + text_weight * mean over text prompts
     crop_jitter: float = 0.125    # the text crop's window: the scene's side times U(1 - j, 1 + j)
     refine_share: float = 0.5     # scenes of the point group that get a second, corrective round
-    track_prompts: int = 4        # extra overlapping scenes per batch for a partly hidden target (PromptTask.track_loss)
+    track_prompts: int = 12       # extra overlapping scenes per batch for a partly hidden target (PromptTask.track_loss)
     track_dense: bool = True      # False: every overlap scene gets both the tracker's box (no mask prompt) and its tight box
     motion_px: float = 3.0        # the tracker's box and previous mask moved by up to this many pixels
     level_weight: float = 0.1     # each of the 3 outputs also learns one reading (part, whole, group), this weight
