@@ -17,16 +17,16 @@ from .sam import Sam
 
 class TextTable:
     """Frozen CLIP text features of every phrase (shape, colour, with or without size): a lookup,
-    so measuring never runs the text tower twice for one phrase."""
+    so measuring never runs the text tower twice for one phrase (``shift``: see :meth:`Sam.encode_text`)."""
 
-    def __init__(self, sam: Sam) -> None:
+    def __init__(self, sam: Sam, shift: bool = True) -> None:
         keys, texts = [], []
         for s in range(len(SHAPES)):
             for c in range(len(COLOUR_NAMES)):
                 for z in (None, *range(len(SIZES))):
                     keys.append((s, c, -1 if z is None else z))
                     texts.append(phrase(s, c, z))
-        feats = sam.encode_text(texts)
+        feats = sam.encode_text(texts, shift=shift)
         self.index = {k: i for i, k in enumerate(keys)}
         self.features = feats
 
@@ -137,33 +137,35 @@ def click_curve(sam: Sam, es: EvalSet, target: torch.Tensor, clicks: int = 5, fe
 
 
 @torch.no_grad()
-def per_scene_ious(sam: Sam, es: EvalSet, text: bool = True, points: bool = True) -> dict[str, torch.Tensor]:
+def per_scene_ious(sam: Sam, es: EvalSet, text: bool = True) -> dict[str, torch.Tensor]:
     """Per-scene IoUs (n,) of one evaluation set: ``1click`` (best predicted of 3, against the visible
     part), ``oracle3`` (best of 3), ``box`` (the part's tight box, single output) and, with a CLIP
     attached, ``text`` ("the red circle": every object it names), ``text_size`` ("the small red
     circle"), ``crop`` (the training prompt itself: the CLIP image embedding of the target's crop,
     against every object that looks the same), ``every_object`` (the trivial baseline: one mask
     of all objects, against the same targets as ``text``) and ``colour_only`` (the mask of every
-    object of the named colour: what following the colour word alone would score). ``points=False``
-    skips the click and box prompts."""
+    object of the named colour: what following the colour word alone would score). With a stored
+    modality gap (``cfg.text_shift``) the text keys use the moved embedding, and ``text_plain`` and
+    ``text_size_plain`` the embedding as CLIP gives it."""
     n = len(es.images)
     emb = sam.embed(es.images)
     part = es.levels[:, 0]
     out = {}
-    if points:
-        masks, iou, _ = predict_batch(sam, emb, es.clicks[:, None], torch.ones(n, 1, dtype=torch.long))
-        out["1click"] = mask_iou(best_of(masks, iou), part)
-        out["oracle3"] = mask_iou(masks, part[:, None]).amax(1)
-        masks, _, _ = predict_batch(sam, emb, boxes=mask_box(part), multimask=False)
-        out["box"] = mask_iou(masks[:, 0], part)
+    masks, iou, _ = predict_batch(sam, emb, es.clicks[:, None], torch.ones(n, 1, dtype=torch.long))
+    out["1click"] = mask_iou(best_of(masks, iou), part)
+    out["oracle3"] = mask_iou(masks, part[:, None]).amax(1)
+    masks, _, _ = predict_batch(sam, emb, boxes=mask_box(part), multimask=False)
+    out["box"] = mask_iou(masks[:, 0], part)
     if text and sam._text is not None:
         b, i = es.batch, torch.arange(n)
-        table = TextTable(sam)
-        for with_size, key in ((False, "text"), (True, "text_size")):
-            ws = torch.full((n,), with_size)
-            feats = table(b.shape[i, es.k], b.colour[i, es.k], torch.where(ws, b.size[i, es.k], -1))
-            masks, _, _ = predict_batch(sam, emb, text=feats, multimask=False)
-            out[key] = mask_iou(masks[:, 0], text_targets(b, es.k, ws))
+        variants = [(True, "")] + ([] if sam.text_shift is None else [(False, "_plain")])
+        for shift, suffix in variants:
+            table = TextTable(sam, shift=shift)
+            for with_size, key in ((False, "text"), (True, "text_size")):
+                ws = torch.full((n,), with_size)
+                feats = table(b.shape[i, es.k], b.colour[i, es.k], torch.where(ws, b.size[i, es.k], -1))
+                masks, _, _ = predict_batch(sam, emb, text=feats, multimask=False)
+                out[key + suffix] = mask_iou(masks[:, 0], text_targets(b, es.k, ws))
         crop = sam.encode_image_prompt(object_crops(es.images, b.masks[i, es.k]))
         masks, _, _ = predict_batch(sam, emb, text=crop, multimask=False)
         out["crop"] = mask_iou(masks[:, 0], text_targets(b, es.k, torch.ones(n, dtype=torch.bool)))
@@ -193,18 +195,8 @@ def evaluate(sam: Sam, part: str = "test", n: int = 200) -> dict:
     for name in ("seen", "heldout"):
         pooled: dict[str, list[torch.Tensor]] = {}
         for s in seeds("sam", part):
-            es = eval_set(n, s, name)
-            for key, v in per_scene_ious(sam, es).items():
+            for key, v in per_scene_ious(sam, eval_set(n, s, name)).items():
                 pooled.setdefault(key, []).append(v)
-            if sam._text is not None and sam.text_shift is not None:
-                shift = sam.text_shift.clone()
-                sam.text_shift.zero_()
-                try:
-                    plain = per_scene_ious(sam, es, points=False)
-                finally:
-                    sam.text_shift.copy_(shift)
-                for key in ("text", "text_size"):
-                    pooled.setdefault(f"{key}_plain", []).append(plain[key])
         for key, v in pooled.items():
             if name == "heldout" and key == "text_size" and "text_plain" not in pooled:
                 continue

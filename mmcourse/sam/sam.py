@@ -157,13 +157,13 @@ class Sam(nn.Module):
         with torch.no_grad():
             return self._text[0].encode_image(crops.to(self.pixel_mean.device), normalize=True)
 
-    def encode_text(self, texts: list[str]) -> torch.Tensor:
+    def encode_text(self, texts: list[str], shift: bool = True) -> torch.Tensor:
         """Phrases -> unit CLIP text embeddings (B, text_dim), no gradient (the tower is frozen).
         SAM normalises both CLIP embeddings, so text can stand in for the image embeddings it trained on.
         With ``cfg.text_shift`` each is moved by the stored ``text_shift`` (the mean image-crop embedding
         minus the mean text embedding, both of training data) and renormalised: CLIP's image and text
         embeddings occupy separate cones of its space (the modality gap, Liang et al. 2022), and the
-        slot learned the image crops' cone."""
+        slot learned the image crops' cone. ``shift=False``: the embeddings as CLIP gives them."""
         if self._text is None:
             raise ValueError("text: no text encoder attached; call set_text_encoder(clip, tokenizer) first")
         clip, tok = self._text
@@ -174,7 +174,7 @@ class Sam(nn.Module):
                                  f"ShapesWorld's vocabulary ({len(tok.words)} words)")
         with torch.no_grad():
             feats = clip.encode_text(tok(texts).to(self.pixel_mean.device), normalize=True)
-            return feats if self.text_shift is None else F.normalize(feats + self.text_shift, dim=-1)
+            return feats if self.text_shift is None or not shift else F.normalize(feats + self.text_shift, dim=-1)
 
     # -- interactive use: one image, many prompts ---------------------------------------------
 
