@@ -429,6 +429,7 @@ def test_settling_steps_reads_each_prompts_trajectory(tiny_model, judges):
         settling_steps(tiny_model, judges, "a red circle", 2.0)
 
 
+@pytest.mark.slow  # 1.7 s of sampling; make test runs it
 def test_protocol_sweep_and_choice(tiny_model, judges):
     """The sweep pools the part's seeds into Estimates; w is the best on the sweep; parts are checked."""
     from mmcourse.protocol import seeds
@@ -469,6 +470,7 @@ def test_guidance_gain_pairs_the_same_draws(tiny_model, judges):
     assert same.value == 0 and same.se == 0
 
 
+@pytest.mark.slow  # 1.1 s of sampling; make test runs it
 def test_clip_ranking_orders_by_the_clip_score(tiny_model, judges):
     from mmcourse.text2image.evaluate import clip_ranking
     from mmcourse.text2image.sampling import generate
@@ -500,6 +502,7 @@ def test_cross_attention_maps(tiny_model):
             cross_attention_maps(tiny_model, "a red circle", 2.0, steps=6, at=at)
 
 
+@pytest.mark.slow  # 1.3 s of sampling; make test runs it
 def test_samples_per_prompt_are_the_samples_generate_draws_for_each_prompt_alone(tiny_model):
     from mmcourse.text2image.evaluate import SAMPLER, samples_per_prompt
     from mmcourse.text2image.sampling import generate
